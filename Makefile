@@ -1,0 +1,30 @@
+# Inventory engine. `make help` lists the targets.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+BIN := bin/inventory
+
+.PHONY: help run test services build bench lint chaos
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+services: ## make sure Redis and PostgreSQL run on loopback (installs them as root if absent)
+	@bash internal/services/ensure.sh
+
+build: ## build bin/inventory
+	$(GO) build -o $(BIN) ./cmd/inventory
+
+run: build ## start Redis and PostgreSQL if needed, migrate, seed the demo chain, serve
+	@bash internal/services/run.sh
+
+test: services ## vet, then every test with -race against real Redis and PostgreSQL
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: services ## benchmarks (engine vs redis-benchmark and the PostgreSQL-only baselines)
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./engine/
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
+	$(GO) vet ./...

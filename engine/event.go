@@ -1,0 +1,112 @@
+package engine
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event types (DESIGN §5).
+const (
+	EventSet       = "SET"
+	EventAdjust    = "ADJUST"
+	EventSale      = "SALE"
+	EventReserve   = "RESERVE"
+	EventCommit    = "COMMIT"
+	EventRelease   = "RELEASE"
+	EventExpire    = "EXPIRE"
+	EventReconcile = "RECONCILE"
+)
+
+var eventTypes = map[string]bool{
+	EventSet: true, EventAdjust: true, EventSale: true, EventReserve: true,
+	EventCommit: true, EventRelease: true, EventExpire: true, EventReconcile: true,
+}
+
+// Event is one change of one item, as appended to its partition's stream.
+type Event struct {
+	// StreamID is the entry's id in the partition's stream.
+	StreamID      string `json:"stream_id"`
+	Store         string `json:"store"`
+	SKU           string `json:"sku"`
+	Version       int64  `json:"version"`
+	Type          string `json:"type"`
+	DeltaOnHand   int64  `json:"delta_on_hand"`
+	DeltaReserved int64  `json:"delta_reserved"`
+	// OnHand and Reserved are the item's counts after the change.
+	OnHand   int64 `json:"on_hand"`
+	Reserved int64 `json:"reserved"`
+	// ReorderPoint and MaxPerCustomer after the change; nil when unset.
+	ReorderPoint   *int64 `json:"reorder_point"`
+	MaxPerCustomer *int64 `json:"max_per_customer"`
+	ReservationID  string `json:"reservation_id"`
+	Customer       string `json:"customer"`
+	// IdempotencyKey is the operation id: the client's key, or one the
+	// engine generated.
+	IdempotencyKey string    `json:"idempotency_key"`
+	Reason         string    `json:"reason"`
+	Principal      string    `json:"principal"`
+	Time           time.Time `json:"time"`
+}
+
+// ParseEvent decodes a stream entry. It fails on an entry that lacks a field
+// or carries a malformed one (a poison entry).
+func ParseEvent(id string, values map[string]any) (Event, error) {
+	ev := Event{StreamID: id}
+	var errs []string
+	str := func(k string, required bool) string {
+		v, ok := values[k]
+		if !ok {
+			if required {
+				errs = append(errs, "missing "+k)
+			}
+			return ""
+		}
+		s, ok := v.(string)
+		if !ok {
+			errs = append(errs, k+" is not a string")
+		}
+		return s
+	}
+	num := func(k string) int64 {
+		s := str(k, true)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q is not an integer", k, s))
+		}
+		return n
+	}
+	ev.Store = str("s", true)
+	ev.SKU = str("k", true)
+	ev.Version = num("v")
+	ev.Type = str("t", true)
+	ev.DeltaOnHand = num("dh")
+	ev.DeltaReserved = num("dr")
+	ev.OnHand = num("oh")
+	ev.Reserved = num("rs")
+	ev.ReorderPoint = optional(num("rp"))
+	ev.MaxPerCustomer = optional(num("mpc"))
+	ev.ReservationID = str("rid", false)
+	ev.Customer = str("c", false)
+	ev.IdempotencyKey = str("op", false)
+	ev.Reason = str("rsn", false)
+	ev.Principal = str("pr", false)
+	ev.Time = time.UnixMilli(num("ts")).UTC()
+	if len(errs) == 0 {
+		switch {
+		case !ValidID(ev.Store) || !ValidID(ev.SKU):
+			errs = append(errs, "bad store or sku")
+		case ev.Version < 1:
+			errs = append(errs, "version below 1")
+		case !eventTypes[ev.Type]:
+			errs = append(errs, "unknown type "+ev.Type)
+		case ev.OnHand < 0 || ev.Reserved < 0 || ev.Reserved > ev.OnHand:
+			errs = append(errs, "counts break 0 <= reserved <= on_hand")
+		}
+	}
+	if len(errs) > 0 {
+		return Event{}, fmt.Errorf("event %s: %s", id, strings.Join(errs, "; "))
+	}
+	return ev, nil
+}

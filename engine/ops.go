@@ -1,0 +1,306 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// SetRequest sets an item's on_hand absolutely, creating the item if absent.
+type SetRequest struct {
+	Store, SKU string
+	// OnHand is 0..MaxOnHand, and not below what is reserved.
+	OnHand int64
+	// ReorderPoint: nil keeps the current one; see ClearReorderPoint.
+	ReorderPoint *int64
+	// MaxPerCustomer: nil keeps the current one; see ClearMaxPerCustomer.
+	MaxPerCustomer *int64
+	// ClearReorderPoint and ClearMaxPerCustomer remove the setting.
+	ClearReorderPoint, ClearMaxPerCustomer bool
+	// ExpectVersion, when set, must equal the item's version; 0 means the
+	// item must not exist (create only).
+	ExpectVersion *int64
+	Reason        string
+}
+
+// ItemResult is the outcome of a write to one item.
+type ItemResult struct {
+	Item Item
+	// Created is true when a set created the item.
+	Created bool
+	// Replayed is true when the result was stored by an earlier request with
+	// the same idempotency key and nothing changed now.
+	Replayed bool
+}
+
+func validStoreSKU(store, sku string) error {
+	if !ValidID(store) {
+		return invalid("store", "must match %s", idRE)
+	}
+	if !ValidID(sku) {
+		return invalid("sku", "must match %s", idRE)
+	}
+	return nil
+}
+
+func validReason(r string) error {
+	if len(r) > MaxReasonLen {
+		return invalid("reason", "at most %d characters", MaxReasonLen)
+	}
+	return nil
+}
+
+// Set sets an item's on_hand. Errors: *ValidationError, *VersionMismatchError,
+// ErrConflict (below reserved), ErrIdempotencyMismatch, ErrBackpressure,
+// ErrPartitionNotReady.
+func (e *Engine) Set(ctx context.Context, req SetRequest, op Op) (ItemResult, error) {
+	if err := validStoreSKU(req.Store, req.SKU); err != nil {
+		return ItemResult{}, err
+	}
+	if req.OnHand < 0 || req.OnHand > MaxOnHand {
+		return ItemResult{}, invalid("on_hand", "must be 0..%d", int64(MaxOnHand))
+	}
+	if err := validReason(req.Reason); err != nil {
+		return ItemResult{}, err
+	}
+	w := &wreq{O: "set", Store: req.Store, SKU: req.SKU, OnHand: &req.OnHand, EV: req.ExpectVersion, Reason: req.Reason}
+	if req.ExpectVersion != nil && *req.ExpectVersion < 0 {
+		return ItemResult{}, invalid("version", "must not be negative")
+	}
+	clear := int64(-1)
+	switch {
+	case req.ClearReorderPoint:
+		w.RP = &clear
+	case req.ReorderPoint != nil:
+		if *req.ReorderPoint < 0 || *req.ReorderPoint > MaxOnHand {
+			return ItemResult{}, invalid("reorder_point", "must be 0..%d", int64(MaxOnHand))
+		}
+		w.RP = req.ReorderPoint
+	}
+	switch {
+	case req.ClearMaxPerCustomer:
+		w.MPC = &clear
+	case req.MaxPerCustomer != nil:
+		if *req.MaxPerCustomer < 0 || *req.MaxPerCustomer > MaxQty {
+			return ItemResult{}, invalid("max_per_customer", "must be 0..%d", MaxQty)
+		}
+		w.MPC = req.MaxPerCustomer
+	}
+	r, err := e.write(ctx, e.Partition(req.Store), w, op)
+	if err != nil {
+		return ItemResult{}, fmt.Errorf("set %s/%s: %w", req.Store, req.SKU, err)
+	}
+	res := ItemResult{Replayed: r.int() == 1, Created: r.int() == 1, Item: r.item()}
+	return res, r.err
+}
+
+// AdjustRequest changes an existing item's on_hand by Delta.
+type AdjustRequest struct {
+	Store, SKU string
+	// Delta is non-zero; on_hand + Delta stays within reserved..MaxOnHand.
+	Delta int64
+	// ExpectVersion, when set, must equal the item's version.
+	ExpectVersion *int64
+	Reason        string
+}
+
+// Adjust changes an item's on_hand by a delta. Errors: *ValidationError,
+// ErrNotFound, *VersionMismatchError, *InsufficientStockError (the delta
+// would take on_hand below what is reserved), ErrIdempotencyMismatch,
+// ErrBackpressure, ErrPartitionNotReady.
+func (e *Engine) Adjust(ctx context.Context, req AdjustRequest, op Op) (ItemResult, error) {
+	if err := validStoreSKU(req.Store, req.SKU); err != nil {
+		return ItemResult{}, err
+	}
+	if req.Delta == 0 || req.Delta < -MaxOnHand || req.Delta > MaxOnHand {
+		return ItemResult{}, invalid("delta", "must be non-zero and within ±%d", int64(MaxOnHand))
+	}
+	if err := validReason(req.Reason); err != nil {
+		return ItemResult{}, err
+	}
+	if req.ExpectVersion != nil && *req.ExpectVersion < 1 {
+		return ItemResult{}, invalid("version", "must be positive")
+	}
+	w := &wreq{O: "adjust", Store: req.Store, SKU: req.SKU, Delta: req.Delta, EV: req.ExpectVersion, Reason: req.Reason}
+	r, err := e.write(ctx, e.Partition(req.Store), w, op)
+	if err != nil {
+		return ItemResult{}, fmt.Errorf("adjust %s/%s: %w", req.Store, req.SKU, err)
+	}
+	res := ItemResult{Replayed: r.int() == 1}
+	r.int()
+	res.Item = r.item()
+	return res, r.err
+}
+
+// CheckoutRequest sells every line or none, at one store.
+type CheckoutRequest struct {
+	Store string
+	// Lines holds 1..MaxLines lines with distinct SKUs, qty 1..MaxQty.
+	Lines []Line
+	// Customer is required when an item has a purchase limit.
+	Customer string
+	Reason   string
+}
+
+// CheckoutResult holds the items after the sale, in line order.
+type CheckoutResult struct {
+	Items    []Item
+	Replayed bool
+}
+
+func validLines(store string, lines []Line, customer string) ([]wireLine, error) {
+	if !ValidID(store) {
+		return nil, invalid("store", "must match %s", idRE)
+	}
+	if customer != "" && !ValidID(customer) {
+		return nil, invalid("customer", "must match %s", idRE)
+	}
+	if len(lines) < 1 || len(lines) > MaxLines {
+		return nil, invalid("lines", "must hold 1..%d lines", MaxLines)
+	}
+	seen := make(map[string]struct{}, len(lines))
+	out := make([]wireLine, len(lines))
+	for i, l := range lines {
+		if !ValidID(l.SKU) {
+			return nil, invalid(fmt.Sprintf("lines[%d].sku", i), "must match %s", idRE)
+		}
+		if l.Qty < 1 || l.Qty > MaxQty {
+			return nil, invalid(fmt.Sprintf("lines[%d].qty", i), "must be 1..%d", MaxQty)
+		}
+		if _, dup := seen[l.SKU]; dup {
+			return nil, invalid(fmt.Sprintf("lines[%d].sku", i), "%s appears twice", l.SKU)
+		}
+		seen[l.SKU] = struct{}{}
+		out[i] = wireLine{SKU: l.SKU, Qty: l.Qty}
+	}
+	return out, nil
+}
+
+// Checkout sells every line or none. Errors: *ValidationError, ErrNotFound,
+// ErrCustomerRequired, *PurchaseLimitError, *InsufficientStockError,
+// ErrIdempotencyMismatch, ErrBackpressure, ErrPartitionNotReady.
+func (e *Engine) Checkout(ctx context.Context, req CheckoutRequest, op Op) (CheckoutResult, error) {
+	wl, err := validLines(req.Store, req.Lines, req.Customer)
+	if err != nil {
+		return CheckoutResult{}, err
+	}
+	if err := validReason(req.Reason); err != nil {
+		return CheckoutResult{}, err
+	}
+	w := &wreq{O: "checkout", Store: req.Store, Lines: wl, Customer: req.Customer, Reason: req.Reason}
+	r, err := e.write(ctx, e.Partition(req.Store), w, op)
+	if err != nil {
+		return CheckoutResult{}, fmt.Errorf("checkout at %s: %w", req.Store, err)
+	}
+	res := CheckoutResult{Replayed: r.int() == 1}
+	res.Items = r.items(r.int())
+	return res, r.err
+}
+
+// ReserveRequest holds every line or none, at one store, for TTL.
+type ReserveRequest struct {
+	Store    string
+	Lines    []Line
+	Customer string
+	// TTL is 1s..24h. Defaults to 15m. Whole seconds.
+	TTL    time.Duration
+	Reason string
+}
+
+// ReservationResult is a reservation and the items it changed now (none when
+// nothing changed).
+type ReservationResult struct {
+	Reservation Reservation
+	Items       []Item
+	Replayed    bool
+}
+
+func (r *reply) reservationResult() (ReservationResult, error) {
+	res := ReservationResult{Replayed: r.int() == 1}
+	res.Reservation = r.reservation()
+	res.Items = r.items(r.int())
+	return res, r.err
+}
+
+// Reserve holds every line or none. Errors: as Checkout.
+func (e *Engine) Reserve(ctx context.Context, req ReserveRequest, op Op) (ReservationResult, error) {
+	wl, err := validLines(req.Store, req.Lines, req.Customer)
+	if err != nil {
+		return ReservationResult{}, err
+	}
+	if err := validReason(req.Reason); err != nil {
+		return ReservationResult{}, err
+	}
+	if req.TTL == 0 {
+		req.TTL = DefaultTTL
+	}
+	if req.TTL < time.Second || req.TTL > MaxTTL || req.TTL%time.Second != 0 {
+		return ReservationResult{}, invalid("ttl_seconds", "must be a whole number of seconds, 1..86400")
+	}
+	p := e.Partition(req.Store)
+	w := &wreq{O: "reserve", Store: req.Store, Lines: wl, Customer: req.Customer, TTL: req.TTL.Milliseconds(),
+		RID: fmt.Sprintf("%d-%s", p, randomHex(16)), Reason: req.Reason}
+	r, err := e.write(ctx, p, w, op)
+	if err != nil {
+		return ReservationResult{}, fmt.Errorf("reserve at %s: %w", req.Store, err)
+	}
+	return r.reservationResult()
+}
+
+// ReservationPartition returns the partition a reservation id belongs to, or
+// an error when id is not a reservation id of this deployment.
+func (e *Engine) ReservationPartition(id string) (int, error) {
+	m := resIDRE.FindStringSubmatch(id)
+	if m == nil {
+		return 0, invalid("reservation id", "malformed")
+	}
+	var p int
+	fmt.Sscanf(m[1], "%d", &p)
+	if p >= e.cfg.Partitions {
+		return 0, &NotFoundError{What: id}
+	}
+	return p, nil
+}
+
+func (e *Engine) finish(ctx context.Context, o, id string, op Op) (ReservationResult, error) {
+	p, err := e.ReservationPartition(id)
+	if err != nil {
+		return ReservationResult{}, err
+	}
+	r, err := e.write(ctx, p, &wreq{O: o, RID: id}, op)
+	if err != nil {
+		return ReservationResult{}, fmt.Errorf("%s reservation %s: %w", o, id, err)
+	}
+	return r.reservationResult()
+}
+
+// Commit turns a held reservation into a sale. Committing a committed one
+// changes nothing. Errors: ErrNotFound, ErrReservationNotHeld (released,
+// expired, or past expires_at), ErrIdempotencyMismatch, ErrBackpressure,
+// ErrPartitionNotReady.
+func (e *Engine) Commit(ctx context.Context, id string, op Op) (ReservationResult, error) {
+	return e.finish(ctx, "commit", id, op)
+}
+
+// Release gives a held reservation's units back. Releasing a released or
+// expired one changes nothing. Errors: as Commit (a committed one is not
+// held).
+func (e *Engine) Release(ctx context.Context, id string, op Op) (ReservationResult, error) {
+	return e.finish(ctx, "release", id, op)
+}
+
+// ExpireDue expires up to limit reservations of partition p whose expires_at
+// has passed, and returns how many it expired. Safe to call from many
+// processes at once.
+func (e *Engine) ExpireDue(ctx context.Context, p, limit int) (int, error) {
+	res, err := e.run(ctx, e.scripts.Expire, p, limit)
+	if err != nil {
+		return 0, fmt.Errorf("expire partition %d: %w", p, err)
+	}
+	arr, ok := res.([]any)
+	if !ok || len(arr) == 0 {
+		return 0, fmt.Errorf("expire partition %d: unexpected reply %v", p, res)
+	}
+	n, _ := arr[0].(int64)
+	return int(n), nil
+}

@@ -1,0 +1,151 @@
+// Package luascripts holds the Lua sources of every stock operation, embedded
+// in the binary, and composes them into the scripts the engine runs with
+// EVALSHA.
+//
+// Every script is prelude.lua, then the operation files it needs, then a short
+// main. The calling convention is documented at the top of prelude.lua.
+package luascripts
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+//go:embed *.lua
+var files embed.FS
+
+// writeOps are the operations every write script can dispatch to, by the "o"
+// member of its request.
+var writeOps = []string{"set", "adjust", "checkout", "reserve", "commit", "release"}
+
+const singleMain = `
+local res = run_write(cjson.decode(ARGV[6]))
+if res.err then
+  return redis.error_reply(res.err .. ' ' .. res.detail)
+end
+return res
+`
+
+const batchMain = `
+local out = {}
+for i = 6, #ARGV do
+  local res = run_write(cjson.decode(ARGV[i]))
+  if res.err then
+    out[#out + 1] = { -1, res.err .. ' ' .. res.detail }
+  else
+    out[#out + 1] = res
+  end
+end
+return out
+`
+
+// Set holds every script. Construct it with New; it is safe for concurrent use.
+type Set struct {
+	// Ops holds one script per write operation ("set", "adjust", "checkout",
+	// "reserve", "commit", "release"), each running one request (ARGV[6]).
+	Ops map[string]*redis.Script
+	// Batch runs many independent write requests of one partition (ARGV[6…])
+	// and returns one result or error per request.
+	Batch *redis.Script
+	// Expire expires due reservations of one partition.
+	Expire *redis.Script
+	// Restore overwrites an item with state taken from the ledger.
+	Restore *redis.Script
+	// RestoreReservation puts back an open reservation taken from the ledger.
+	RestoreReservation *redis.Script
+	// Read runs the read operations.
+	Read *redis.Script
+}
+
+// Source returns the full source of the named composed script: a write
+// operation ("set", "adjust", "checkout", "reserve", "commit", "release"),
+// "batch", "expire", "restore", "restore_reservation" or "read".
+func Source(name string) (string, error) {
+	prelude, err := files.ReadFile("prelude.lua")
+	if err != nil {
+		return "", fmt.Errorf("read prelude: %w", err)
+	}
+	var b strings.Builder
+	b.Write(prelude)
+	b.WriteByte('\n')
+	switch name {
+	case "batch":
+		for _, op := range writeOps {
+			src, err := files.ReadFile(op + ".lua")
+			if err != nil {
+				return "", fmt.Errorf("read %s.lua: %w", op, err)
+			}
+			b.Write(src)
+			b.WriteByte('\n')
+		}
+		b.WriteString(batchMain)
+	case "set", "adjust", "checkout", "reserve", "commit", "release":
+		src, err := files.ReadFile(name + ".lua")
+		if err != nil {
+			return "", fmt.Errorf("read %s.lua: %w", name, err)
+		}
+		b.Write(src)
+		b.WriteString(singleMain)
+	case "expire", "restore", "restore_reservation", "read":
+		src, err := files.ReadFile(name + ".lua")
+		if err != nil {
+			return "", fmt.Errorf("read %s.lua: %w", name, err)
+		}
+		b.Write(src)
+	default:
+		return "", fmt.Errorf("unknown script %q", name)
+	}
+	return b.String(), nil
+}
+
+// New composes every script from the embedded sources.
+func New() (*Set, error) {
+	s := &Set{Ops: map[string]*redis.Script{}}
+	for _, op := range writeOps {
+		src, err := Source(op)
+		if err != nil {
+			return nil, err
+		}
+		s.Ops[op] = redis.NewScript(src)
+	}
+	for _, x := range []struct {
+		name string
+		dst  **redis.Script
+	}{
+		{"batch", &s.Batch}, {"expire", &s.Expire},
+		{"restore", &s.Restore}, {"restore_reservation", &s.RestoreReservation}, {"read", &s.Read},
+	} {
+		src, err := Source(x.name)
+		if err != nil {
+			return nil, err
+		}
+		*x.dst = redis.NewScript(src)
+	}
+	return s, nil
+}
+
+// All returns every script of the set.
+func (s *Set) All() []*redis.Script {
+	all := []*redis.Script{s.Batch, s.Expire, s.Restore, s.RestoreReservation, s.Read}
+	for _, op := range writeOps {
+		all = append(all, s.Ops[op])
+	}
+	return all
+}
+
+// Load loads every script into Redis' script cache. On a Redis Cluster
+// go-redis sends SCRIPT LOAD to every master. Loading is an optimisation: Run
+// falls back to EVAL on NOSCRIPT, so a restarted or flushed Redis needs no
+// reload.
+func (s *Set) Load(ctx context.Context, c redis.Scripter) error {
+	for _, sc := range s.All() {
+		if err := sc.Load(ctx, c).Err(); err != nil {
+			return fmt.Errorf("load script: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,311 @@
+-- prelude.lua: shared by every script. Each script is this prelude, then the
+-- operation files it needs, then a short main (see luascripts.go).
+--
+-- Calling convention (all scripts):
+--   KEYS[1]  <prefix>:{p}:events, the partition's stream; every other key of
+--            the partition is derived from it (same hash tag, same slot).
+--   ARGV[1]  now, unix milliseconds (the engine's clock)
+--   ARGV[2]  TTL in ms of an idempotency record made from a client key
+--   ARGV[3]  TTL in ms of an idempotency record made from a generated op id
+--   ARGV[4]  stream high watermark (entries); 0 disables backpressure
+--   ARGV[5]  retention in ms of a finished reservation
+--   ARGV[6…] one request each, JSON
+--
+-- Every operation validates everything before its first write and returns
+-- either a flat array (first element: 1 when replayed, else 0) or an error
+-- table {err = CODE, detail = text}.
+
+local EVENTS = KEYS[1]
+local BASE = string.sub(EVENTS, 1, #EVENTS - 6)
+local NOW = tonumber(ARGV[1])
+local IDEM_TTL = tonumber(ARGV[2])
+local OP_TTL = tonumber(ARGV[3])
+local HIGH_WATER = tonumber(ARGV[4])
+local RES_RETENTION = tonumber(ARGV[5])
+local MAX_ON_HAND = 1000000000000
+local MAX_QTY = 1000000000
+
+local OPS = {}
+
+local function istr(n)
+  return string.format('%d', n)
+end
+
+local function fail(code, detail)
+  return { err = code, detail = detail or '' }
+end
+
+local function is_int(n, lo, hi)
+  return type(n) == 'number' and n == math.floor(n) and n >= lo and n <= hi
+end
+
+local function is_id(s)
+  return type(s) == 'string' and #s >= 1 and #s <= 64 and string.find(s, '^[A-Za-z0-9][A-Za-z0-9._-]*$') ~= nil
+end
+
+local function ikey(store, sku)
+  return BASE .. 'i:' .. store .. ':' .. sku
+end
+
+local function cukey(store, sku)
+  return BASE .. 'cu:' .. store .. ':' .. sku
+end
+
+local function rkey(id)
+  return BASE .. 'r:' .. id
+end
+
+local function ready()
+  return redis.call('EXISTS', BASE .. 'ready') == 1
+end
+
+local function num_or(v, d)
+  if v then
+    return tonumber(v)
+  end
+  return d
+end
+
+-- load reads an item, or returns nil when it does not exist.
+local function load(store, sku)
+  local h = redis.call('HMGET', ikey(store, sku), 'oh', 'rs', 'v', 'rp', 'mpc', 'ua')
+  if not h[3] then
+    return nil
+  end
+  return {
+    store = store, sku = sku,
+    oh = tonumber(h[1]), rs = tonumber(h[2]), v = tonumber(h[3]),
+    rp = num_or(h[4], -1), mpc = num_or(h[5], -1), ua = num_or(h[6], 0),
+  }
+end
+
+local function save(it)
+  local k = ikey(it.store, it.sku)
+  redis.call('HSET', k, 'oh', istr(it.oh), 'rs', istr(it.rs), 'v', istr(it.v), 'ua', istr(it.ua))
+  if it.rp >= 0 then
+    redis.call('HSET', k, 'rp', istr(it.rp))
+  else
+    redis.call('HDEL', k, 'rp')
+  end
+  if it.mpc >= 0 then
+    redis.call('HSET', k, 'mpc', istr(it.mpc))
+  else
+    redis.call('HDEL', k, 'mpc')
+  end
+end
+
+-- index records a new item in the store listing, the SKU's store set and the
+-- partition's store set.
+local function index(it)
+  redis.call('ZADD', BASE .. 's:' .. it.store, 0, it.sku)
+  redis.call('SADD', BASE .. 'k:' .. it.sku, it.store)
+  redis.call('SADD', BASE .. 'stores', it.store)
+end
+
+local function push_item(out, it)
+  out[#out + 1] = it.store
+  out[#out + 1] = it.sku
+  out[#out + 1] = it.oh
+  out[#out + 1] = it.rs
+  out[#out + 1] = it.v
+  out[#out + 1] = it.rp
+  out[#out + 1] = it.mpc
+  out[#out + 1] = it.ua
+end
+
+-- emit appends the one event of a change. Every event has the same fields in
+-- the same order, so the stream stores the field names once per node.
+local function emit(typ, it, doh, drs, rid, cust, req)
+  redis.call('XADD', EVENTS, '*',
+    's', it.store, 'k', it.sku, 'v', istr(it.v), 't', typ,
+    'dh', istr(doh), 'dr', istr(drs), 'oh', istr(it.oh), 'rs', istr(it.rs),
+    'rp', istr(it.rp), 'mpc', istr(it.mpc),
+    'rid', rid or '', 'c', cust or '', 'op', req.op or '', 'rsn', req.reason or '',
+    'pr', req.pr or '', 'ts', istr(NOW))
+end
+
+local function usage_add(it, cust, n)
+  if cust == nil or cust == '' then
+    return
+  end
+  local k = cukey(it.store, it.sku)
+  local v = redis.call('HINCRBY', k, cust, n)
+  if v <= 0 then
+    redis.call('HDEL', k, cust)
+  end
+end
+
+local function usage(it, cust)
+  return tonumber(redis.call('HGET', cukey(it.store, it.sku), cust) or '0')
+end
+
+-- check_lines validates the lines of a checkout or reservation and loads their
+-- items. It returns the items or an error table.
+local function check_lines(req)
+  if not is_id(req.store) then
+    return nil, fail('INVALID', 'store')
+  end
+  local lines = req.lines
+  if type(lines) ~= 'table' or #lines < 1 or #lines > 100 then
+    return nil, fail('INVALID', 'lines')
+  end
+  local cust = req.customer or ''
+  if cust ~= '' and not is_id(cust) then
+    return nil, fail('INVALID', 'customer')
+  end
+  local seen = {}
+  local items = {}
+  for i = 1, #lines do
+    if type(lines[i]) ~= 'table' then
+      return nil, fail('INVALID', 'lines')
+    end
+    local sku, qty = lines[i][1], lines[i][2]
+    if not is_id(sku) then
+      return nil, fail('INVALID', 'lines.sku')
+    end
+    if not is_int(qty, 1, MAX_QTY) then
+      return nil, fail('INVALID', 'lines.qty')
+    end
+    if seen[sku] then
+      return nil, fail('INVALID', 'lines.duplicate ' .. sku)
+    end
+    seen[sku] = true
+    local it = load(req.store, sku)
+    if not it then
+      return nil, fail('NOT_FOUND', sku)
+    end
+    items[i] = it
+  end
+  for i = 1, #lines do
+    local it = items[i]
+    if it.mpc >= 0 then
+      if cust == '' then
+        return nil, fail('CUSTOMER_REQUIRED', it.sku)
+      end
+      local already = usage(it, cust)
+      if already + lines[i][2] > it.mpc then
+        return nil, fail('PURCHASE_LIMIT', cjson.encode({ sku = it.sku, limit = it.mpc, already = already }))
+      end
+    end
+  end
+  local short = {}
+  for i = 1, #lines do
+    local it = items[i]
+    local avail = it.oh - it.rs
+    if lines[i][2] > avail then
+      short[#short + 1] = { sku = it.sku, requested = lines[i][2], available = avail }
+    end
+  end
+  if #short > 0 then
+    return nil, fail('INSUFFICIENT', cjson.encode(short))
+  end
+  return items, nil
+end
+
+local function load_reservation(id)
+  local h = redis.call('HMGET', rkey(id), 'st', 'c', 's', 'l', 'x')
+  if not h[1] then
+    return nil
+  end
+  return { id = id, store = h[1], customer = h[2] or '', status = h[3], lines = cjson.decode(h[4]), x = tonumber(h[5]) }
+end
+
+local function push_reservation(out, r)
+  out[#out + 1] = r.id
+  out[#out + 1] = r.store
+  out[#out + 1] = r.customer
+  out[#out + 1] = r.status
+  out[#out + 1] = r.x
+  out[#out + 1] = cjson.encode(r.lines)
+end
+
+-- finish_reservation gives a held reservation's units back (RELEASE or
+-- EXPIRE) or sells them (COMMIT). The caller has checked that it is held.
+local function finish_reservation(r, typ, status, req)
+  local items = {}
+  for i = 1, #r.lines do
+    local it = load(r.store, r.lines[i][1])
+    if not it or it.rs < r.lines[i][2] or it.oh < r.lines[i][2] then
+      return nil, fail('CORRUPT', 'reservation ' .. r.id .. ' line ' .. r.lines[i][1])
+    end
+    items[i] = it
+  end
+  for i = 1, #r.lines do
+    local it, q = items[i], r.lines[i][2]
+    local doh = 0
+    if typ == 'COMMIT' then
+      doh = -q
+    else
+      usage_add(it, r.customer, -q)
+    end
+    it.oh = it.oh + doh
+    it.rs = it.rs - q
+    it.v = it.v + 1
+    it.ua = NOW
+    save(it)
+    emit(typ, it, doh, -q, r.id, r.customer, req)
+  end
+  r.status = status
+  local k = rkey(r.id)
+  redis.call('HSET', k, 's', status)
+  redis.call('ZREM', BASE .. 'rexp', r.id)
+  redis.call('PEXPIRE', k, RES_RETENTION)
+  return items, nil
+end
+
+local function idem_key(req)
+  return BASE .. 'idem:' .. req.idk
+end
+
+local function idem_check(req)
+  if not req.idk or req.idk == '' then
+    return nil
+  end
+  local v = redis.call('GET', idem_key(req))
+  if not v then
+    return nil
+  end
+  local sep = string.find(v, '\n', 1, true)
+  if string.sub(v, 1, sep - 1) ~= req.fp then
+    return fail('IDEMPOTENCY_MISMATCH', '')
+  end
+  local res = cjson.decode(string.sub(v, sep + 1))
+  res[1] = 1
+  return res
+end
+
+local function idem_store(req, res)
+  if not req.idk or req.idk == '' then
+    return
+  end
+  local ttl = IDEM_TTL
+  if req.gen then
+    ttl = OP_TTL
+  end
+  redis.call('SET', idem_key(req), req.fp .. '\n' .. cjson.encode(res), 'PX', ttl)
+end
+
+-- run_write wraps every write: readiness, idempotency, backpressure, then the
+-- operation itself.
+local function run_write(req)
+  if not ready() then
+    return fail('NOT_READY', '')
+  end
+  local fn = OPS[req.o]
+  if not fn then
+    return fail('INVALID', 'operation')
+  end
+  local prev = idem_check(req)
+  if prev then
+    return prev
+  end
+  if HIGH_WATER > 0 and redis.call('XLEN', EVENTS) >= HIGH_WATER then
+    return fail('BACKPRESSURE', '')
+  end
+  local res = fn(req)
+  if res.err then
+    return res
+  end
+  idem_store(req, res)
+  return res
+end

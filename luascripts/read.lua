@@ -1,0 +1,37 @@
+-- read.lua: the read operations. ARGV[6] names one, ARGV[7…] are its
+-- arguments. A partition that is not ready answers NOT_READY, never a miss.
+if not ready() then return redis.error_reply('NOT_READY ') end
+local what = ARGV[6]
+local out = {}
+if what == 'item' then
+  local it = load(ARGV[7], ARGV[8])
+  if not it then return redis.error_reply('NOT_FOUND ' .. ARGV[8]) end
+  push_item(out, it)
+elseif what == 'items' then
+  -- items of one store, SKUs after the cursor ARGV[8], at most ARGV[9]
+  local start = '-'
+  if ARGV[8] ~= '' then start = '(' .. ARGV[8] end
+  local skus = redis.call('ZRANGEBYLEX', BASE .. 's:' .. ARGV[7], start, '+', 'LIMIT', 0, tonumber(ARGV[9]))
+  for i = 1, #skus do
+    local it = load(ARGV[7], skus[i])
+    if it then push_item(out, it) end
+  end
+elseif what == 'sku' then
+  -- every store of this partition that carries SKU ARGV[7]
+  local stores = redis.call('SMEMBERS', BASE .. 'k:' .. ARGV[7])
+  table.sort(stores)
+  for i = 1, #stores do
+    local it = load(stores[i], ARGV[7])
+    if it then push_item(out, it) end
+  end
+elseif what == 'reservation' then
+  local r = load_reservation(ARGV[7])
+  if not r then return redis.error_reply('NOT_FOUND ' .. ARGV[7]) end
+  push_reservation(out, r)
+elseif what == 'stores' then
+  out = redis.call('SMEMBERS', BASE .. 'stores')
+  table.sort(out)
+else
+  return redis.error_reply('INVALID read')
+end
+return out
