@@ -48,6 +48,8 @@ type Event struct {
 	Reason         string    `json:"reason"`
 	Principal      string    `json:"principal"`
 	Time           time.Time `json:"time"`
+	// ExpiresAt is a RESERVE event's hold expiry; nil on other events.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // ParseEvent decodes a stream entry. It fails on an entry that lacks a field
@@ -93,6 +95,12 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 	ev.Reason = str("rsn", false)
 	ev.Principal = str("pr", false)
 	ev.Time = time.UnixMilli(num("ts")).UTC()
+	if _, ok := values["x"]; ok {
+		if x := num("x"); x > 0 {
+			t := time.UnixMilli(x).UTC()
+			ev.ExpiresAt = &t
+		}
+	}
 	if len(errs) == 0 {
 		switch {
 		case !ValidID(ev.Store) || !ValidID(ev.SKU):

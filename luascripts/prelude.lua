@@ -115,13 +115,13 @@ end
 
 -- emit appends the one event of a change. Every event has the same fields in
 -- the same order, so the stream stores the field names once per node.
-local function emit(typ, it, doh, drs, rid, cust, req)
+local function emit(typ, it, doh, drs, rid, cust, req, x)
   redis.call('XADD', EVENTS, '*',
     's', it.store, 'k', it.sku, 'v', istr(it.v), 't', typ,
     'dh', istr(doh), 'dr', istr(drs), 'oh', istr(it.oh), 'rs', istr(it.rs),
     'rp', istr(it.rp), 'mpc', istr(it.mpc),
     'rid', rid or '', 'c', cust or '', 'op', req.op or '', 'rsn', req.reason or '',
-    'pr', req.pr or '', 'ts', istr(NOW))
+    'pr', req.pr or '', 'ts', istr(NOW), 'x', istr(x or 0))
 end
 
 local function usage_add(it, cust, n)

@@ -18,7 +18,7 @@ OPS.reserve = function(req)
     it.rs, it.v, it.ua = it.rs + q, it.v + 1, NOW
     save(it)
     if it.mpc >= 0 then usage_add(it, cust, q) end
-    emit('RESERVE', it, 0, q, r.id, cust, req)
+    emit('RESERVE', it, 0, q, r.id, cust, req, r.x)
     push_item(out, it)
   end
   redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', cjson.encode(r.lines), 'x', istr(r.x), 'ca', istr(NOW))
