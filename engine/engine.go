@@ -275,7 +275,9 @@ func (l wireLine) MarshalJSON() ([]byte, error) {
 func identify(r *wreq, op Op) error {
 	if op.Fingerprint == "" {
 		c := *r
-		c.RID = ""
+		if c.O == "reserve" {
+			c.RID = "" // generated per call, not part of the request
+		}
 		b, err := json.Marshal(c)
 		if err != nil {
 			return err
