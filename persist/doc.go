@@ -1,0 +1,31 @@
+// Package persist is the durable half of the inventory: the PostgreSQL
+// ledger, its schema migrations, the persister that drains the partitions'
+// Redis streams into it, the rebuild of a Redis partition from it, and the
+// reconciler that compares the two.
+//
+// # Why the tables are partitioned by store_id
+//
+// inventory_items and inventory_events are hash-partitioned by store_id (8
+// partitions) and every key starts with store_id. Every query the product
+// makes names a store (an item's history, a store's items, the stores of one
+// Redis partition for a rebuild), so PostgreSQL prunes to one partition and
+// its small indexes; one store's items and its whole history live together,
+// so a rebuild or reconciliation of a store reads one partition. Hashing,
+// rather than ranges of store ids, spreads a chain's stores evenly without
+// anyone choosing boundaries, and the persister's batches (which mix the
+// stores of a Redis partition) land in several PostgreSQL partitions whose
+// indexes stay small enough to stay in memory. We do not partition the ledger
+// by time: it is kept for audit and read by item, not by period, and a time
+// key would have to join the primary key. Finally, store_id is the
+// distribution column a distributed PostgreSQL (Citus) needs, so the same
+// schema scales out by store when one server is not enough (DESIGN §9).
+//
+// # Delivery guarantees
+//
+// The persister writes a batch in one transaction and acknowledges the
+// stream entries only after COMMIT. A crash before COMMIT leaves the entries
+// pending; a crash between COMMIT and XACK re-delivers entries whose rows
+// exist, and the ledger's primary key (store_id, sku, version) turns the
+// re-delivery into a no-op. Redis trims a stream only behind what is
+// acknowledged.
+package persist

@@ -1,0 +1,80 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+// MaxHistoryLimit bounds one History call.
+const MaxHistoryLimit = 1000
+
+// ErrInvalidLimit is returned by History for a limit outside 1..MaxHistoryLimit.
+var ErrInvalidLimit = errors.New("limit must be 1..1000")
+
+// Ledger reads the ledger in PostgreSQL. It is safe for concurrent use.
+type Ledger struct {
+	pool *pgxpool.Pool
+}
+
+// NewLedger returns a Ledger over pool, whose search_path names the schema.
+func NewLedger(pool *pgxpool.Pool) *Ledger { return &Ledger{pool: pool} }
+
+// Ping checks that PostgreSQL answers.
+func (l *Ledger) Ping(ctx context.Context) error {
+	if err := l.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ledger ping: %w", err)
+	}
+	return nil
+}
+
+const eventColumns = `store_id, sku, version, type, delta_on_hand, delta_reserved, on_hand, reserved,
+	reorder_point, max_per_customer, reservation_id, customer, op_id, reason, principal,
+	occurred_at, expires_at, stream_id`
+
+const historySQL = `SELECT ` + eventColumns + ` FROM inventory_events
+WHERE store_id = $1 AND sku = $2 ORDER BY version DESC LIMIT $3`
+
+// History returns up to limit events of one item, newest first; an empty
+// slice (not an error) when the ledger has none. Errors: ErrInvalidLimit, or
+// a wrapped PostgreSQL error.
+func (l *Ledger) History(ctx context.Context, store, sku string, limit int) ([]engine.Event, error) {
+	if limit < 1 || limit > MaxHistoryLimit {
+		return nil, ErrInvalidLimit
+	}
+	rows, err := l.pool.Query(ctx, historySQL, store, sku, limit)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s/%s: %w", store, sku, err)
+	}
+	evs, err := pgx.CollectRows(rows, scanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s/%s: %w", store, sku, err)
+	}
+	if evs == nil {
+		evs = []engine.Event{}
+	}
+	return evs, nil
+}
+
+// scanEvent reads one row of eventColumns.
+func scanEvent(row pgx.CollectableRow) (engine.Event, error) {
+	var (
+		ev        engine.Event
+		expiresAt *time.Time
+	)
+	err := row.Scan(&ev.Store, &ev.SKU, &ev.Version, &ev.Type, &ev.DeltaOnHand, &ev.DeltaReserved,
+		&ev.OnHand, &ev.Reserved, &ev.ReorderPoint, &ev.MaxPerCustomer, &ev.ReservationID,
+		&ev.Customer, &ev.IdempotencyKey, &ev.Reason, &ev.Principal, &ev.Time, &expiresAt, &ev.StreamID)
+	ev.Time = ev.Time.UTC()
+	if expiresAt != nil {
+		t := expiresAt.UTC()
+		ev.ExpiresAt = &t
+	}
+	return ev, err
+}
