@@ -1,0 +1,88 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+// bulkResult is one line's outcome in POST /v1/adjustments: its own status
+// and either the item or the problem.
+type bulkResult struct {
+	Status int          `json:"status"`
+	Item   *engine.Item `json:"item,omitempty"`
+	Error  *Problem     `json:"error,omitempty"`
+}
+
+// lineKey derives the engine's key for line i of a batch sent with key.
+func lineKey(key string, i int) string {
+	suffix := "#" + strconv.Itoa(i)
+	if len(key)+len(suffix) > engine.MaxKeyLen {
+		sum := sha256.Sum256([]byte(key))
+		key = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return key + suffix
+}
+
+func (s *Server) bulkAdjust(c *fiber.Ctx) error {
+	cl := callerOf(c)
+	if cl.Role == RoleReader {
+		return forbidden("a reader token may not change stock")
+	}
+	if err := requireJSON(c, false); err != nil {
+		return err
+	}
+	var b bulkBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	if len(b.Updates) == 0 || len(b.Updates) > MaxBulk {
+		return badRequest(fmt.Sprintf("updates must hold 1..%d lines", MaxBulk)).with("field", "updates")
+	}
+	for i, u := range b.Updates {
+		if !cl.canWrite(u.Store) {
+			return forbidden(fmt.Sprintf("updates[%d]: this token may only use store %s", i, cl.Store))
+		}
+	}
+	return s.doWriteTimeout(c, s.cfg.RequestTimeout+time.Duration(len(b.Updates))*10*time.Millisecond, func(ctx context.Context, op engine.Op) (result, error) {
+		out := make([]bulkResult, len(b.Updates))
+		anyReplayed := false
+		for i, u := range b.Updates {
+			lop := op
+			lop.Fingerprint = op.Fingerprint + "#" + strconv.Itoa(i)
+			if op.IdempotencyKey != "" {
+				lop.IdempotencyKey = lineKey(op.IdempotencyKey, i)
+			}
+			var err error
+			if u.Delta.Null || !u.Delta.Set {
+				err = badRequest("delta is required and must be an integer").with("field", "delta")
+			} else if verr := validItemIDs(u.Store, u.SKU); verr != nil {
+				err = verr
+			} else {
+				var r engine.ItemResult
+				r, err = s.e.Adjust(ctx, engine.AdjustRequest{Store: u.Store, SKU: u.SKU, Delta: u.Delta.V, Reason: u.Reason}, lop)
+				if err == nil {
+					it := r.Item
+					out[i] = bulkResult{Status: http.StatusOK, Item: &it}
+					anyReplayed = anyReplayed || r.Replayed
+					continue
+				}
+			}
+			p := problemFor(err)
+			if p.Status >= 500 && p.Status != http.StatusServiceUnavailable {
+				s.log.Error("bulk adjustment line failed", zapErr(err))
+			}
+			out[i] = bulkResult{Status: p.Status, Error: p}
+			s.m.countProblem(p)
+		}
+		return result{status: http.StatusOK, body: fiber.Map{"results": out}, replayed: anyReplayed}, nil
+	})
+}

@@ -1,0 +1,147 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Int is a JSON integer decoded strictly: a number token without a
+// fraction or exponent that fits in an int64. Strings, fractions (even
+// 1.0), exponents and out-of-range numbers are errors. Set tells whether the
+// member was present; Null whether it was JSON null.
+type Int struct {
+	V    int64
+	Set  bool
+	Null bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *Int) UnmarshalJSON(b []byte) error {
+	n.Set = true
+	if string(b) == "null" {
+		n.Null = true
+		return nil
+	}
+	if len(b) == 0 || !(b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) {
+		return errors.New("must be an integer")
+	}
+	if bytes.ContainsAny(b, ".eE") {
+		return errors.New("must be a whole number without fraction or exponent")
+	}
+	v, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return errors.New("out of range")
+	}
+	n.V = v
+	return nil
+}
+
+// decodeStrict decodes one JSON object from body into dst: unknown members,
+// wrong types and trailing data are errors, reported as a 400 problem.
+func decodeStrict(body []byte, dst any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("the request body is empty; a JSON object is expected")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return badRequest(describeJSONError(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("trailing data after the JSON object")
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var (
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return fmt.Sprintf("member %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+		}
+		return fmt.Sprintf("expected %s, got %s", jsonKind(te.Type.Kind().String()), te.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "malformed JSON: unexpected end of input"
+	}
+	msg := err.Error()
+	if f, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return "unknown member " + f
+	}
+	return "invalid JSON: " + strings.TrimPrefix(msg, "json: ")
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "struct", "map":
+		return "an object"
+	case "slice", "array":
+		return "an array"
+	case "string":
+		return "a string"
+	}
+	return k
+}
+
+// Request bodies (DESIGN §7). Members not listed are refused.
+
+type setBody struct {
+	OnHand         Int `json:"on_hand"`
+	ReorderPoint   Int `json:"reorder_point"`
+	MaxPerCustomer Int `json:"max_per_customer"`
+}
+
+type adjustBody struct {
+	Delta  Int    `json:"delta"`
+	Reason string `json:"reason"`
+}
+
+type lineBody struct {
+	SKU string `json:"sku"`
+	Qty Int    `json:"qty"`
+}
+
+type checkoutBody struct {
+	Lines    []lineBody `json:"lines"`
+	Customer string     `json:"customer"`
+}
+
+type reserveBody struct {
+	Lines      []lineBody `json:"lines"`
+	TTLSeconds Int        `json:"ttl_seconds"`
+	Customer   string     `json:"customer"`
+}
+
+type bulkLine struct {
+	Store  string `json:"store"`
+	SKU    string `json:"sku"`
+	Delta  Int    `json:"delta"`
+	Reason string `json:"reason"`
+}
+
+type bulkBody struct {
+	Updates []bulkLine `json:"updates"`
+}
+
+// emptyBody is the body of commit and release: nothing, or {}.
+type emptyBody struct{}
+
+// MaxBulk bounds the lines of one POST /v1/adjustments.
+const MaxBulk = 1000
+
+func required(name string, n Int) error {
+	if !n.Set || n.Null {
+		return badRequest(fmt.Sprintf("member %q is required and must be an integer", name)).with("field", name)
+	}
+	return nil
+}

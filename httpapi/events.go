@@ -1,0 +1,241 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+	"go.uber.org/zap"
+)
+
+const feedBatch = 200
+
+// feedFor authorises a feed request and starts its feed. A store token
+// follows only its own store.
+func (s *Server) feedFor(c *fiber.Ctx, lastID string) (*feed, error) {
+	cl := callerOf(c)
+	store := utils.CopyString(c.Query("store"))
+	if store != "" && !validStoreID(store) {
+		return nil, badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
+	}
+	if cl.Role == RoleStore {
+		if store == "" {
+			store = cl.Store
+		}
+		if err := cl.mustRead(store); err != nil {
+			return nil, err
+		}
+	}
+	if s.streams.Load() >= int64(s.cfg.MaxStreams) {
+		s.m.shed.WithLabelValues("feeds").Inc()
+		return nil, unavailable("too many open event feeds; retry shortly")
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	return newFeed(ctx, s.e, store, utils.CopyString(lastID))
+}
+
+// sse serves GET /v1/events as Server-Sent Events.
+func (s *Server) sse(c *fiber.Ctx) error {
+	lastID := c.Get("Last-Event-ID")
+	if lastID == "" {
+		lastID = c.Query("last_event_id")
+	}
+	f, err := s.feedFor(c, lastID)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, "text/event-stream")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	conn := c.Context().Conn()
+	s.streams.Add(1)
+	s.feeds.Add(1)
+	c.Status(http.StatusOK).Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.feeds.Done()
+		defer s.streams.Add(-1)
+		s.runSSE(f, conn, w)
+	})
+	return nil
+}
+
+func (s *Server) runSSE(f *feed, conn net.Conn, w *bufio.Writer) {
+	flush := func() bool {
+		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		return w.Flush() == nil
+	}
+	// The id-only message sets the client's Last-Event-ID at once, so a
+	// reconnect before the first event still resumes from here.
+	fmt.Fprintf(w, "retry: 2000\nid: %s\n\n", f.ID())
+	if !flush() {
+		return
+	}
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-heartbeat.C:
+			fmt.Fprintf(w, ": ping\n\n")
+			if !flush() {
+				return
+			}
+		case <-poll.C:
+			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+			evs, err := f.poll(ctx, feedBatch)
+			cancel()
+			if err != nil {
+				s.log.Warn("event feed poll", zapErr(err))
+				poll.Reset(time.Second)
+				continue
+			}
+			for _, fe := range evs {
+				b, _ := json.Marshal(fe.Event)
+				fmt.Fprintf(w, "id: %s\ndata: %s\n\n", fe.ID, b)
+			}
+			if len(evs) > 0 && !flush() {
+				return
+			}
+			if len(evs) > 0 {
+				poll.Reset(0)
+			} else {
+				poll.Reset(s.cfg.EventPoll)
+			}
+		}
+	}
+}
+
+// wsMessage is one event sent over the WebSocket feed, with the feed
+// position after it (send it back as ?last_event_id= to resume).
+type wsMessage struct {
+	ID    string `json:"id"`
+	Event any    `json:"event"`
+}
+
+// websocket serves GET /v1/ws: the same feed as /v1/events, one JSON
+// message per event. ?store= filters; ?last_event_id= resumes.
+func (s *Server) websocket(c *fiber.Ctx) error {
+	if !c.Context().Request.Header.ConnectionUpgrade() {
+		return problem(http.StatusUpgradeRequired, "upgrade-required", "this route speaks WebSocket only").with("upgrade", "websocket")
+	}
+	f, err := s.feedFor(c, c.Query("last_event_id"))
+	if err != nil {
+		return err
+	}
+	// Build the net/http view of the handshake before Fiber recycles the
+	// request, then take over the connection.
+	req, err := http.NewRequest(http.MethodGet, "http://"+utils.CopyString(c.Hostname())+"/v1/ws", nil)
+	if err != nil {
+		return err
+	}
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
+	c.Request().Header.VisitAll(func(k, v []byte) { req.Header.Add(string(k), string(v)) })
+	s.streams.Add(1)
+	s.feeds.Add(1)
+	c.Context().HijackSetNoResponse(true)
+	c.Context().Hijack(func(conn net.Conn) {
+		defer s.feeds.Done()
+		defer s.streams.Add(-1)
+		rw := &hijackWriter{conn: conn, h: http.Header{}}
+		ws, err := websocket.Accept(rw, req, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		if err != nil {
+			s.log.Debug("websocket handshake", zapErr(err))
+			return
+		}
+		s.runWS(f, ws)
+	})
+	return nil
+}
+
+func (s *Server) runWS(f *feed, ws *websocket.Conn) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx = ws.CloseRead(ctx) // we only send; this answers pings and closes
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		select {
+		case <-s.done:
+			ws.Close(websocket.StatusGoingAway, "server shutting down")
+			return
+		case <-ctx.Done():
+			return
+		case <-heartbeat.C:
+			pctx, pcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+			err := ws.Ping(pctx)
+			pcancel()
+			if err != nil {
+				return
+			}
+		case <-poll.C:
+			pctx, pcancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+			evs, err := f.poll(pctx, feedBatch)
+			pcancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("event feed poll", zap.Error(err))
+				poll.Reset(time.Second)
+				continue
+			}
+			for _, fe := range evs {
+				b, _ := json.Marshal(wsMessage{ID: fe.ID, Event: fe.Event})
+				wctx, wcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+				err := ws.Write(wctx, websocket.MessageText, b)
+				wcancel()
+				if err != nil {
+					return
+				}
+			}
+			if len(evs) > 0 {
+				poll.Reset(0)
+			} else {
+				poll.Reset(s.cfg.EventPoll)
+			}
+		}
+	}
+}
+
+// hijackWriter is the http.ResponseWriter the WebSocket handshake writes to:
+// it writes the status line and headers straight to the hijacked connection.
+type hijackWriter struct {
+	conn    net.Conn
+	h       http.Header
+	written bool
+}
+
+func (w *hijackWriter) Header() http.Header { return w.h }
+
+func (w *hijackWriter) WriteHeader(code int) {
+	if w.written {
+		return
+	}
+	w.written = true
+	bw := bufio.NewWriter(w.conn)
+	fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", code, http.StatusText(code))
+	_ = w.h.Write(bw)
+	bw.WriteString("\r\n")
+	_ = bw.Flush()
+}
+
+func (w *hijackWriter) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.conn.Write(b)
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return w.conn, bufio.NewReadWriter(bufio.NewReader(w.conn), bufio.NewWriter(w.conn)), nil
+}

@@ -1,0 +1,356 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// ifMatch parses If-Match. It returns star for "*", the version for one
+// strong entity tag, and ok=false for anything no version can match.
+func ifMatch(h string) (version int64, star, ok bool) {
+	h = strings.TrimSpace(h)
+	if h == "*" {
+		return 0, true, true
+	}
+	for _, t := range strings.Split(h, ",") {
+		t = strings.TrimSpace(t)
+		if len(t) < 3 || t[0] != '"' || t[len(t)-1] != '"' {
+			continue
+		}
+		v, err := strconv.ParseInt(t[1:len(t)-1], 10, 64)
+		if err == nil && v > 0 {
+			return v, false, true
+		}
+	}
+	return 0, false, false
+}
+
+// noneMatch reports whether If-None-Match h matches an item of version v.
+func noneMatch(h string, v int64) bool {
+	for _, t := range strings.Split(h, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func preconditionFailed(detail string) *Problem {
+	return problem(http.StatusPreconditionFailed, "version-mismatch", detail)
+}
+
+func (s *Server) putItem(c *fiber.Ctx) error {
+	cl := callerOf(c)
+	store, sku := c.Params("store"), c.Params("sku")
+	if err := cl.mustWrite(store); err != nil {
+		return err
+	}
+	if err := requireJSON(c, false); err != nil {
+		return err
+	}
+	var b setBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	if err := required("on_hand", b.OnHand); err != nil {
+		return err
+	}
+	req := engine.SetRequest{Store: store, SKU: sku, OnHand: b.OnHand.V}
+	// Absent keeps the current setting; null clears it.
+	if b.ReorderPoint.Set {
+		if b.ReorderPoint.Null {
+			req.ClearReorderPoint = true
+		} else {
+			req.ReorderPoint = &b.ReorderPoint.V
+		}
+	}
+	if b.MaxPerCustomer.Set {
+		if b.MaxPerCustomer.Null {
+			req.ClearMaxPerCustomer = true
+		} else {
+			req.MaxPerCustomer = &b.MaxPerCustomer.V
+		}
+	}
+	if err := validItemIDs(store, sku); err != nil {
+		return err
+	}
+	im, inm := c.Get(fiber.HeaderIfMatch), c.Get(fiber.HeaderIfNoneMatch)
+	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
+		switch {
+		case im != "":
+			v, star, ok := ifMatch(im)
+			if !ok {
+				return result{}, preconditionFailed("If-Match names no version of this item")
+			}
+			if star {
+				it, err := s.e.GetItem(ctx, store, sku)
+				if errors.Is(err, engine.ErrNotFound) {
+					return result{}, preconditionFailed("If-Match: * but the item does not exist").with("current_version", 0)
+				} else if err != nil {
+					return result{}, err
+				}
+				v = it.Version
+			}
+			req.ExpectVersion = &v
+		case strings.TrimSpace(inm) == "*":
+			zero := int64(0)
+			req.ExpectVersion = &zero
+		}
+		r, err := s.e.Set(ctx, req, op)
+		if err != nil {
+			return result{}, err
+		}
+		st := http.StatusOK
+		loc := ""
+		if r.Created {
+			st = http.StatusCreated
+			loc = "/v1/stores/" + store + "/items/" + sku
+		}
+		return result{status: st, body: r.Item, version: r.Item.Version, loc: loc, replayed: r.Replayed}, nil
+	})
+}
+
+func validItemIDs(store, sku string) error {
+	if !engine.ValidID(store) {
+		return badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
+	}
+	if !engine.ValidID(sku) {
+		return badRequest("sku must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "sku")
+	}
+	return nil
+}
+
+func (s *Server) getItem(c *fiber.Ctx) error {
+	store, sku := c.Params("store"), c.Params("sku")
+	if err := callerOf(c).mustRead(store); err != nil {
+		return err
+	}
+	if err := validItemIDs(store, sku); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	it, err := s.e.GetItem(ctx, store, sku)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderETag, etag(it.Version))
+	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && noneMatch(inm, it.Version) {
+		return c.SendStatus(http.StatusNotModified)
+	}
+	return c.JSON(it)
+}
+
+func (s *Server) listItems(c *fiber.Ctx) error {
+	store := c.Params("store")
+	if err := callerOf(c).mustRead(store); err != nil {
+		return err
+	}
+	if !engine.ValidID(store) {
+		return badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
+	}
+	limit, err := queryLimit(c, 100, engine.MaxListLimit)
+	if err != nil {
+		return err
+	}
+	cursor := c.Query("cursor")
+	if cursor != "" && !engine.ValidID(cursor) {
+		return badRequest("cursor is malformed").with("field", "cursor")
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	items, next, err := s.e.ListItems(ctx, store, cursor, limit)
+	if err != nil {
+		return err
+	}
+	var nc any
+	if next != "" {
+		nc = next
+	}
+	return c.JSON(fiber.Map{"items": items, "next_cursor": nc})
+}
+
+// queryLimit parses ?limit= as an integer 1..max, def when absent.
+func queryLimit(c *fiber.Ctx, def, max int) (int, error) {
+	q := c.Query("limit")
+	if q == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil || n < 1 || n > max || strings.TrimLeft(q, "0123456789") != "" {
+		return 0, badRequest("limit must be an integer 1.." + strconv.Itoa(max)).with("field", "limit")
+	}
+	return n, nil
+}
+
+func (s *Server) adjust(c *fiber.Ctx) error {
+	cl := callerOf(c)
+	store, sku := c.Params("store"), c.Params("sku")
+	if err := cl.mustWrite(store); err != nil {
+		return err
+	}
+	if err := requireJSON(c, false); err != nil {
+		return err
+	}
+	var b adjustBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	if err := required("delta", b.Delta); err != nil {
+		return err
+	}
+	if err := validItemIDs(store, sku); err != nil {
+		return err
+	}
+	req := engine.AdjustRequest{Store: store, SKU: sku, Delta: b.Delta.V, Reason: b.Reason}
+	if b.Delta.V == 0 || b.Delta.V < -engine.MaxOnHand || b.Delta.V > engine.MaxOnHand {
+		return badRequest("delta must be non-zero and within ±1000000000000").with("field", "delta")
+	}
+	if len(b.Reason) > engine.MaxReasonLen {
+		return badRequest("reason must be at most 256 characters").with("field", "reason")
+	}
+	im := c.Get(fiber.HeaderIfMatch)
+	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
+		if im != "" {
+			v, star, ok := ifMatch(im)
+			if !ok {
+				return result{}, preconditionFailed("If-Match names no version of this item")
+			}
+			if !star {
+				req.ExpectVersion = &v
+			}
+		}
+		r, err := s.e.Adjust(ctx, req, op)
+		if err != nil {
+			if im != "" && errors.Is(err, engine.ErrNotFound) {
+				return result{}, preconditionFailed("If-Match but the item does not exist").with("current_version", 0)
+			}
+			return result{}, err
+		}
+		return result{status: http.StatusOK, body: r.Item, version: r.Item.Version, replayed: r.Replayed}, nil
+	})
+}
+
+func (s *Server) availability(c *fiber.Ctx) error {
+	sku := c.Params("sku")
+	if !engine.ValidID(sku) {
+		return badRequest("sku must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "sku")
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	a, err := s.e.Availability(ctx, sku)
+	if err != nil {
+		return err
+	}
+	// A store token sees only its own store.
+	if cl := callerOf(c); cl.Role == RoleStore {
+		f := engine.Availability{SKU: a.SKU, Stores: []engine.Item{}}
+		for _, it := range a.Stores {
+			if it.Store == cl.Store {
+				f.Stores = append(f.Stores, it)
+				f.Available += it.Available
+			}
+		}
+		a = f
+	}
+	return c.JSON(a)
+}
+
+func (s *Server) listStores(c *fiber.Ctx) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	stores, err := s.e.Stores(ctx)
+	if err != nil {
+		return err
+	}
+	if cl := callerOf(c); cl.Role == RoleStore {
+		own := []string{}
+		for _, st := range stores {
+			if st == cl.Store {
+				own = append(own, st)
+			}
+		}
+		stores = own
+	}
+	return c.JSON(fiber.Map{"stores": stores})
+}
+
+func (s *Server) history(c *fiber.Ctx) error {
+	store, sku := c.Params("store"), c.Params("sku")
+	if err := callerOf(c).mustRead(store); err != nil {
+		return err
+	}
+	if err := validItemIDs(store, sku); err != nil {
+		return err
+	}
+	limit, err := queryLimit(c, 100, 1000)
+	if err != nil {
+		return err
+	}
+	if s.cfg.Ledger == nil {
+		return unavailable("the ledger is off (INVENTORY_DATABASE_URL=off): no history is kept")
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	evs, err := s.cfg.Ledger.History(ctx, store, sku, limit)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || !isDomainErr(err) {
+			s.log.Warn("history", zapErr(err))
+			return unavailable("the ledger is unreachable; retry shortly")
+		}
+		return err
+	}
+	if len(evs) == 0 {
+		if _, err := s.e.GetItem(ctx, store, sku); err != nil {
+			return err
+		}
+	}
+	if evs == nil {
+		evs = []engine.Event{}
+	}
+	return c.JSON(fiber.Map{"events": evs})
+}
+
+func isDomainErr(err error) bool {
+	var ve *engine.ValidationError
+	return errors.Is(err, engine.ErrNotFound) || errors.As(err, &ve)
+}
+
+func (s *Server) reconcile(c *fiber.Ctx) error {
+	if err := callerOf(c).mustAdmin(); err != nil {
+		return err
+	}
+	if err := requireJSON(c, true); err != nil {
+		return err
+	}
+	if len(c.Body()) > 0 {
+		if err := decodeStrict(c.Body(), &emptyBody{}); err != nil {
+			return err
+		}
+	}
+	mode := utils.CopyString(c.Query("mode", "check"))
+	if mode != "check" && mode != "repair" {
+		return badRequest("mode must be check or repair").with("field", "mode")
+	}
+	if s.cfg.Reconciler == nil {
+		return unavailable("the ledger is off (INVENTORY_DATABASE_URL=off): there is nothing to reconcile against")
+	}
+	return s.doWriteTimeout(c, 0, func(ctx context.Context, _ engine.Op) (result, error) {
+		rep, err := s.cfg.Reconciler.Reconcile(ctx, mode)
+		if err != nil {
+			return result{}, err
+		}
+		return result{status: http.StatusOK, body: rep}, nil
+	})
+}

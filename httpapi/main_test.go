@@ -1,0 +1,196 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+// Tokens of every test server.
+const (
+	tokAdmin  = "admin-token"
+	tokAdmin2 = "admin2-token"
+	tokS1     = "s1-token"
+	tokS2     = "s2-token"
+	tokReader = "reader-token"
+)
+
+func testKeys(t testing.TB) []Key {
+	keys, err := ParseKeys(tokAdmin + ":admin," + tokAdmin2 + ":admin," + tokS1 + ":store:s1," + tokS2 + ":store:s2," + tokReader + ":reader")
+	require.NoError(t, err)
+	return keys
+}
+
+func redisURL() string {
+	if u := os.Getenv("INVENTORY_TEST_REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+// testServer is a real server on a loopback port over real Redis, with its
+// own key prefix, removed after the test.
+type testServer struct {
+	t   testing.TB
+	url string
+	e   *engine.Engine
+	s   *Server
+	rdb *redis.Client
+}
+
+func newTestServer(t testing.TB, tweak ...func(*Config)) *testServer {
+	t.Helper()
+	opt, err := redis.ParseURL(redisURL())
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, rdb.Ping(ctx).Err(), "real Redis at %s must be reachable", redisURL())
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	prefix := "th" + hex.EncodeToString(b)
+	e, err := engine.New(engine.Config{Client: rdb, Prefix: prefix, Partitions: 4})
+	require.NoError(t, err)
+	require.NoError(t, e.Init(ctx))
+	cfg := Config{Engine: e, Keys: testKeys(t), Heartbeat: 200 * time.Millisecond, EventPoll: 20 * time.Millisecond}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	s, err := New(cfg)
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(sctx, ln) }()
+	t.Cleanup(func() {
+		stop()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Errorf("server did not shut down")
+		}
+		cleanPrefix(rdb, prefix)
+		_ = rdb.Close()
+	})
+	return &testServer{t: t, url: "http://" + ln.Addr().String(), e: e, s: s, rdb: rdb}
+}
+
+func cleanPrefix(c *redis.Client, prefix string) {
+	ctx := context.Background()
+	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	for len(keys) > 0 {
+		n := min(500, len(keys))
+		c.Del(ctx, keys[:n]...)
+		keys = keys[n:]
+	}
+}
+
+// resp is a finished response.
+type resp struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r *resp) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &m), "body %s", r.Body)
+	return m
+}
+
+// req sends a request. hdr holds header name, value pairs; a body is sent
+// as application/json unless hdr sets Content-Type.
+func (ts *testServer) req(method, path, token, body string, hdr ...string) *resp {
+	ts.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	rq, err := http.NewRequest(method, ts.url+path, rd)
+	require.NoError(ts.t, err)
+	if token != "" {
+		rq.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		rq.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i+1] == "" {
+			rq.Header.Del(hdr[i])
+		} else {
+			rq.Header.Set(hdr[i], hdr[i+1])
+		}
+	}
+	res, err := http.DefaultClient.Do(rq)
+	require.NoError(ts.t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(ts.t, err)
+	return &resp{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// put sets an item through the engine directly.
+func (ts *testServer) put(store, sku string, onHand int64, mpc ...int64) engine.Item {
+	ts.t.Helper()
+	req := engine.SetRequest{Store: store, SKU: sku, OnHand: onHand}
+	if len(mpc) > 0 {
+		req.MaxPerCustomer = &mpc[0]
+	}
+	r, err := ts.e.Set(context.Background(), req, engine.Op{})
+	require.NoError(ts.t, err)
+	return r.Item
+}
+
+func (ts *testServer) item(store, sku string) engine.Item {
+	ts.t.Helper()
+	it, err := ts.e.GetItem(context.Background(), store, sku)
+	require.NoError(ts.t, err)
+	return it
+}
+
+// requireProblem checks a problem+json response of the given status and
+// returns its members.
+func requireProblem(t testing.TB, r *resp, status int) map[string]any {
+	t.Helper()
+	require.Equal(t, status, r.Status, "body %s", r.Body)
+	require.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
+	m := r.json(t)
+	require.Equal(t, float64(status), m["status"])
+	require.NotEmpty(t, m["type"])
+	require.NotEmpty(t, m["title"])
+	require.NotEmpty(t, m["detail"])
+	if status == 503 || status == 429 {
+		require.NotEmpty(t, r.Header.Get("Retry-After"))
+	}
+	return m
+}
+
+func bigBody(n int) string {
+	var b bytes.Buffer
+	b.WriteString(`{"delta":1,"reason":"`)
+	for b.Len() < n {
+		b.WriteString("xxxxxxxxxxxxxxxx")
+	}
+	b.WriteString(`"}`)
+	return b.String()
+}

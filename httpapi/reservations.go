@@ -1,0 +1,191 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+func toLines(in []lineBody) ([]engine.Line, error) {
+	if len(in) == 0 {
+		return nil, badRequest("lines must hold at least one line").with("field", "lines")
+	}
+	if len(in) > engine.MaxLines {
+		return nil, badRequest(fmt.Sprintf("lines must hold at most %d lines", engine.MaxLines)).with("field", "lines")
+	}
+	out := make([]engine.Line, len(in))
+	for i, l := range in {
+		f := fmt.Sprintf("lines[%d]", i)
+		if !engine.ValidID(l.SKU) {
+			return nil, badRequest(f + ".sku must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", f+".sku")
+		}
+		if !l.Qty.Set || l.Qty.Null || l.Qty.V < 1 || l.Qty.V > engine.MaxQty {
+			return nil, badRequest(fmt.Sprintf("%s.qty must be an integer 1..%d", f, engine.MaxQty)).with("field", f+".qty")
+		}
+		out[i] = engine.Line{SKU: l.SKU, Qty: l.Qty.V}
+	}
+	return out, nil
+}
+
+func validCustomer(cu string) error {
+	if cu != "" && !engine.ValidID(cu) {
+		return badRequest("customer must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "customer")
+	}
+	return nil
+}
+
+func validStore(store string) error {
+	if !engine.ValidID(store) {
+		return badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
+	}
+	return nil
+}
+
+func (s *Server) checkout(c *fiber.Ctx) error {
+	store := c.Params("store")
+	if err := callerOf(c).mustWrite(store); err != nil {
+		return err
+	}
+	if err := requireJSON(c, false); err != nil {
+		return err
+	}
+	var b checkoutBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	if err := validStore(store); err != nil {
+		return err
+	}
+	lines, err := toLines(b.Lines)
+	if err != nil {
+		return err
+	}
+	if err := validCustomer(b.Customer); err != nil {
+		return err
+	}
+	req := engine.CheckoutRequest{Store: store, Lines: lines, Customer: b.Customer}
+	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
+		r, err := s.e.Checkout(ctx, req, op)
+		if err != nil {
+			return result{}, err
+		}
+		return result{status: http.StatusOK, body: fiber.Map{"lines": r.Items}, replayed: r.Replayed}, nil
+	})
+}
+
+func (s *Server) reserve(c *fiber.Ctx) error {
+	store := c.Params("store")
+	if err := callerOf(c).mustWrite(store); err != nil {
+		return err
+	}
+	if err := requireJSON(c, false); err != nil {
+		return err
+	}
+	var b reserveBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	if err := validStore(store); err != nil {
+		return err
+	}
+	lines, err := toLines(b.Lines)
+	if err != nil {
+		return err
+	}
+	if err := validCustomer(b.Customer); err != nil {
+		return err
+	}
+	ttl := int64(engine.DefaultTTL / time.Second)
+	if b.TTLSeconds.Set && !b.TTLSeconds.Null {
+		ttl = b.TTLSeconds.V
+	}
+	if ttl < 1 || ttl > int64(engine.MaxTTL/time.Second) {
+		return badRequest("ttl_seconds must be an integer 1..86400").with("field", "ttl_seconds")
+	}
+	req := engine.ReserveRequest{Store: store, Lines: lines, Customer: b.Customer, TTL: time.Duration(ttl) * time.Second}
+	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
+		r, err := s.e.Reserve(ctx, req, op)
+		if err != nil {
+			return result{}, err
+		}
+		return result{status: http.StatusCreated, body: r.Reservation, loc: "/v1/reservations/" + r.Reservation.ID, replayed: r.Replayed}, nil
+	})
+}
+
+// reservationFor reads a reservation for the caller: 404 when absent, 403
+// when a store token asks for another store's.
+func (s *Server) reservationFor(ctx context.Context, cl *caller, id string) (engine.Reservation, error) {
+	r, err := s.e.GetReservation(ctx, id)
+	if err != nil {
+		return r, err
+	}
+	if !cl.canRead(r.Store) {
+		return r, forbidden(fmt.Sprintf("this token may only use store %s", cl.Store))
+	}
+	return r, nil
+}
+
+func validReservationID(id string) error {
+	if len(id) == 0 || len(id) > 64 {
+		return badRequest("reservation id is malformed").with("field", "id")
+	}
+	return nil
+}
+
+func (s *Server) getReservation(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if err := validReservationID(id); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	r, err := s.reservationFor(ctx, callerOf(c), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(r)
+}
+
+func (s *Server) commit(c *fiber.Ctx) error  { return s.finish(c, (*engine.Engine).Commit) }
+func (s *Server) release(c *fiber.Ctx) error { return s.finish(c, (*engine.Engine).Release) }
+
+func (s *Server) finish(c *fiber.Ctx, fn func(*engine.Engine, context.Context, string, engine.Op) (engine.ReservationResult, error)) error {
+	cl := callerOf(c)
+	if cl.Role == RoleReader {
+		return forbidden("a reader token may not change stock")
+	}
+	id := c.Params("id")
+	if err := requireJSON(c, true); err != nil {
+		return err
+	}
+	if len(c.Body()) > 0 {
+		if err := decodeStrict(c.Body(), &emptyBody{}); err != nil {
+			return err
+		}
+	}
+	if err := validReservationID(id); err != nil {
+		return err
+	}
+	if cl.Role == RoleStore {
+		ctx, cancel := s.ctx()
+		_, err := s.reservationFor(ctx, cl, id)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
+		r, err := fn(s.e, ctx, id, op)
+		if err != nil {
+			return result{}, err
+		}
+		return result{status: http.StatusOK, body: r.Reservation, replayed: r.Replayed}, nil
+	})
+}
+
+func validStoreID(s string) bool { return validStore(s) == nil }

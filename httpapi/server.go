@@ -1,0 +1,274 @@
+// Package httpapi serves the inventory's HTTP API (DESIGN §7) over Fiber:
+// thin handlers that decode strictly, authorise, call one engine or ledger
+// method and map its result or error to HTTP; bearer-token auth; idempotent
+// replays; conditional requests; limits; the event feed over Server-Sent
+// Events and WebSocket; health, readiness, metrics, the OpenAPI document and
+// a small live dashboard.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+// Ledger is what the API needs of the PostgreSQL ledger.
+type Ledger interface {
+	// History returns up to limit events of one item, newest first.
+	History(ctx context.Context, store, sku string, limit int) ([]engine.Event, error)
+	// Ping checks that PostgreSQL answers.
+	Ping(ctx context.Context) error
+}
+
+// Reconciler runs a reconciliation on demand. Mode is "check" or "repair";
+// the report is sent as JSON.
+type Reconciler interface {
+	Reconcile(ctx context.Context, mode string) (any, error)
+}
+
+// Config configures a Server. The zero value of every field but Engine
+// selects its documented default.
+type Config struct {
+	// Engine runs the stock operations. Required.
+	Engine *engine.Engine
+	// Keys are the accepted API keys. Required: at least one.
+	Keys []Key
+	// Ledger serves history and readiness of PostgreSQL; nil when the
+	// ledger is off (history answers 503).
+	Ledger Ledger
+	// Reconciler serves POST /v1/admin/reconcile; nil: 503.
+	Reconciler Reconciler
+	// Logger receives request errors. Defaults to zap.NewNop().
+	Logger *zap.Logger
+	// Registry receives the API's metrics. Defaults to a new registry.
+	Registry *prometheus.Registry
+	// BodyLimit is the largest accepted request body. Defaults to 1 MiB.
+	BodyLimit int
+	// ReadTimeout and WriteTimeout bound reading a request and writing a
+	// response (streams extend their own write deadline). Default to 10s.
+	ReadTimeout, WriteTimeout time.Duration
+	// IdleTimeout closes idle keep-alive connections. Defaults to 60s.
+	IdleTimeout time.Duration
+	// RequestTimeout bounds one request's work in Redis. Defaults to 5s.
+	RequestTimeout time.Duration
+	// MaxInFlight is the most requests served at once (streams aside);
+	// beyond it the API answers 503 with Retry-After. Defaults to 2048.
+	MaxInFlight int
+	// MaxStreams is the most open SSE and WebSocket feeds. Defaults to 512.
+	MaxStreams int
+	// RatePerSecond and RateBurst are each token's request rate limit
+	// (token bucket); beyond it the API answers 429 with Retry-After.
+	// Default to 2000 and 4000. Negative RatePerSecond disables the limit.
+	RatePerSecond float64
+	RateBurst     int
+	// IdempotencyTTL is how long a response is kept for replay. Defaults
+	// to 24h.
+	IdempotencyTTL time.Duration
+	// Heartbeat is the interval of the feeds' keep-alive comments.
+	// Defaults to 15s.
+	Heartbeat time.Duration
+	// EventPoll is how often an idle feed polls the streams. Defaults to
+	// 200ms.
+	EventPoll time.Duration
+	// Version is reported by /healthz.
+	Version string
+	// PersisterStats, when set, is exported on /metrics.
+	PersisterStats func() PersisterStats
+}
+
+// PersisterStats is what /metrics shows of the persister.
+type PersisterStats struct {
+	// Lag is the number of events not yet written to PostgreSQL.
+	Lag int64
+	// Persisted, Batches, DeadLetters and Errors are running totals.
+	Persisted, Batches, DeadLetters, Errors int64
+	// LastBatchSize is the size of the last batch written.
+	LastBatchSize int64
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.BodyLimit == 0 {
+		c.BodyLimit = 1 << 20
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 5 * time.Second
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 2048
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = 512
+	}
+	if c.RatePerSecond == 0 {
+		c.RatePerSecond = 2000
+	}
+	if c.RateBurst == 0 {
+		c.RateBurst = 4000
+	}
+	if c.IdempotencyTTL == 0 {
+		c.IdempotencyTTL = 24 * time.Hour
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	if c.EventPoll == 0 {
+		c.EventPoll = 200 * time.Millisecond
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Engine == nil:
+		return errors.New("httpapi config: Engine is required")
+	case len(c.Keys) == 0:
+		return errors.New("httpapi config: Keys must hold at least one API key")
+	case c.BodyLimit < 1:
+		return errors.New("httpapi config: BodyLimit must be positive")
+	case c.MaxInFlight < 1:
+		return errors.New("httpapi config: MaxInFlight must be positive")
+	case c.MaxStreams < 1:
+		return errors.New("httpapi config: MaxStreams must be positive")
+	}
+	return nil
+}
+
+// Server is the HTTP API. Construct it with New; run it with Serve or
+// ListenAndServe.
+type Server struct {
+	cfg     Config
+	e       *engine.Engine
+	log     *zap.Logger
+	app     *fiber.App
+	keys    *keyring
+	idem    *idemStore
+	m       *metrics
+	limiter *rateLimiter
+
+	inFlight atomic.Int64
+	streams  atomic.Int64
+
+	// done is closed when shutdown begins, to end open feeds.
+	done     chan struct{}
+	doneOnce sync.Once
+	feeds    sync.WaitGroup
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:  cfg,
+		e:    cfg.Engine,
+		log:  cfg.Logger,
+		keys: newKeyring(cfg.Keys),
+		idem: &idemStore{rdb: cfg.Engine.Client(), prefix: cfg.Engine.Prefix(), ttl: cfg.IdempotencyTTL},
+		done: make(chan struct{}),
+	}
+	s.limiter = newRateLimiter(cfg.RatePerSecond, cfg.RateBurst, time.Now)
+	m, err := newMetrics(cfg.Registry, s)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	s.app = fiber.New(fiber.Config{
+		AppName:               "inventory",
+		BodyLimit:             cfg.BodyLimit,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		StrictRouting:         false,
+		CaseSensitive:         true,
+	})
+	s.routes()
+	return s, nil
+}
+
+// App returns the Fiber app, for tests and embedding.
+func (s *Server) App() *fiber.App { return s.app }
+
+// Serve serves on ln until ctx is done, then shuts down gracefully: it stops
+// accepting, ends the feeds, and waits up to 10s for requests in flight.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.app.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Shutdown(sctx)
+}
+
+// ListenAndServe listens on addr and serves until ctx is done.
+func (s *Server) ListenAndServe(ctx context.Context, addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Shutdown stops the server: it ends the feeds and drains requests in
+// flight within ctx's deadline. Calling it twice is harmless.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.doneOnce.Do(func() { close(s.done) })
+	err := s.app.ShutdownWithContext(ctx)
+	fin := make(chan struct{})
+	go func() { s.feeds.Wait(); close(fin) }()
+	select {
+	case <-fin:
+	case <-ctx.Done():
+	}
+	return err
+}
+
+func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	p := problemFor(err)
+	if p.Status >= 500 && p.Status != 503 {
+		s.log.Error("request failed", zap.String(logMethod, c.Method()), zap.String(logPath, c.Path()), zap.Error(err))
+	}
+	return writeProblem(c, p)
+}
+
+const (
+	logMethod = "method"
+	logPath   = "path"
+)
+
+// ctx returns the context of one request's work.
+func (s *Server) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+}
