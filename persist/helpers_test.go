@@ -257,20 +257,23 @@ func (v *env) pgItems(t testing.TB) map[string]pgItem {
 	return out
 }
 
-// caughtUp reports whether PostgreSQL's items equal Redis' items.
+// caughtUp reports whether PostgreSQL's items are at Redis' versions and
+// the ledger holds as many events as those versions add up to.
 func (v *env) caughtUp(t testing.TB) bool {
 	r := v.redisItems(t)
 	g := v.pgItems(t)
 	if len(r) != len(g) {
 		return false
 	}
+	var sum int64
 	for k, it := range r {
 		pi, ok := g[k]
 		if !ok || pi.Version != it.Version {
 			return false
 		}
+		sum += it.Version
 	}
-	return true
+	return v.count(t, `SELECT count(*) FROM inventory_events`) == sum
 }
 
 func (v *env) count(t testing.TB, sql string, args ...any) int64 {
