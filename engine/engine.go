@@ -171,6 +171,7 @@ func (e *Engine) run(ctx context.Context, sc *redis.Script, p int, extra ...any)
 		if err == nil {
 			return res, nil
 		}
+		e.refreshTopology(err)
 		if !retryable(err) || attempt >= maxAttempts || ctx.Err() != nil {
 			break
 		}
@@ -206,6 +207,25 @@ func retryable(err error) bool {
 		return false
 	}
 	return true // io.EOF, a net.Error, a pool timeout: the reply was lost
+}
+
+// refreshTopology asks a cluster client to reload its slot map after an
+// error that is not a Redis reply (connection refused, reset or timed out).
+// go-redis reloads the map by itself only on MOVED/ASK, or every
+// ClusterStateReloadInterval (60s by default); a master that died answers
+// nothing, so without this its slots keep pointing at it for up to a minute
+// after its replica has taken over. The reload is asynchronous and coalesced
+// by go-redis: calling this on every such error is cheap.
+func (e *Engine) refreshTopology(err error) {
+	cc, ok := e.rdb.(*redis.ClusterClient)
+	if !ok {
+		return
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) {
+		return
+	}
+	cc.ReloadState(context.Background())
 }
 
 // Op carries what identifies a write: the client's idempotency key (scoped by

@@ -98,6 +98,7 @@ func (e *Engine) fanOut(ctx context.Context, args ...any) ([]*reply, error) {
 		for p, c := range cmds {
 			res, err := c.Result()
 			if err != nil {
+				e.refreshTopology(err)
 				if strings.HasPrefix(err.Error(), "NOSCRIPT") {
 					noscript = true
 				} else if firstErr == nil {
