@@ -1,0 +1,347 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/redistest"
+)
+
+// failoverLog records what the clients saw during a failover burst.
+type failoverLog struct {
+	mu          sync.Mutex
+	acked       map[string]int64 // store/sku -> highest version a client was told
+	ok, domain  int
+	unavailable int
+	// timedOut counts requests whose caller's deadline passed while the
+	// engine was still retrying (the failover took longer than the deadline).
+	timedOut   int
+	firstErr   time.Time
+	lastErr    time.Time
+	unexpected []error
+}
+
+func (l *failoverLog) success(items ...engine.Item) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ok++
+	for _, it := range items {
+		k := it.Store + "/" + it.SKU
+		if it.Version > l.acked[k] {
+			l.acked[k] = it.Version
+		}
+	}
+}
+
+func (l *failoverLog) failure(err error) {
+	var ise *engine.InsufficientStockError
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case errors.As(err, &ise), errors.Is(err, engine.ErrNotFound), errors.Is(err, engine.ErrReservationNotHeld):
+		// A hold lost with its master is not found afterwards: the domain
+		// answer for a reservation Redis no longer has.
+		l.domain++
+	case engine.IsUnavailable(err), errors.Is(err, context.DeadlineExceeded):
+		if engine.IsUnavailable(err) {
+			l.unavailable++
+		} else {
+			l.timedOut++
+		}
+		now := time.Now()
+		if l.firstErr.IsZero() {
+			l.firstErr = now
+		}
+		l.lastErr = now
+	default:
+		if len(l.unexpected) < 20 {
+			l.unexpected = append(l.unexpected, err)
+		}
+	}
+}
+
+// TestClusterFailover kills a master (SIGKILL) during a burst of traffic on a
+// private cluster. Its replica takes over; the engine answers "unavailable"
+// (503) meanwhile and recovers by itself, without a restart. Afterwards every
+// item keeps 0 <= reserved <= on_hand, its stream holds exactly one event per
+// version and agrees with its hash, and the held reservations account for
+// every reserved unit. Acknowledged writes that the replica never received
+// are lost (Redis replicates asynchronously): the test reports how many, as
+// the persister's drift repair must find them.
+func TestClusterFailover(t *testing.T) {
+	ctx := context.Background()
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cl, err := redistest.StartCluster(sctx, redistest.Options{})
+	require.NoError(t, err)
+	t.Cleanup(cl.Stop)
+	// Default client options but the pool: the engine itself must follow the
+	// failover (go-redis alone would keep the dead master's slots for its
+	// ClusterStateReloadInterval, 60s).
+	c := cl.NewClient(&redis.ClusterOptions{PoolSize: 32})
+	t.Cleanup(func() { c.Close() })
+	prefix := testPrefix()
+	e := mustEngine(t, engine.Config{Client: c, Prefix: prefix})
+
+	// Four stores per master, three SKUs each.
+	masterOf := make([]string, e.Partitions())
+	for p := range masterOf {
+		slot, err := c.ClusterKeySlot(ctx, e.StreamKey(p)).Result()
+		require.NoError(t, err)
+		m, err := cl.MasterForSlot(ctx, int(slot))
+		require.NoError(t, err)
+		masterOf[p] = m.Addr
+	}
+	ms, err := cl.Masters(ctx)
+	require.NoError(t, err)
+	var stores []string
+	for i, m := range ms {
+		for j := 0; j < 4; j++ {
+			stores = append(stores, storeOn(t, e, masterOf, m.Addr, fmt.Sprintf("m%d-%d-", i, j)))
+		}
+	}
+	skus := []string{"sofa", "lamp", "rug"}
+	for _, s := range stores {
+		for _, k := range skus {
+			mustSet(t, e, s, k, 100000)
+		}
+	}
+	victimStore := stores[0]
+	victimSlot, err := c.ClusterKeySlot(ctx, e.StreamKey(e.Partition(victimStore))).Result()
+	require.NoError(t, err)
+
+	log := &failoverLog{acked: map[string]int64{}}
+	var heldMu sync.Mutex
+	var held []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	const workers, maxOps = 16, 20000
+	for g := 0; g < workers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 7))
+			for i := 0; i < maxOps; i++ { // bounded in count; stop bounds it in time
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				s, k := stores[rng.IntN(len(stores))], skus[rng.IntN(len(skus))]
+				octx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				switch rng.IntN(4) {
+				case 0:
+					r, err := e.Checkout(octx, engine.CheckoutRequest{Store: s, Lines: []engine.Line{{SKU: k, Qty: 1}}}, engine.Op{})
+					if err == nil {
+						log.success(r.Items...)
+					} else {
+						log.failure(err)
+					}
+				case 1:
+					r, err := e.Adjust(octx, engine.AdjustRequest{Store: s, SKU: k, Delta: 1}, engine.Op{})
+					if err == nil {
+						log.success(r.Item)
+					} else {
+						log.failure(err)
+					}
+				case 2:
+					r, err := e.Reserve(octx, engine.ReserveRequest{Store: s, Lines: []engine.Line{{SKU: k, Qty: 2}}}, engine.Op{})
+					if err == nil {
+						log.success(r.Items...)
+						heldMu.Lock()
+						held = append(held, r.Reservation.ID)
+						heldMu.Unlock()
+					} else {
+						log.failure(err)
+					}
+				case 3:
+					heldMu.Lock()
+					id := ""
+					if n := len(held); n > 0 {
+						j := rng.IntN(n)
+						id = held[j]
+						held[j] = held[n-1]
+						held = held[:n-1]
+					}
+					heldMu.Unlock()
+					if id == "" {
+						break
+					}
+					var r engine.ReservationResult
+					var err error
+					if rng.IntN(2) == 0 {
+						r, err = e.Commit(octx, id, engine.Op{})
+					} else {
+						r, err = e.Release(octx, id, engine.Op{})
+					}
+					if err == nil {
+						log.success(r.Items...)
+					} else {
+						log.failure(err)
+					}
+				}
+				cancel()
+			}
+		}(g)
+	}
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
+
+	// Let traffic run, then kill the master of the first store.
+	waitFor(t, 10*time.Second, "traffic before the kill", func() bool {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		return log.ok >= 500
+	})
+	killedAt := time.Now()
+	killed, err := cl.KillMaster(ctx, int(victimSlot))
+	require.NoError(t, err)
+	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer fcancel()
+	_, err = cl.WaitFailover(fctx, killed)
+	require.NoError(t, err)
+	failedOverAt := time.Now()
+
+	// The engine recovers without a restart: writes to every store succeed
+	// again, the victim's included, while the burst goes on.
+	var recoveredAt time.Time
+	waitFor(t, 20*time.Second, "every store writable again after the failover", func() bool {
+		for _, s := range stores {
+			octx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := e.Adjust(octx, engine.AdjustRequest{Store: s, SKU: "sofa", Delta: 1, Reason: "probe"}, engine.Op{})
+			cancel()
+			if err != nil {
+				return false
+			}
+		}
+		recoveredAt = time.Now()
+		return true
+	})
+	// A little more traffic on the new topology, then stop.
+	okAtRecovery := func() int { log.mu.Lock(); defer log.mu.Unlock(); return log.ok }()
+	waitFor(t, 10*time.Second, "traffic after the recovery", func() bool {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		return log.ok >= okAtRecovery+300
+	})
+	close(stop)
+	wg.Wait()
+
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	t.Logf("killed master %s; failover done after %s; engine writable on every store after %s",
+		killed.Addr, failedOverAt.Sub(killedAt).Round(time.Millisecond), recoveredAt.Sub(killedAt).Round(time.Millisecond))
+	window := time.Duration(0)
+	if !log.firstErr.IsZero() {
+		window = log.lastErr.Sub(log.firstErr)
+	}
+	t.Logf("burst: %d ok, %d domain refusals, %d unavailable, %d past their 2s deadline, errors over %s",
+		log.ok, log.domain, log.unavailable, log.timedOut, window.Round(time.Millisecond))
+	require.Empty(t, log.unexpected, "every infrastructure error maps to unavailable (503) or the caller's deadline")
+	require.Positive(t, log.unavailable+log.timedOut, "the burst met the failover")
+
+	// Invariants on what Redis holds now.
+	var lostItems, lostVersions int64
+	var keys []string
+	for k := range log.acked {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	reserved := heldUnits(t, c, prefix)
+	for _, s := range stores {
+		for _, k := range skus {
+			it := mustGet(t, e, s, k)
+			require.GreaterOrEqual(t, it.Reserved, int64(0), "%s/%s", s, k)
+			require.LessOrEqual(t, it.Reserved, it.OnHand, "%s/%s", s, k)
+			checkItemLedger(t, e, s, k)
+			require.Equal(t, reserved[s+"/"+k], it.Reserved, "held reservations account for %s/%s's reserved units", s, k)
+			if a := log.acked[s+"/"+k]; a > it.Version {
+				lostItems++
+				lostVersions += a - it.Version
+			}
+		}
+	}
+	t.Logf("acknowledged writes lost with the killed master (async replication): %d items lost their last %d versions in all",
+		lostItems, lostVersions)
+	for _, s := range stores {
+		if masterOf[e.Partition(s)] != killed.Addr {
+			for _, k := range skus {
+				require.LessOrEqual(t, log.acked[s+"/"+k], mustGet(t, e, s, k).Version, "%s/%s lives on a master that did not fail", s, k)
+			}
+		}
+	}
+}
+
+// heldUnits sums the held reservations' units per store/sku, reading every
+// reservation hash of the prefix on every master (also the ones whose reply
+// a client never got).
+func heldUnits(t *testing.T, c *redis.ClusterClient, prefix string) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	out := map[string]int64{}
+	require.NoError(t, c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		iter := m.Scan(ctx, 0, prefix+":*:r:*", 1000).Iterator()
+		for iter.Next(ctx) {
+			h, err := m.HMGet(ctx, iter.Val(), "s", "st", "l").Result()
+			if err != nil {
+				return err
+			}
+			if h[0] != "held" {
+				continue
+			}
+			store, _ := h[1].(string)
+			var lines [][2]any
+			raw, _ := h[2].(string)
+			for _, part := range strings.Split(strings.Trim(raw, "[]"), "],[") {
+				f := strings.Split(part, ",")
+				if len(f) != 2 {
+					return fmt.Errorf("reservation %s: malformed lines %q", iter.Val(), raw)
+				}
+				lines = append(lines, [2]any{strings.Trim(f[0], `"`), f[1]})
+			}
+			mu.Lock()
+			for _, l := range lines {
+				q, err := strconv.ParseInt(l[1].(string), 10, 64)
+				if err != nil {
+					mu.Unlock()
+					return fmt.Errorf("reservation %s: qty %q", iter.Val(), l[1])
+				}
+				out[store+"/"+l[0].(string)] += q
+			}
+			mu.Unlock()
+		}
+		return iter.Err()
+	}))
+	return out
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
