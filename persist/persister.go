@@ -86,10 +86,7 @@ type PersisterConfig struct {
 
 func (c PersisterConfig) withDefaults(e *engine.Engine) PersisterConfig {
 	if c.Partitions == nil {
-		c.Partitions = make([]int, e.Partitions())
-		for i := range c.Partitions {
-			c.Partitions[i] = i
-		}
+		c.Partitions = allPartitions(e)
 	} else {
 		c.Partitions = append([]int(nil), c.Partitions...)
 	}
@@ -146,15 +143,8 @@ func (c PersisterConfig) withDefaults(e *engine.Engine) PersisterConfig {
 }
 
 func (c PersisterConfig) validate(e *engine.Engine) error {
-	seen := map[int]bool{}
-	for _, p := range c.Partitions {
-		if p < 0 || p >= e.Partitions() {
-			return fmt.Errorf("persister config: Partitions: %d is not a partition (0..%d)", p, e.Partitions()-1)
-		}
-		if seen[p] {
-			return fmt.Errorf("persister config: Partitions: %d listed twice", p)
-		}
-		seen[p] = true
+	if err := validPartitions("persister", c.Partitions, e); err != nil {
+		return err
 	}
 	switch {
 	case c.BatchSize < 1 || c.BatchSize > 100000:

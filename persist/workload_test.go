@@ -61,7 +61,7 @@ func workload(t testing.TB, v *env, seed uint64, workers, ops int, stores, skus 
 					_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: store, SKU: sku, Delta: d, Reason: "count"}, engine.Op{})
 				case op <= 4:
 					_, err = v.e.Checkout(ctx, engine.CheckoutRequest{Store: store, Customer: cust,
-						Lines: []engine.Line{{SKU: sku, Qty: int64(1 + r.IntN(3))}}}, engine.Op{IdempotencyKey: fmt.Sprintf("k%d-%d", w, i)})
+						Lines: []engine.Line{{SKU: sku, Qty: int64(1 + r.IntN(3))}}}, engine.Op{IdempotencyKey: fmt.Sprintf("k%d-%d-%d", seed, w, i)})
 				case op <= 7:
 					var res engine.ReservationResult
 					res, err = v.e.Reserve(ctx, engine.ReserveRequest{Store: store, Customer: cust, TTL: time.Duration(1+r.IntN(3)) * time.Second,

@@ -1,0 +1,498 @@
+package persist
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+// ErrRebuildInProgress is returned by RebuildPartition when another process
+// holds the partition's rebuild lock.
+var ErrRebuildInProgress = errors.New("rebuild of this partition in progress elsewhere")
+
+// RebuilderConfig configures a Rebuilder. The zero value of every field
+// selects its documented default.
+type RebuilderConfig struct {
+	// Partitions lists the partitions this process watches. Defaults to all.
+	Partitions []int
+	// Interval is how often the readiness markers are checked. Defaults to 1s.
+	Interval time.Duration
+	// LockTTL is the life of a partition's rebuild lock; it is renewed while
+	// the rebuild makes progress. Defaults to 30s.
+	LockTTL time.Duration
+	// Workers is how many items are restored at once. Defaults to 8.
+	Workers int
+	// Group is the persister's consumer group, whose progress tells which
+	// stream entries are already in the ledger. Defaults to "persister".
+	Group string
+	// Logger receives the rebuilder's logs. Defaults to zap.NewNop().
+	Logger *zap.Logger
+}
+
+func (c RebuilderConfig) withDefaults(e *engine.Engine) RebuilderConfig {
+	if c.Partitions == nil {
+		c.Partitions = allPartitions(e)
+	} else {
+		c.Partitions = append([]int(nil), c.Partitions...)
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Second
+	}
+	if c.LockTTL == 0 {
+		c.LockTTL = 30 * time.Second
+	}
+	if c.Workers == 0 {
+		c.Workers = 8
+	}
+	if c.Group == "" {
+		c.Group = "persister"
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+func (c RebuilderConfig) validate(e *engine.Engine) error {
+	if err := validPartitions("rebuilder", c.Partitions, e); err != nil {
+		return err
+	}
+	switch {
+	case c.Interval < time.Millisecond:
+		return fmt.Errorf("rebuilder config: Interval must be at least 1ms, got %s", c.Interval)
+	case c.LockTTL < time.Second:
+		return fmt.Errorf("rebuilder config: LockTTL must be at least 1s, got %s", c.LockTTL)
+	case c.Workers < 1 || c.Workers > 256:
+		return fmt.Errorf("rebuilder config: Workers must be 1..256, got %d", c.Workers)
+	}
+	return nil
+}
+
+func allPartitions(e *engine.Engine) []int {
+	out := make([]int, e.Partitions())
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+func validPartitions(who string, ps []int, e *engine.Engine) error {
+	seen := map[int]bool{}
+	for _, p := range ps {
+		if p < 0 || p >= e.Partitions() {
+			return fmt.Errorf("%s config: Partitions: %d is not a partition (0..%d)", who, p, e.Partitions()-1)
+		}
+		if seen[p] {
+			return fmt.Errorf("%s config: Partitions: %d listed twice", who, p)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
+// Rebuilder restores Redis partitions that lost their data (readiness marker
+// missing: Redis restarted empty or was flushed) from the ledger, then marks
+// them ready. Many rebuilders may run at once: a lock in the partition lets
+// one work on it at a time.
+type Rebuilder struct {
+	e        *engine.Engine
+	rdb      redis.UniversalClient
+	pool     *pgxpool.Pool
+	cfg      RebuilderConfig
+	log      *zap.Logger
+	rebuilds atomic.Int64
+}
+
+// NewRebuilder returns a Rebuilder of e's partitions from the ledger in
+// pool. It errors on an invalid config.
+func NewRebuilder(e *engine.Engine, pool *pgxpool.Pool, cfg RebuilderConfig) (*Rebuilder, error) {
+	if e == nil || pool == nil {
+		return nil, errors.New("rebuilder: engine and pool are required")
+	}
+	cfg = cfg.withDefaults(e)
+	if err := cfg.validate(e); err != nil {
+		return nil, err
+	}
+	return &Rebuilder{e: e, rdb: e.Client(), pool: pool, cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Rebuilds returns how many partitions this Rebuilder has rebuilt.
+func (r *Rebuilder) Rebuilds() int64 { return r.rebuilds.Load() }
+
+// Run checks the readiness marker of every watched partition each Interval
+// and rebuilds those that lack it, until ctx is done; then it returns nil.
+// Failures are logged and retried at the next check.
+func (r *Rebuilder) Run(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		missing, err := r.missing(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("check readiness markers", zap.Error(err))
+		}
+		for _, p := range missing {
+			if ctx.Err() != nil {
+				break
+			}
+			err := r.RebuildPartition(ctx, p)
+			switch {
+			case err == nil, ctx.Err() != nil:
+			case errors.Is(err, ErrRebuildInProgress):
+				r.log.Debug("partition being rebuilt elsewhere", zap.Int(logPartition, p))
+			default:
+				r.log.Error("rebuild partition", zap.Int(logPartition, p), zap.Error(err))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// missing returns the watched partitions without a readiness marker, in one
+// pipeline.
+func (r *Rebuilder) missing(ctx context.Context) ([]int, error) {
+	cmds := make([]*redis.IntCmd, len(r.cfg.Partitions))
+	_, err := r.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, p := range r.cfg.Partitions {
+			cmds[i] = pipe.Exists(ctx, r.e.ReadyKey(p))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for i, c := range cmds {
+		if c.Val() == 0 {
+			out = append(out, r.cfg.Partitions[i])
+		}
+	}
+	return out, nil
+}
+
+func lockKey(e *engine.Engine, p int) string { return e.KeyBase(p) + "rebuild-lock" }
+
+// RebuildPartition rebuilds partition p from the ledger unless it is ready:
+// it first writes to the ledger the stream entries not yet persisted (the
+// marker may be gone while the stream survived), then restores every item
+// of the partition's stores with its version and customer units, and every
+// open reservation with its expiry, then sets the readiness marker. An empty
+// ledger just marks the partition ready. Errors: ErrRebuildInProgress when
+// another process holds the partition's lock; Redis or PostgreSQL errors,
+// after which the partition stays not ready and the rebuild can be retried.
+func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
+	if p < 0 || p >= r.e.Partitions() {
+		return fmt.Errorf("rebuild: %d is not a partition", p)
+	}
+	lk := lockKey(r.e, p)
+	token := randomToken()
+	ok, err := r.rdb.SetNX(ctx, lk, token, r.cfg.LockTTL).Result()
+	if err != nil {
+		return fmt.Errorf("rebuild partition %d: lock: %w", p, err)
+	}
+	if !ok {
+		return ErrRebuildInProgress
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if uerr := unlock(uctx, r.rdb, lk, token); uerr != nil && err == nil {
+			err = uerr
+		}
+	}()
+	ready, err := r.e.PartitionReady(ctx, p)
+	if err != nil || ready {
+		return err
+	}
+	start := time.Now()
+	renew := func() error {
+		ok, err := r.rdb.Expire(ctx, lk, r.cfg.LockTTL).Result()
+		if err != nil {
+			return fmt.Errorf("rebuild partition %d: renew lock: %w", p, err)
+		}
+		if !ok {
+			return fmt.Errorf("rebuild partition %d: lock lost", p)
+		}
+		return nil
+	}
+	drained, err := r.drain(ctx, p, renew)
+	if err != nil {
+		return err
+	}
+	items, holds, err := r.restore(ctx, p, renew)
+	if err != nil {
+		return err
+	}
+	if err := r.e.MarkReady(ctx, p); err != nil {
+		return err
+	}
+	r.rebuilds.Add(1)
+	r.log.Info("partition rebuilt from the ledger", zap.Int(logPartition, p), zap.Int("stream_entries_persisted", drained),
+		zap.Int("items", items), zap.Int("reservations", holds), zap.Duration("took", time.Since(start)))
+	return nil
+}
+
+func randomToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// unlock deletes the lock only if it still holds token (optimistic
+// transaction, so it works the same on a cluster).
+func unlock(ctx context.Context, rdb redis.UniversalClient, key, token string) error {
+	err := rdb.Watch(ctx, func(tx *redis.Tx) error {
+		v, err := tx.Get(ctx, key).Result()
+		if err == redis.Nil || (err == nil && v != token) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.Del(ctx, key)
+			return nil
+		})
+		return err
+	}, key)
+	if err != nil && err != redis.TxFailedErr {
+		return fmt.Errorf("unlock %s: %w", key, err)
+	}
+	return nil
+}
+
+// drainChunk is how many stream entries one drain transaction writes.
+const drainChunk = 2000
+
+// drain writes to the ledger every entry of p's stream from the persister's
+// floor on (the whole stream when the group is gone), so versions continue
+// without a fork. Writes are refused while the marker is missing, so the
+// stream does not grow meanwhile. Poison entries are left for the persister
+// to dead-letter.
+func (r *Rebuilder) drain(ctx context.Context, p int, renew func() error) (int, error) {
+	key := r.e.StreamKey(p)
+	floor, _, ok, err := persistedFloor(ctx, r.rdb, key, r.cfg.Group)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild partition %d: %w", p, err)
+	}
+	from := "-"
+	if ok {
+		from = floor.String()
+	}
+	total := 0
+	for {
+		msgs, err := r.rdb.XRangeN(ctx, key, from, "+", drainChunk).Result()
+		if err != nil {
+			return total, fmt.Errorf("rebuild partition %d: read stream: %w", p, err)
+		}
+		events := make([]engine.Event, 0, len(msgs))
+		for _, m := range msgs {
+			if ev, err := engine.ParseEvent(m.ID, m.Values); err == nil {
+				events = append(events, ev)
+			}
+		}
+		if len(events) > 0 {
+			if _, err := writeBatch(ctx, r.pool, p, events, nil); err != nil {
+				return total, fmt.Errorf("rebuild partition %d: persist stream: %w", p, err)
+			}
+			total += len(events)
+		}
+		if len(msgs) < drainChunk {
+			return total, nil
+		}
+		last, _ := parseStreamID(msgs[len(msgs)-1].ID)
+		from = last.next().String()
+		if err := renew(); err != nil {
+			return total, err
+		}
+	}
+}
+
+const storesSQL = `SELECT DISTINCT store_id FROM inventory_items`
+
+const itemsOfStoresSQL = `SELECT store_id, sku, on_hand, reserved, version,
+	coalesce(reorder_point, -1), coalesce(max_per_customer, -1), updated_at
+FROM inventory_items WHERE store_id = ANY($1)`
+
+// customerUnitsSQL sums, per item with a purchase limit and customer, the
+// units held or bought: SALE and RESERVE add, RELEASE and EXPIRE give back,
+// COMMIT turns a hold into a sale (no change).
+const customerUnitsSQL = `SELECT e.store_id, e.sku, e.customer,
+	sum(CASE e.type WHEN 'SALE' THEN -e.delta_on_hand
+		WHEN 'RESERVE' THEN e.delta_reserved
+		WHEN 'RELEASE' THEN e.delta_reserved
+		WHEN 'EXPIRE' THEN e.delta_reserved
+		ELSE 0 END) AS units
+FROM inventory_events e
+JOIN inventory_items i ON i.store_id = e.store_id AND i.sku = e.sku
+WHERE i.store_id = ANY($1) AND i.max_per_customer IS NOT NULL AND e.customer <> ''
+GROUP BY e.store_id, e.sku, e.customer`
+
+// openHoldsSQL lists the lines of every reservation that was made and
+// neither committed, released nor expired.
+const openHoldsSQL = `SELECT e.reservation_id, e.store_id, e.customer, e.sku, e.delta_reserved, e.expires_at
+FROM inventory_events e
+WHERE e.store_id = ANY($1) AND e.type = 'RESERVE' AND e.reservation_id <> ''
+	AND NOT EXISTS (SELECT 1 FROM inventory_events f
+		WHERE f.store_id = e.store_id AND f.reservation_id = e.reservation_id
+			AND f.reservation_id <> '' AND f.type <> 'RESERVE')
+ORDER BY e.reservation_id, e.stream_id`
+
+// partitionStores returns the ledger's stores that map to partition p.
+func partitionStores(ctx context.Context, e *engine.Engine, pool *pgxpool.Pool, p int) ([]string, error) {
+	rows, err := pool.Query(ctx, storesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("stores of partition %d: %w", p, err)
+	}
+	all, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("stores of partition %d: %w", p, err)
+	}
+	var out []string
+	for _, s := range all {
+		if e.Partition(s) == p {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// loadStates reads the ledger state of the given stores' items, with their
+// customer units.
+func loadStates(ctx context.Context, pool *pgxpool.Pool, stores []string) (map[engine.ItemRef]*engine.ItemState, error) {
+	rows, err := pool.Query(ctx, itemsOfStoresSQL, stores)
+	if err != nil {
+		return nil, fmt.Errorf("load items: %w", err)
+	}
+	states := map[engine.ItemRef]*engine.ItemState{}
+	var s engine.ItemState
+	_, err = pgx.ForEachRow(rows, []any{&s.Store, &s.SKU, &s.OnHand, &s.Reserved, &s.Version, &s.ReorderPoint, &s.MaxPerCustomer, &s.UpdatedAt}, func() error {
+		c := s
+		states[engine.ItemRef{Store: s.Store, SKU: s.SKU}] = &c
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load items: %w", err)
+	}
+	rows, err = pool.Query(ctx, customerUnitsSQL, stores)
+	if err != nil {
+		return nil, fmt.Errorf("load customer units: %w", err)
+	}
+	var (
+		store, sku, cust string
+		units            int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&store, &sku, &cust, &units}, func() error {
+		st := states[engine.ItemRef{Store: store, SKU: sku}]
+		if st == nil || units <= 0 {
+			return nil
+		}
+		if st.CustomerUnits == nil {
+			st.CustomerUnits = map[string]int64{}
+		}
+		st.CustomerUnits[cust] = units
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load customer units: %w", err)
+	}
+	return states, nil
+}
+
+// restore writes the ledger's items and open reservations of partition p
+// into Redis and returns how many of each.
+func (r *Rebuilder) restore(ctx context.Context, p int, renew func() error) (int, int, error) {
+	stores, err := partitionStores(ctx, r.e, r.pool, p)
+	if err != nil || len(stores) == 0 {
+		return 0, 0, err
+	}
+	states, err := loadStates(ctx, r.pool, stores)
+	if err != nil {
+		return 0, 0, fmt.Errorf("rebuild partition %d: %w", p, err)
+	}
+	rows, err := r.pool.Query(ctx, openHoldsSQL, stores)
+	if err != nil {
+		return 0, 0, fmt.Errorf("rebuild partition %d: open reservations: %w", p, err)
+	}
+	var (
+		holds         []engine.Reservation
+		id, st, c, sk string
+		qty           int64
+		x             *time.Time
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &st, &c, &sk, &qty, &x}, func() error {
+		if n := len(holds); n == 0 || holds[n-1].ID != id {
+			h := engine.Reservation{ID: id, Store: st, Customer: c, Status: engine.StatusHeld}
+			if x != nil {
+				h.ExpiresAt = *x
+			}
+			holds = append(holds, h)
+		}
+		h := &holds[len(holds)-1]
+		h.Lines = append(h.Lines, engine.Line{SKU: sk, Qty: qty})
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("rebuild partition %d: open reservations: %w", p, err)
+	}
+	if err := renew(); err != nil {
+		return 0, 0, err
+	}
+	work := make(chan func() error)
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+	)
+	for i := 0; i < r.cfg.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range work {
+				if err := f(); err != nil {
+					errMu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					errMu.Unlock()
+				}
+			}
+		}()
+	}
+	n := 0
+	for _, s := range states {
+		s := s
+		work <- func() error { return r.e.RestoreItem(ctx, *s, -1) }
+		if n++; n%1000 == 0 {
+			if err := renew(); err != nil {
+				work <- func() error { return err }
+				break
+			}
+		}
+	}
+	for _, h := range holds {
+		h := h
+		work <- func() error { return r.e.RestoreReservation(ctx, h) }
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return 0, 0, fmt.Errorf("rebuild partition %d: %w", p, firstErr)
+	}
+	return len(states), len(holds), nil
+}

@@ -1,0 +1,166 @@
+package persist_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/persist"
+)
+
+// deletePartition deletes every key of partition p, as a Redis restart
+// without persistence would.
+func (v *env) deletePartition(t testing.TB, p int) {
+	t.Helper()
+	ctx := context.Background()
+	iter := v.rdb.Scan(ctx, 0, v.e.KeyBase(p)+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	require.NoError(t, iter.Err())
+	require.NotEmpty(t, keys)
+	require.NoError(t, v.rdb.Del(ctx, keys...).Err())
+}
+
+// partitionSnapshot is what a rebuild must bring back: items, customer
+// units and held reservations with their expiry.
+type partitionSnapshot struct {
+	items map[string]engine.Item
+	units map[string]map[string]string
+	holds []redis.Z
+	res   map[string]engine.Reservation
+}
+
+func (v *env) snapshot(t testing.TB, p int) partitionSnapshot {
+	t.Helper()
+	ctx := context.Background()
+	s := partitionSnapshot{items: map[string]engine.Item{}, units: map[string]map[string]string{}, res: map[string]engine.Reservation{}}
+	for k, it := range v.redisItems(t) {
+		if v.e.Partition(it.Store) != p {
+			continue
+		}
+		it.UpdatedAt = it.UpdatedAt.Truncate(time.Millisecond)
+		s.items[k] = it
+		cu, err := v.rdb.HGetAll(ctx, v.e.KeyBase(p)+"cu:"+it.Store+":"+it.SKU).Result()
+		require.NoError(t, err)
+		if len(cu) > 0 {
+			s.units[k] = cu
+		}
+	}
+	var err error
+	s.holds, err = v.rdb.ZRangeWithScores(ctx, v.e.KeyBase(p)+"rexp", 0, -1).Result()
+	require.NoError(t, err)
+	for _, z := range s.holds {
+		r, err := v.e.GetReservation(ctx, z.Member.(string))
+		require.NoError(t, err)
+		s.res[r.ID] = r
+	}
+	return s
+}
+
+func TestRebuildAfterPartitionFlush(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 2})
+	ctx := context.Background()
+	_, _ = v.startPersister(t, persist.PersisterConfig{})
+	workload(t, v, 7, 3, 150, testStores, testSKUs)
+	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	p := v.e.Partition("s1")
+	before := v.snapshot(t, p)
+	require.NotEmpty(t, before.items)
+	require.NotEmpty(t, before.units, "the workload leaves customer units")
+	require.NotEmpty(t, before.holds, "the workload leaves held reservations")
+
+	v.deletePartition(t, p)
+	_, err := v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "sofa", Delta: 1}, engine.Op{})
+	require.ErrorIs(t, err, engine.ErrPartitionNotReady, "writes are refused until rebuilt")
+	_, err = v.e.GetItem(ctx, "s1", "sofa")
+	require.ErrorIs(t, err, engine.ErrPartitionNotReady, "reads answer not ready, never not found")
+
+	rb, err := persist.NewRebuilder(v.e, v.pool, persist.RebuilderConfig{Interval: 20 * time.Millisecond})
+	require.NoError(t, err)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rb.Run(rctx) }()
+	waitFor(t, 20*time.Second, "the partition to be rebuilt", func() bool {
+		ok, err := v.e.PartitionReady(ctx, p)
+		require.NoError(t, err)
+		return ok
+	})
+	cancel()
+	require.NoError(t, <-done)
+	require.Equal(t, int64(1), rb.Rebuilds())
+
+	after := v.snapshot(t, p)
+	require.Equal(t, before.items, after.items, "items with their versions")
+	require.Equal(t, before.units, after.units, "customer units")
+	require.Equal(t, before.holds, after.holds, "held reservations and their expiry")
+	require.Equal(t, before.res, after.res)
+
+	// The next write carries the next version, and the ledger stays gap-free.
+	prev := before.items["s1/sofa"]
+	res, err := v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "sofa", Delta: 1}, engine.Op{})
+	require.NoError(t, err)
+	require.Equal(t, prev.Version+1, res.Item.Version)
+	// A restored hold can be released (its units and customer allowance come back).
+	for id := range before.res {
+		_, err := v.e.Release(ctx, id, engine.Op{})
+		require.NoError(t, err)
+	}
+	waitFor(t, 20*time.Second, "catch up after the rebuild", func() bool { return v.caughtUp(t) })
+	v.checkLedger(t)
+	require.Zero(t, v.count(t, `SELECT count(*) FROM drift_findings`))
+}
+
+func TestRebuildPersistsTheSurvivingStreamFirst(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	// Half of the history persisted, half still only in the stream.
+	_, stop := v.startPersister(t, persist.PersisterConfig{})
+	workload(t, v, 8, 2, 60, testStores, testSKUs)
+	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	require.NoError(t, stop())
+	workload(t, v, 9, 2, 60, testStores, testSKUs)
+	require.False(t, v.caughtUp(t))
+	before := v.snapshot(t, 0)
+
+	require.NoError(t, v.rdb.Del(ctx, v.e.ReadyKey(0)).Err())
+	rb, err := persist.NewRebuilder(v.e, v.pool, persist.RebuilderConfig{})
+	require.NoError(t, err)
+	require.NoError(t, rb.RebuildPartition(ctx, 0))
+	require.True(t, v.caughtUp(t), "the stream's entries were persisted before the rebuild")
+	require.Equal(t, before, v.snapshot(t, 0))
+
+	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "sofa", Delta: 2}, engine.Op{})
+	require.NoError(t, err)
+	_, _ = v.startPersister(t, persist.PersisterConfig{})
+	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	v.checkLedger(t)
+	require.Zero(t, v.count(t, `SELECT count(*) FROM drift_findings`), "no fork")
+}
+
+func TestRebuildEmptyLedgerAndLock(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 2})
+	ctx := context.Background()
+	rb, err := persist.NewRebuilder(v.e, v.pool, persist.RebuilderConfig{})
+	require.NoError(t, err)
+	require.NoError(t, v.rdb.Del(ctx, v.e.ReadyKey(1)).Err())
+	// Another process holds the lock.
+	require.NoError(t, v.rdb.Set(ctx, v.e.KeyBase(1)+"rebuild-lock", "other", time.Minute).Err())
+	require.ErrorIs(t, rb.RebuildPartition(ctx, 1), persist.ErrRebuildInProgress)
+	require.NoError(t, v.rdb.Del(ctx, v.e.KeyBase(1)+"rebuild-lock").Err())
+	require.NoError(t, rb.RebuildPartition(ctx, 1))
+	ok, err := v.e.PartitionReady(ctx, 1)
+	require.NoError(t, err)
+	require.True(t, ok, "an empty ledger just marks the partition ready")
+	require.Zero(t, v.rdb.Exists(ctx, v.e.KeyBase(1)+"rebuild-lock").Val(), "lock released")
+	require.NoError(t, rb.RebuildPartition(ctx, 1), "a ready partition is left alone")
+	require.Equal(t, int64(1), rb.Rebuilds())
+}
