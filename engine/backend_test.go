@@ -102,6 +102,16 @@ func realBackend() backend {
 	}}
 }
 
+// singleBackend is real Redis with group commit off: every write is its own
+// script call.
+func singleBackend() backend {
+	b := realBackend()
+	return backend{name: "redis-single", make: func(t *testing.T, cfg engine.Config) *engine.Engine {
+		cfg.DisableGroupCommit = true
+		return b.make(t, cfg)
+	}}
+}
+
 func miniBackend() backend {
 	return backend{name: "miniredis", make: func(t *testing.T, cfg engine.Config) *engine.Engine {
 		t.Helper()
@@ -126,5 +136,5 @@ func mustEngine(t *testing.T, cfg engine.Config) *engine.Engine {
 
 // backends lists every backend the conformance suite runs against.
 func backends() []backend {
-	return []backend{realBackend(), miniBackend()}
+	return []backend{realBackend(), singleBackend(), miniBackend()}
 }

@@ -30,7 +30,7 @@ func TestFlashSaleRace(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := 0; i < 100; i++ { // bounded: stock/200 + slack
+				for i := 0; i <= stock; i++ { // bounded: no buyer can buy more than the stock
 					_, err := e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: 1}}}, engine.Op{})
 					var ise *engine.InsufficientStockError
 					switch {

@@ -38,6 +38,24 @@ type Config struct {
 	Clock func() time.Time
 	// Logger receives the engine's logs. Defaults to zap.NewNop().
 	Logger *zap.Logger
+	// DisableGroupCommit sends every write as its own script call instead
+	// of coalescing concurrent writes of a partition into one batch call.
+	DisableGroupCommit bool
+	// GroupMaxBatch bounds the requests of one batch call. Defaults to 128.
+	GroupMaxBatch int
+	// GroupInflight is how many batch calls of one partition may be in
+	// flight at once. Defaults to 2.
+	GroupInflight int
+	// GroupLinger, when positive, makes a batch that is not full wait this
+	// long for more requests before it goes. Defaults to 0: requests that
+	// arrive while a batch is in flight form the next one, so batching adds
+	// no latency at low load.
+	GroupLinger time.Duration
+	// GroupTimeout bounds one batch call. Defaults to 5s.
+	GroupTimeout time.Duration
+	// OnBatch, when set, is called with the size of every batch call (for
+	// metrics).
+	OnBatch func(size int)
 }
 
 func (c Config) withDefaults() Config {
@@ -65,6 +83,15 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	if c.GroupMaxBatch == 0 {
+		c.GroupMaxBatch = 128
+	}
+	if c.GroupInflight == 0 {
+		c.GroupInflight = 2
+	}
+	if c.GroupTimeout == 0 {
+		c.GroupTimeout = 5 * time.Second
+	}
 	return c
 }
 
@@ -80,6 +107,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("engine config: IdempotencyTTL must be at least 1s, got %s", c.IdempotencyTTL)
 	case c.OpTTL < time.Second:
 		return fmt.Errorf("engine config: OpTTL must be at least 1s, got %s", c.OpTTL)
+	case c.GroupMaxBatch < 1 || c.GroupMaxBatch > 1000:
+		return fmt.Errorf("engine config: GroupMaxBatch must be 1..1000, got %d", c.GroupMaxBatch)
+	case c.GroupInflight < 1:
+		return fmt.Errorf("engine config: GroupInflight must be at least 1, got %d", c.GroupInflight)
+	case c.GroupLinger < 0 || c.GroupLinger > 10*time.Millisecond:
+		return fmt.Errorf("engine config: GroupLinger must be 0..10ms, got %s", c.GroupLinger)
 	case c.ReservationRetention < time.Second:
 		return fmt.Errorf("engine config: ReservationRetention must be at least 1s, got %s", c.ReservationRetention)
 	}

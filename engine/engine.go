@@ -49,10 +49,11 @@ func ValidID(s string) bool { return idRE.MatchString(s) }
 
 // Engine runs the stock operations. Construct it with New.
 type Engine struct {
-	cfg     Config
-	rdb     redis.UniversalClient
-	scripts *luascripts.Set
-	log     *zap.Logger
+	cfg      Config
+	rdb      redis.UniversalClient
+	scripts  *luascripts.Set
+	log      *zap.Logger
+	batchers []*batcher
 }
 
 // New returns an Engine for cfg. It does not talk to Redis; call Init or
@@ -66,7 +67,12 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, rdb: cfg.Client, scripts: s, log: cfg.Logger}, nil
+	e := &Engine{cfg: cfg, rdb: cfg.Client, scripts: s, log: cfg.Logger}
+	e.batchers = make([]*batcher, cfg.Partitions)
+	for p := range e.batchers {
+		e.batchers[p] = &batcher{e: e, p: p}
+	}
+	return e, nil
 }
 
 // Partitions returns the number of partitions.
@@ -292,9 +298,21 @@ func (l wireLine) MarshalJSON() ([]byte, error) {
 }
 
 // identify fills the operation id, idempotency record key and fingerprint.
+// A write without a client key gets a fresh random operation id; no one else
+// can name it, so it needs no fingerprint.
 func identify(r *wreq, op Op) error {
+	r.PR = op.Principal
+	if op.IdempotencyKey == "" {
+		r.OpID = randomHex(16)
+		r.Gen = true
+		return nil
+	}
+	if !ValidIdempotencyKey(op.IdempotencyKey) {
+		return invalid("Idempotency-Key", "must be 1..255 printable ASCII characters")
+	}
 	if op.Fingerprint == "" {
 		c := *r
+		c.PR = ""
 		if c.O == "reserve" {
 			c.RID = "" // generated per call, not part of the request
 		}
@@ -305,21 +323,11 @@ func identify(r *wreq, op Op) error {
 		sum := sha256.Sum256(b)
 		r.FP = hex.EncodeToString(sum[:16])
 	} else {
-		r.FP = op.Fingerprint
+		sum := sha256.Sum256([]byte(op.Fingerprint))
+		r.FP = hex.EncodeToString(sum[:16])
 	}
-	r.PR = op.Principal
-	if op.IdempotencyKey != "" {
-		if !ValidIdempotencyKey(op.IdempotencyKey) {
-			return invalid("Idempotency-Key", "must be 1..255 printable ASCII characters")
-		}
-		r.OpID = op.IdempotencyKey
-		r.IDK = strconv.Itoa(len(op.Principal)) + ":" + op.Principal + ":" + op.IdempotencyKey
-		return nil
-	}
-	id := randomHex(16)
-	r.OpID = id
-	r.IDK = "g:" + id
-	r.Gen = true
+	r.OpID = op.IdempotencyKey
+	r.IDK = strconv.Itoa(len(op.Principal)) + ":" + op.Principal + ":" + op.IdempotencyKey
 	return nil
 }
 
@@ -340,7 +348,12 @@ func (e *Engine) write(ctx context.Context, p int, r *wreq, op Op) (*reply, erro
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
-	res, err := e.run(ctx, e.scripts.Ops[r.O], p, string(b))
+	var res any
+	if e.cfg.DisableGroupCommit {
+		res, err = e.run(ctx, e.scripts.Ops[r.O], p, string(b))
+	} else {
+		res, err = e.batcher(p).submit(ctx, string(b))
+	}
 	if err != nil {
 		return nil, err
 	}

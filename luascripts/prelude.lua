@@ -27,6 +27,8 @@ local MAX_QTY = 1000000000
 
 local OPS = {}
 
+-- istr formats an integer. Only for error details: redis.call takes numbers
+-- as they are and formats integers exactly, far faster than string.format.
 local function istr(n)
   return string.format('%d', n)
 end
@@ -39,8 +41,19 @@ local function is_int(n, lo, hi)
   return type(n) == 'number' and n == math.floor(n) and n >= lo and n <= hi
 end
 
+local ID_OK = {}
+
+-- is_id checks a store, SKU or customer id (memoised: a batch often names
+-- the same ids many times).
 local function is_id(s)
-  return type(s) == 'string' and #s >= 1 and #s <= 64 and string.find(s, '^[A-Za-z0-9][A-Za-z0-9._-]*$') ~= nil
+  if ID_OK[s] then
+    return true
+  end
+  local ok = type(s) == 'string' and #s >= 1 and #s <= 64 and string.find(s, '^[A-Za-z0-9][A-Za-z0-9._-]*$') ~= nil
+  if ok then
+    ID_OK[s] = true
+  end
+  return ok
 end
 
 local function ikey(store, sku)
@@ -55,9 +68,19 @@ local function rkey(id)
   return BASE .. 'r:' .. id
 end
 
+local READY = nil
+
+-- ready reports whether the partition has its readiness marker. Nothing in
+-- a write script removes it, so one check serves the whole script.
 local function ready()
-  return redis.call('EXISTS', BASE .. 'ready') == 1
+  if READY == nil then
+    READY = redis.call('EXISTS', BASE .. 'ready') == 1
+  end
+  return READY
 end
+
+-- stream entries: read once per script, then counted as events are added
+local XLEN = nil
 
 local function num_or(v, d)
   if v then
@@ -72,25 +95,32 @@ local function load(store, sku)
   if not h[3] then
     return nil
   end
+  local rp, mpc = num_or(h[4], -1), num_or(h[5], -1)
   return {
     store = store, sku = sku,
     oh = tonumber(h[1]), rs = tonumber(h[2]), v = tonumber(h[3]),
-    rp = num_or(h[4], -1), mpc = num_or(h[5], -1), ua = num_or(h[6], 0),
+    rp = rp, mpc = mpc, ua = num_or(h[6], 0), rp0 = rp, mpc0 = mpc,
   }
 end
 
+-- save writes an item's counts, and its settings only where they changed
+-- since load (rp0, mpc0; nil for a new item).
 local function save(it)
   local k = ikey(it.store, it.sku)
-  redis.call('HSET', k, 'oh', istr(it.oh), 'rs', istr(it.rs), 'v', istr(it.v), 'ua', istr(it.ua))
-  if it.rp >= 0 then
-    redis.call('HSET', k, 'rp', istr(it.rp))
-  else
-    redis.call('HDEL', k, 'rp')
+  redis.call('HSET', k, 'oh', it.oh, 'rs', it.rs, 'v', it.v, 'ua', it.ua)
+  if it.rp ~= it.rp0 then
+    if it.rp >= 0 then
+      redis.call('HSET', k, 'rp', it.rp)
+    else
+      redis.call('HDEL', k, 'rp')
+    end
   end
-  if it.mpc >= 0 then
-    redis.call('HSET', k, 'mpc', istr(it.mpc))
-  else
-    redis.call('HDEL', k, 'mpc')
+  if it.mpc ~= it.mpc0 then
+    if it.mpc >= 0 then
+      redis.call('HSET', k, 'mpc', it.mpc)
+    else
+      redis.call('HDEL', k, 'mpc')
+    end
   end
 end
 
@@ -117,11 +147,14 @@ end
 -- the same order, so the stream stores the field names once per node.
 local function emit(typ, it, doh, drs, rid, cust, req, x)
   redis.call('XADD', EVENTS, '*',
-    's', it.store, 'k', it.sku, 'v', istr(it.v), 't', typ,
-    'dh', istr(doh), 'dr', istr(drs), 'oh', istr(it.oh), 'rs', istr(it.rs),
-    'rp', istr(it.rp), 'mpc', istr(it.mpc),
+    's', it.store, 'k', it.sku, 'v', it.v, 't', typ,
+    'dh', doh, 'dr', drs, 'oh', it.oh, 'rs', it.rs,
+    'rp', it.rp, 'mpc', it.mpc,
     'rid', rid or '', 'c', cust or '', 'op', req.op or '', 'rsn', req.reason or '',
-    'pr', req.pr or '', 'ts', istr(NOW), 'x', istr(x or 0))
+    'pr', req.pr or '', 'ts', NOW, 'x', x or 0)
+  if XLEN then
+    XLEN = XLEN + 1
+  end
 end
 
 local function usage_add(it, cust, n)
@@ -253,12 +286,34 @@ local function finish_reservation(r, typ, status, req)
   return items, nil
 end
 
+-- Idempotency records. A request carries either a client key scoped by
+-- principal (idk, with the request's fingerprint fp) or a generated operation
+-- id (gen = true; idk is derived from op). The record is the fingerprint and
+-- the result, its elements joined by tabs (no result element holds a tab);
+-- a replay returns them as strings, which the engine reads like integers.
 local function idem_key(req)
+  if req.gen then
+    return BASE .. 'idem:g:' .. req.op
+  end
   return BASE .. 'idem:' .. req.idk
 end
 
+local function split_tabs(s)
+  local out = {}
+  local i = 1
+  while true do
+    local j = string.find(s, '\t', i, true)
+    if not j then
+      out[#out + 1] = string.sub(s, i)
+      return out
+    end
+    out[#out + 1] = string.sub(s, i, j - 1)
+    i = j + 1
+  end
+end
+
 local function idem_check(req)
-  if not req.idk or req.idk == '' then
+  if not req.gen and (not req.idk or req.idk == '') then
     return nil
   end
   local v = redis.call('GET', idem_key(req))
@@ -266,23 +321,22 @@ local function idem_check(req)
     return nil
   end
   local sep = string.find(v, '\n', 1, true)
-  if string.sub(v, 1, sep - 1) ~= req.fp then
+  if string.sub(v, 1, sep - 1) ~= (req.fp or '') then
     return fail('IDEMPOTENCY_MISMATCH', '')
   end
-  local res = cjson.decode(string.sub(v, sep + 1))
+  local res = split_tabs(string.sub(v, sep + 1))
   res[1] = 1
   return res
 end
 
 local function idem_store(req, res)
-  if not req.idk or req.idk == '' then
-    return
-  end
   local ttl = IDEM_TTL
   if req.gen then
     ttl = OP_TTL
+  elseif not req.idk or req.idk == '' then
+    return
   end
-  redis.call('SET', idem_key(req), req.fp .. '\n' .. cjson.encode(res), 'PX', ttl)
+  redis.call('SET', idem_key(req), (req.fp or '') .. '\n' .. table.concat(res, '\t'), 'PX', ttl)
 end
 
 -- run_write wraps every write: readiness, idempotency, backpressure, then the
@@ -299,8 +353,13 @@ local function run_write(req)
   if prev then
     return prev
   end
-  if HIGH_WATER > 0 and redis.call('XLEN', EVENTS) >= HIGH_WATER then
-    return fail('BACKPRESSURE', '')
+  if HIGH_WATER > 0 then
+    if XLEN == nil then
+      XLEN = redis.call('XLEN', EVENTS)
+    end
+    if XLEN >= HIGH_WATER then
+      return fail('BACKPRESSURE', '')
+    end
   end
   local res = fn(req)
   if res.err then

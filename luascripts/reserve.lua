@@ -21,7 +21,7 @@ OPS.reserve = function(req)
     emit('RESERVE', it, 0, q, r.id, cust, req, r.x)
     push_item(out, it)
   end
-  redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', cjson.encode(r.lines), 'x', istr(r.x), 'ca', istr(NOW))
+  redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', cjson.encode(r.lines), 'x', r.x, 'ca', NOW)
   redis.call('ZADD', BASE .. 'rexp', r.x, r.id)
   return out
 end

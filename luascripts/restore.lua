@@ -16,13 +16,15 @@ if req.cur ~= nil and req.cur >= 0 then
   if have ~= req.cur then return redis.error_reply('VERSION_MISMATCH ' .. istr(have)) end
 end
 local n = { store = req.store, sku = req.sku, oh = req.oh, rs = req.rs, v = req.v, rp = req.rp or -1, mpc = req.mpc or -1, ua = req.ua or NOW }
+-- write both settings whatever they were
+n.rp0, n.mpc0 = -2, -2
 save(n)
 index(n)
 local ck = cukey(n.store, n.sku)
 redis.call('DEL', ck)
 if type(req.cu) == 'table' then
   for i = 1, #req.cu do
-    if req.cu[i][2] > 0 then redis.call('HSET', ck, req.cu[i][1], istr(req.cu[i][2])) end
+    if req.cu[i][2] > 0 then redis.call('HSET', ck, req.cu[i][1], req.cu[i][2]) end
   end
 end
 return { 1 }

@@ -7,7 +7,7 @@ if type(req.id) ~= 'string' or req.id == '' or not is_id(req.store) or type(req.
   return redis.error_reply('INVALID reservation')
 end
 local k = rkey(req.id)
-redis.call('HSET', k, 'st', req.store, 'c', req.customer or '', 's', 'held', 'l', cjson.encode(req.lines), 'x', istr(req.x), 'ca', istr(NOW))
+redis.call('HSET', k, 'st', req.store, 'c', req.customer or '', 's', 'held', 'l', cjson.encode(req.lines), 'x', req.x, 'ca', NOW)
 redis.call('PERSIST', k)
 redis.call('ZADD', BASE .. 'rexp', req.x, req.id)
 return { 1 }
