@@ -82,50 +82,34 @@ type Availability struct {
 }
 
 // fanOut runs the read script on every partition in one pipeline (split per
-// node on a cluster). It reloads the script once on NOSCRIPT.
+// node on a cluster). A partition whose node lost the script (NOSCRIPT) is
+// read again on its own with EVAL, which also reloads it.
 func (e *Engine) fanOut(ctx context.Context, args ...any) ([]*reply, error) {
-	for attempt := 0; ; attempt++ {
-		cmds := make([]*redis.Cmd, e.cfg.Partitions)
-		_, _ = e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-			for p := range cmds {
-				cmds[p] = e.scripts.Read.EvalSha(ctx, pipe, []string{e.StreamKey(p)}, e.baseArgs(args...)...)
-			}
-			return nil
-		})
-		out := make([]*reply, len(cmds))
-		var firstErr error
-		noscript := false
-		for p, c := range cmds {
-			res, err := c.Result()
-			if err != nil {
-				e.refreshTopology(err)
-				if strings.HasPrefix(err.Error(), "NOSCRIPT") {
-					noscript = true
-				} else if firstErr == nil {
-					firstErr = interpretError(err)
-				}
-				continue
-			}
-			arr, ok := res.([]any)
-			if !ok {
-				return nil, fmt.Errorf("read: unexpected reply %T", res)
-			}
-			out[p] = &reply{a: arr}
+	cmds := make([]*redis.Cmd, e.cfg.Partitions)
+	_, _ = e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for p := range cmds {
+			cmds[p] = e.scripts.Read.EvalSha(ctx, pipe, []string{e.StreamKey(p)}, e.baseArgs(args...)...)
 		}
-		if noscript && attempt == 0 {
-			if err := e.scripts.Read.Load(ctx, e.rdb).Err(); err != nil {
-				return nil, fmt.Errorf("reload read script: %w", err)
-			}
-			continue
+		return nil
+	})
+	out := make([]*reply, len(cmds))
+	for p, c := range cmds {
+		res, err := c.Result()
+		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+			res, err = e.run(ctx, e.scripts.Read, p, args...)
+		} else if err != nil {
+			err = interpretError(err)
 		}
-		if firstErr != nil {
-			return nil, firstErr
+		if err != nil {
+			return nil, err
 		}
-		if noscript {
-			return nil, fmt.Errorf("read script missing after reload")
+		arr, ok := res.([]any)
+		if !ok {
+			return nil, fmt.Errorf("read: unexpected reply %T", res)
 		}
-		return out, nil
+		out[p] = &reply{a: arr}
 	}
+	return out, nil
 }
 
 // Availability returns a SKU's stock at every store that carries it, in
