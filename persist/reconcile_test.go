@@ -1,0 +1,186 @@
+package persist_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/persist"
+)
+
+func kinds(rep *persist.Report) map[string]string {
+	out := map[string]string{}
+	for _, f := range rep.Findings {
+		out[f.Store+"/"+f.SKU] = f.Kind
+	}
+	return out
+}
+
+func TestReconcileEachDriftCase(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	mpc := int64(5)
+	for _, sku := range []string{"a", "b", "c", "d", "e", "f"} {
+		req := engine.SetRequest{Store: "s1", SKU: sku, OnHand: 10}
+		if sku == "a" {
+			req.MaxPerCustomer = &mpc
+		}
+		_, err := v.e.Set(ctx, req, engine.Op{})
+		require.NoError(t, err)
+		_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: sku, Delta: 5}, engine.Op{})
+		require.NoError(t, err)
+	}
+	_, err := v.e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Customer: "c1", Lines: []engine.Line{{SKU: "a", Qty: 2}}}, engine.Op{})
+	require.NoError(t, err)
+	_, stop := v.startPersister(t, persist.PersisterConfig{})
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	require.NoError(t, stop())
+
+	// redis_missing: the item's key is gone.
+	require.NoError(t, v.rdb.Del(ctx, v.e.ItemKey("s1", "a"), v.e.KeyBase(0)+"cu:s1:a").Err())
+	// redis_behind: Redis went back to an older version (lost writes).
+	require.NoError(t, v.e.RestoreItem(ctx, engine.ItemState{Store: "s1", SKU: "b", OnHand: 10, Version: 1, ReorderPoint: -1, MaxPerCustomer: -1}, -1))
+	// redis_ahead: two changes whose events vanished before being persisted.
+	before, err := v.rdb.XLen(ctx, v.e.StreamKey(0)).Result()
+	require.NoError(t, err)
+	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "c", Delta: -3}, engine.Op{})
+	require.NoError(t, err)
+	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "c", Delta: 7}, engine.Op{})
+	require.NoError(t, err)
+	// ... and a new item whose creation was lost the same way.
+	_, err = v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "g", OnHand: 4}, engine.Op{})
+	require.NoError(t, err)
+	lost, err := v.rdb.XRange(ctx, v.e.StreamKey(0), "-", "+").Result()
+	require.NoError(t, err)
+	for _, m := range lost[before:] {
+		require.NoError(t, v.rdb.XDel(ctx, v.e.StreamKey(0), m.ID).Err())
+	}
+	// lag: a change still waiting in the stream.
+	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "d", Delta: 1}, engine.Op{})
+	require.NoError(t, err)
+	// corrupt: same version, different numbers.
+	require.NoError(t, v.rdb.HSet(ctx, v.e.ItemKey("s1", "e"), "oh", "99").Err())
+
+	want := map[string]string{
+		"s1/a": persist.KindRedisMissing, "s1/b": persist.KindRedisBehind, "s1/c": persist.KindRedisAhead,
+		"s1/g": persist.KindRedisAhead, "s1/e": persist.KindCorrupt,
+	}
+	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{BatchSize: 2})
+	require.NoError(t, err)
+
+	// check: reports, records, changes nothing.
+	redisBefore := v.redisItems(t)
+	eventsBefore := v.count(t, `SELECT count(*) FROM inventory_events`)
+	rep, err := rc.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	require.Equal(t, want, kinds(rep))
+	require.Equal(t, int64(1), rep.Lagging, "d is lag, not drift")
+	require.Equal(t, int64(7), rep.ItemsChecked)
+	for _, f := range rep.Findings {
+		require.Equal(t, "none (check mode)", f.Action)
+	}
+	require.Equal(t, redisBefore, v.redisItems(t))
+	require.Equal(t, eventsBefore, v.count(t, `SELECT count(*) FROM inventory_events`))
+	require.Equal(t, int64(5), v.count(t, `SELECT count(*) FROM drift_findings WHERE run_id = $1`, rep.RunID))
+	require.Equal(t, int64(5), v.count(t, `SELECT findings FROM reconciliation_runs WHERE id = $1 AND finished_at IS NOT NULL AND mode = 'check'`, rep.RunID))
+
+	// repair: fixes each case.
+	rep, err = rc.Reconcile(ctx, persist.ModeRepair)
+	require.NoError(t, err)
+	require.Equal(t, want, kinds(rep))
+	for _, f := range rep.Findings {
+		require.NotContains(t, f.Action, "none", "%s/%s %s", f.Store, f.SKU, f.Kind)
+		switch f.Kind {
+		case persist.KindRedisAhead:
+			require.Contains(t, f.Action, "RECONCILE")
+		default:
+			require.Equal(t, "restored Redis from the ledger", f.Action)
+		}
+	}
+	require.Equal(t, int64(5), v.count(t, `SELECT count(*) FROM drift_findings WHERE run_id = $1 AND before IS NOT NULL`, rep.RunID))
+	it, err := v.e.GetItem(ctx, "s1", "a")
+	require.NoError(t, err)
+	require.Equal(t, int64(3), it.Version)
+	require.Equal(t, int64(13), it.OnHand)
+	require.Equal(t, "2", v.rdb.HGet(ctx, v.e.KeyBase(0)+"cu:s1:a", "c1").Val(), "customer units come back from the ledger")
+	it, err = v.e.GetItem(ctx, "s1", "b")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), it.Version)
+	require.Equal(t, int64(15), it.OnHand)
+	it, err = v.e.GetItem(ctx, "s1", "e")
+	require.NoError(t, err)
+	require.Equal(t, int64(15), it.OnHand)
+	// RECONCILE rows: versions 3 (no change) and 4 (the difference) of c.
+	require.Equal(t, int64(2), v.count(t, `SELECT count(*) FROM inventory_events WHERE store_id = 's1' AND sku = 'c' AND type = 'RECONCILE'`))
+	require.Equal(t, int64(0), v.count(t, `SELECT delta_on_hand FROM inventory_events WHERE store_id = 's1' AND sku = 'c' AND version = 3`))
+	require.Equal(t, int64(4), v.count(t, `SELECT delta_on_hand FROM inventory_events WHERE store_id = 's1' AND sku = 'c' AND version = 4`))
+
+	// The persister drains the lagging event; then everything agrees.
+	_, _ = v.startPersister(t, persist.PersisterConfig{})
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	v.checkLedger(t)
+	rep, err = rc.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	require.Empty(t, rep.Findings)
+	require.Zero(t, rep.Lagging)
+	// The next write continues the versions.
+	res, err := v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "c", Delta: 1}, engine.Op{})
+	require.NoError(t, err)
+	require.Equal(t, int64(5), res.Item.Version)
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	v.checkLedger(t)
+}
+
+func TestReconcileRebuildsPartitionWithoutMarker(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 2})
+	ctx := context.Background()
+	_, _ = v.startPersister(t, persist.PersisterConfig{})
+	workload(t, v, 11, 2, 40, testStores, testSKUs)
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	p := v.e.Partition("s1")
+	before := v.snapshot(t, p)
+	v.deletePartition(t, p)
+	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
+	require.NoError(t, err)
+	rep, err := rc.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	require.Len(t, rep.Findings, 1)
+	require.Equal(t, persist.KindPartitionNotReady, rep.Findings[0].Kind)
+	rep, err = rc.Reconcile(ctx, persist.ModeRepair)
+	require.NoError(t, err)
+	require.Len(t, rep.Findings, 1)
+	require.Equal(t, "rebuilt the partition from the ledger", rep.Findings[0].Action)
+	require.Equal(t, before, v.snapshot(t, p))
+	rep, err = rc.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	require.Empty(t, rep.Findings)
+}
+
+func TestPersisterRecordsForks(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	_, err := v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "a", OnHand: 3}, engine.Op{IdempotencyKey: "mine"})
+	require.NoError(t, err)
+	// Another history of the same item already holds version 1 (a Redis
+	// failover lost an acknowledged write, and version 1 was issued again).
+	_, err = v.pool.Exec(ctx, `INSERT INTO inventory_events (store_id, sku, version, type, delta_on_hand, delta_reserved,
+		on_hand, reserved, op_id, occurred_at, stream_id) VALUES ('s1', 'a', 1, 'SET', 8, 0, 8, 0, 'other-op', now(), '1-1')`)
+	require.NoError(t, err)
+	p, _ := v.startPersister(t, persist.PersisterConfig{})
+	waitFor(t, 10*time.Second, "the fork to be recorded", func() bool { return p.Stats().Forks == 1 })
+	waitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
+	require.Equal(t, int64(1), v.count(t, `SELECT count(*) FROM drift_findings WHERE kind = 'fork' AND store_id = 's1' AND sku = 'a'
+		AND version = 1 AND before->>'op_id' = 'other-op' AND after->>'op_id' = 'mine'`))
+	require.Equal(t, "other-op", func() string {
+		evs, err := persist.NewLedger(v.pool).History(ctx, "s1", "a", 10)
+		require.NoError(t, err)
+		require.Len(t, evs, 1)
+		return evs[0].IdempotencyKey
+	}(), "the stored event is kept")
+}
