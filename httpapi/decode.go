@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -47,6 +48,9 @@ func decodeStrict(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("the request body is empty; a JSON object is expected")
 	}
+	if bytes.TrimSpace(body)[0] != '{' {
+		return badRequest("the request body must be a JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -54,6 +58,79 @@ func decodeStrict(body []byte, dst any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("trailing data after the JSON object")
+	}
+	// encoding/json matches member names case-insensitively and lets a
+	// repeated member win; the contract's members are exact and single.
+	kd := json.NewDecoder(bytes.NewReader(body))
+	if err := checkMembers(kd, reflect.TypeOf(dst).Elem()); err != nil {
+		return badRequest(err.Error())
+	}
+	return nil
+}
+
+var intType = reflect.TypeOf(Int{})
+
+// checkMembers reads one JSON value of Go type t from dec and fails on an
+// object member that is not exactly one of t's JSON names, or is repeated.
+func checkMembers(dec *json.Decoder, t reflect.Type) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	d, isDelim := tok.(json.Delim)
+	if !isDelim {
+		return nil
+	}
+	switch {
+	case d == '{' && t.Kind() == reflect.Struct && t != intType:
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			fields[name] = t.Field(i).Type
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			k, _ := kt.(string)
+			ft, ok := fields[k]
+			if !ok {
+				return fmt.Errorf("unknown member %q", k)
+			}
+			if seen[k] {
+				return fmt.Errorf("member %q appears twice", k)
+			}
+			seen[k] = true
+			if err := checkMembers(dec, ft); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	case d == '[' && t.Kind() == reflect.Slice:
+		for dec.More() {
+			if err := checkMembers(dec, t.Elem()); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	}
+	// Any other composite value: skip it.
+	for depth := 1; depth > 0; {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		if d, ok := tok.(json.Delim); ok {
+			if d == '{' || d == '[' {
+				depth++
+			} else {
+				depth--
+			}
+		}
 	}
 	return nil
 }

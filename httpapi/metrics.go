@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -103,7 +104,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if c.Response().StatusCode() == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
 		route = "unmatched"
 	}
-	s.m.requests.WithLabelValues(route, c.Method(), strconv.Itoa(c.Response().StatusCode())).Observe(time.Since(start).Seconds())
+	s.m.requests.WithLabelValues(route, utils.CopyString(c.Method()), strconv.Itoa(c.Response().StatusCode())).Observe(time.Since(start).Seconds())
 	return nil
 }
 

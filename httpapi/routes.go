@@ -19,27 +19,31 @@ func (s *Server) routes() {
 	a.Get("/openapi.json", s.openapi)
 	a.Get("/", s.dashboard)
 
+	// Middleware is attached per route: a Fiber group's handlers would
+	// apply to every route under its prefix, feeds included.
+	feed := func(h fiber.Handler) []fiber.Handler { return []fiber.Handler{s.authenticate, s.rateLimit, h} }
+	api := func(h fiber.Handler) []fiber.Handler {
+		return []fiber.Handler{s.limitInFlight, s.authenticate, s.rateLimit, s.checkIdempotencyKey, h}
+	}
 	// Feeds hold their connection open: they are counted apart from the
 	// in-flight requests.
-	feeds := a.Group("/v1", s.authenticate, s.rateLimit)
-	feeds.Get("/events", s.sse)
-	feeds.Get("/ws", s.websocket)
+	a.Get("/v1/events", feed(s.sse)...)
+	a.Get("/v1/ws", feed(s.websocket)...)
 
-	v1 := a.Group("/v1", s.limitInFlight, s.authenticate, s.rateLimit, s.checkIdempotencyKey)
-	v1.Put("/stores/:store/items/:sku", s.putItem)
-	v1.Get("/stores/:store/items/:sku", s.getItem)
-	v1.Get("/stores/:store/items", s.listItems)
-	v1.Post("/stores/:store/items/:sku/adjust", s.adjust)
-	v1.Get("/stores/:store/items/:sku/history", s.history)
-	v1.Post("/stores/:store/checkout", s.checkout)
-	v1.Post("/stores/:store/reservations", s.reserve)
-	v1.Get("/stores", s.listStores)
-	v1.Get("/reservations/:id", s.getReservation)
-	v1.Post("/reservations/:id/commit", s.commit)
-	v1.Post("/reservations/:id/release", s.release)
-	v1.Post("/adjustments", s.bulkAdjust)
-	v1.Get("/items/:sku", s.availability)
-	v1.Post("/admin/reconcile", s.reconcile)
+	a.Put("/v1/stores/:store/items/:sku", api(s.putItem)...)
+	a.Get("/v1/stores/:store/items/:sku", api(s.getItem)...)
+	a.Get("/v1/stores/:store/items", api(s.listItems)...)
+	a.Post("/v1/stores/:store/items/:sku/adjust", api(s.adjust)...)
+	a.Get("/v1/stores/:store/items/:sku/history", api(s.history)...)
+	a.Post("/v1/stores/:store/checkout", api(s.checkout)...)
+	a.Post("/v1/stores/:store/reservations", api(s.reserve)...)
+	a.Get("/v1/stores", api(s.listStores)...)
+	a.Get("/v1/reservations/:id", api(s.getReservation)...)
+	a.Post("/v1/reservations/:id/commit", api(s.commit)...)
+	a.Post("/v1/reservations/:id/release", api(s.release)...)
+	a.Post("/v1/adjustments", api(s.bulkAdjust)...)
+	a.Get("/v1/items/:sku", api(s.availability)...)
+	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
 }
 
 // checkIdempotencyKey refuses a malformed Idempotency-Key before anything
