@@ -40,8 +40,16 @@ func TestReconcileEachDriftCase(t *testing.T) {
 	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
 	require.NoError(t, stop())
 
-	// redis_missing: the item's key is gone.
-	require.NoError(t, v.rdb.Del(ctx, v.e.ItemKey("s1", "a"), v.e.KeyBase(0)+"cu:s1:a").Err())
+	// redis_missing: the ledger has an item Redis lost (a SET, then a sale
+	// to c1 under a purchase limit).
+	_, err = v.pool.Exec(ctx, `INSERT INTO inventory_events (store_id, sku, version, type, delta_on_hand, delta_reserved,
+		on_hand, reserved, max_per_customer, customer, op_id, occurred_at, stream_id) VALUES
+		('s1', 'h', 1, 'SET', 6, 0, 6, 0, 5, '', 'op-h1', now(), '1-1'),
+		('s1', 'h', 2, 'SALE', -2, 0, 4, 0, 5, 'c1', 'op-h2', now(), '1-2')`)
+	require.NoError(t, err)
+	_, err = v.pool.Exec(ctx, `INSERT INTO inventory_items (store_id, sku, on_hand, reserved, version, max_per_customer, updated_at)
+		VALUES ('s1', 'h', 4, 0, 2, 5, now())`)
+	require.NoError(t, err)
 	// redis_behind: Redis went back to an older version (lost writes).
 	require.NoError(t, v.e.RestoreItem(ctx, engine.ItemState{Store: "s1", SKU: "b", OnHand: 10, Version: 1, ReorderPoint: -1, MaxPerCustomer: -1}, -1))
 	// redis_ahead: two changes whose events vanished before being persisted.
@@ -63,10 +71,13 @@ func TestReconcileEachDriftCase(t *testing.T) {
 	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "d", Delta: 1}, engine.Op{})
 	require.NoError(t, err)
 	// corrupt: same version, different numbers.
-	require.NoError(t, v.rdb.HSet(ctx, v.e.ItemKey("s1", "e"), "oh", "99").Err())
+	cur, err := v.e.GetItem(ctx, "s1", "e")
+	require.NoError(t, err)
+	require.NoError(t, v.e.RestoreItem(ctx, engine.ItemState{Store: "s1", SKU: "e", OnHand: 99, Reserved: cur.Reserved, Version: cur.Version,
+		ReorderPoint: -1, MaxPerCustomer: -1, UpdatedAt: cur.UpdatedAt}, cur.Version))
 
 	want := map[string]string{
-		"s1/a": persist.KindRedisMissing, "s1/b": persist.KindRedisBehind, "s1/c": persist.KindRedisAhead,
+		"s1/h": persist.KindRedisMissing, "s1/b": persist.KindRedisBehind, "s1/c": persist.KindRedisAhead,
 		"s1/g": persist.KindRedisAhead, "s1/e": persist.KindCorrupt,
 	}
 	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{BatchSize: 2})
@@ -79,7 +90,7 @@ func TestReconcileEachDriftCase(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, kinds(rep))
 	require.Equal(t, int64(1), rep.Lagging, "d is lag, not drift")
-	require.Equal(t, int64(7), rep.ItemsChecked)
+	require.Equal(t, int64(8), rep.ItemsChecked)
 	for _, f := range rep.Findings {
 		require.Equal(t, "none (check mode)", f.Action)
 	}
@@ -102,11 +113,16 @@ func TestReconcileEachDriftCase(t *testing.T) {
 		}
 	}
 	require.Equal(t, int64(5), v.count(t, `SELECT count(*) FROM drift_findings WHERE run_id = $1 AND before IS NOT NULL`, rep.RunID))
-	it, err := v.e.GetItem(ctx, "s1", "a")
+	it, err := v.e.GetItem(ctx, "s1", "h")
 	require.NoError(t, err)
-	require.Equal(t, int64(3), it.Version)
-	require.Equal(t, int64(13), it.OnHand)
-	require.Equal(t, "2", v.rdb.HGet(ctx, v.e.KeyBase(0)+"cu:s1:a", "c1").Val(), "customer units come back from the ledger")
+	require.Equal(t, int64(2), it.Version)
+	require.Equal(t, int64(4), it.OnHand)
+	require.Equal(t, "2", v.rdb.HGet(ctx, v.e.KeyBase(0)+"cu:s1:h", "c1").Val(), "customer units come back from the ledger")
+	// The purchase limit holds across the restore: c1 has 2 of 5.
+	_, err = v.e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Customer: "c1", Lines: []engine.Line{{SKU: "h", Qty: 4}}}, engine.Op{})
+	var ple *engine.PurchaseLimitError
+	require.ErrorAs(t, err, &ple)
+	require.Equal(t, int64(2), ple.Already)
 	it, err = v.e.GetItem(ctx, "s1", "b")
 	require.NoError(t, err)
 	require.Equal(t, int64(2), it.Version)

@@ -1,0 +1,86 @@
+package persist_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/persist"
+)
+
+// BenchmarkPersister measures the persister's throughput from Redis streams
+// into PostgreSQL, in events per second: b.N well-formed events are appended
+// to the partitions' streams first (not timed), then one persister drains
+// them all. Run it with a fixed count, e.g.
+//
+//	go test -run '^$' -bench Persister -benchtime 200000x ./persist/
+func BenchmarkPersister(b *testing.B) {
+	for _, bc := range []struct {
+		batch      int
+		partitions int
+	}{
+		{batch: 2000, partitions: 8},
+		{batch: 5000, partitions: 8},
+	} {
+		b.Run(fmt.Sprintf("batch=%d/partitions=%d", bc.batch, bc.partitions), func(b *testing.B) {
+			v := newEnv(b, envOpt{partitions: bc.partitions})
+			fillStreams(b, v, b.N, 500)
+			p, err := persist.NewPersister(v.e, v.pool, persist.PersisterConfig{BatchSize: bc.batch, Block: 100 * time.Millisecond})
+			require.NoError(b, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			b.ResetTimer()
+			start := time.Now()
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			for p.Stats().EntriesAcked < int64(b.N) {
+				time.Sleep(2 * time.Millisecond) // polling interval
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			cancel()
+			require.NoError(b, <-done)
+			require.Equal(b, int64(b.N), p.Stats().EventsPersisted)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+		})
+	}
+}
+
+// fillStreams appends n valid events spread over every partition, items
+// of itemsPerPartition SKUs each advancing version by version.
+func fillStreams(b testing.TB, v *env, n, itemsPerPartition int) {
+	ctx := context.Background()
+	stores := map[int]string{}
+	for i := 0; len(stores) < v.e.Partitions(); i++ {
+		s := "store" + strconv.Itoa(i)
+		if _, ok := stores[v.e.Partition(s)]; !ok {
+			stores[v.e.Partition(s)] = s
+		}
+	}
+	versions := map[string]int64{}
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	const chunk = 5000
+	for done := 0; done < n; {
+		pipe := v.rdb.Pipeline()
+		for j := 0; j < chunk && done < n; j++ {
+			p := done % v.e.Partitions()
+			store := stores[p]
+			sku := "sku" + strconv.Itoa((done/v.e.Partitions())%itemsPerPartition)
+			key := store + "/" + sku
+			versions[key]++
+			ver := versions[key]
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: v.e.StreamKey(p), Values: []any{
+				"s", store, "k", sku, "v", strconv.FormatInt(ver, 10), "t", "ADJUST",
+				"dh", "1", "dr", "0", "oh", strconv.FormatInt(ver, 10), "rs", "0", "rp", "-1", "mpc", "-1",
+				"rid", "", "c", "", "op", "op-" + strconv.Itoa(done), "rsn", "bench", "pr", "bench", "ts", now, "x", "0"}})
+			done++
+		}
+		_, err := pipe.Exec(ctx)
+		require.NoError(b, err)
+	}
+}
