@@ -2,6 +2,11 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/shelfline/inventory/engine"
@@ -54,4 +59,70 @@ func benchHotSKU(b *testing.B, cfg engine.Config) {
 func BenchmarkCheckoutHotSKU(b *testing.B) {
 	b.Run("group-commit", func(b *testing.B) { benchHotSKU(b, engine.Config{}) })
 	b.Run("one-call-per-request", func(b *testing.B) { benchHotSKU(b, engine.Config{DisableGroupCommit: true}) })
+}
+
+// BenchmarkItemMemory measures Redis memory per item (used_memory before and
+// after creating INVENTORY_BENCH_ITEMS items, default 100000, over 30
+// stores; events and idempotency records, which the persister trims and TTLs
+// expire, are removed before measuring). It reports bytes/item.
+func BenchmarkItemMemory(b *testing.B) {
+	n := 100000
+	if s := os.Getenv("INVENTORY_BENCH_ITEMS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	c := newRealClient(b)
+	prefix := testPrefix()
+	b.Cleanup(func() {
+		cleanPrefix(b, c, prefix)
+		c.Close()
+	})
+	e, err := engine.New(engine.Config{Client: c, Prefix: prefix, StreamHighWatermark: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := e.Init(ctx); err != nil {
+		b.Fatal(err)
+	}
+	used := func() int64 {
+		for _, l := range strings.Split(c.Info(ctx, "memory").Val(), "\r\n") {
+			if v, ok := strings.CutPrefix(l, "used_memory:"); ok {
+				x, _ := strconv.ParseInt(v, 10, 64)
+				return x
+			}
+		}
+		b.Fatal("no used_memory in INFO")
+		return 0
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		before := used()
+		var wg sync.WaitGroup
+		const stores = 30
+		for s := 0; s < stores; s++ {
+			wg.Add(1)
+			go func(s int) {
+				defer wg.Done()
+				for k := s; k < n; k += stores {
+					if _, err := e.Set(ctx, engine.SetRequest{Store: fmt.Sprintf("store-%02d", s), SKU: fmt.Sprintf("SKU-%07d", k), OnHand: int64(k % 50)}, engine.Op{}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}(s)
+		}
+		wg.Wait()
+		for p := 0; p < e.Partitions(); p++ {
+			c.Del(ctx, e.StreamKey(p))
+		}
+		iter := c.Scan(ctx, 0, prefix+":*idem*", 10000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
+		}
+		b.ReportMetric(float64(used()-before)/float64(n), "bytes/item")
+		cleanPrefix(b, c, prefix)
+		if err := e.Init(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -223,18 +223,23 @@ func TestClusterFailover(t *testing.T) {
 	// The engine recovers without a restart: writes to every store succeed
 	// again, the victim's included, while the burst goes on.
 	var recoveredAt time.Time
-	waitFor(t, 20*time.Second, "every store writable again after the failover", func() bool {
+	var probeErrs []string
+	ok := pollUntil(20*time.Second, func() bool {
 		for _, s := range stores {
 			octx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			_, err := e.Adjust(octx, engine.AdjustRequest{Store: s, SKU: "sofa", Delta: 1, Reason: "probe"}, engine.Op{})
 			cancel()
 			if err != nil {
+				if len(probeErrs) < 50 {
+					probeErrs = append(probeErrs, fmt.Sprintf("%s +%s: %v", s, time.Since(failedOverAt).Round(time.Millisecond), err))
+				}
 				return false
 			}
 		}
 		recoveredAt = time.Now()
 		return true
 	})
+	require.True(t, ok, "every store writable again within 20s of the failover; probe errors:\n%s", strings.Join(probeErrs, "\n"))
 	// A little more traffic on the new topology, then stop.
 	okAtRecovery := func() int { log.mu.Lock(); defer log.mu.Unlock(); return log.ok }()
 	waitFor(t, 10*time.Second, "traffic after the recovery", func() bool {
@@ -337,11 +342,19 @@ func heldUnits(t *testing.T, c *redis.ClusterClient, prefix string) map[string]i
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !pollUntil(d, cond) {
+		t.Fatalf("timed out after %s waiting for %s", d, what)
+	}
+}
+
+// pollUntil polls cond until it holds (true) or d passes (false).
+func pollUntil(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+			return false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return true
 }

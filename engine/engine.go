@@ -106,9 +106,10 @@ func (e *Engine) StreamKey(p int) string { return e.KeyBase(p) + "events" }
 // ReadyKey returns the key of partition p's readiness marker.
 func (e *Engine) ReadyKey(p int) string { return e.KeyBase(p) + "ready" }
 
-// ItemKey returns the key of an item's hash.
-func (e *Engine) ItemKey(store, sku string) string {
-	return e.KeyBase(e.Partition(store)) + "i:" + store + ":" + sku
+// StoreKey returns the key of the hash holding a store's items: field SKU,
+// value the packed item (see ParsePackedItem).
+func (e *Engine) StoreKey(store string) string {
+	return e.KeyBase(e.Partition(store)) + "st:" + store
 }
 
 // LoadScripts loads every script into Redis (every master of a cluster).

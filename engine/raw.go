@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,15 +16,38 @@ type ItemRef struct {
 	Store, SKU string
 }
 
+// ParsePackedItem decodes an item as stored in its store's hash:
+// "on_hand,reserved,version,updated_at_ms[,reorder_point,max_per_customer]",
+// -1 meaning unset.
+func ParsePackedItem(store, sku, v string) (Item, error) {
+	f := strings.Split(v, ",")
+	if len(f) != 4 && len(f) != 6 {
+		return Item{}, fmt.Errorf("item %s/%s: malformed %q", store, sku, v)
+	}
+	n := make([]int64, 6)
+	n[4], n[5] = -1, -1
+	for i, s := range f {
+		x, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return Item{}, fmt.Errorf("item %s/%s: malformed %q", store, sku, v)
+		}
+		n[i] = x
+	}
+	return Item{
+		Store: store, SKU: sku, OnHand: n[0], Reserved: n[1], Available: n[0] - n[1], Version: n[2],
+		UpdatedAt: time.UnixMilli(n[3]).UTC(), ReorderPoint: optional(n[4]), MaxPerCustomer: optional(n[5]),
+	}, nil
+}
+
 // LoadItems reads many items straight from Redis in one pipeline (split per
 // node on a cluster), ignoring readiness markers: for the reconciler, which
 // must see what Redis holds. The result has one entry per ref, nil where
 // Redis has no such item. It is not one atomic snapshot.
 func (e *Engine) LoadItems(ctx context.Context, refs []ItemRef) ([]*Item, error) {
-	cmds := make([]*redis.SliceCmd, len(refs))
+	cmds := make([]*redis.StringCmd, len(refs))
 	_, err := e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for i, r := range refs {
-			cmds[i] = pipe.HMGet(ctx, e.ItemKey(r.Store, r.SKU), "oh", "rs", "v", "rp", "mpc", "ua")
+			cmds[i] = pipe.HGet(ctx, e.StoreKey(r.Store), r.SKU)
 		}
 		return nil
 	})
@@ -31,52 +56,58 @@ func (e *Engine) LoadItems(ctx context.Context, refs []ItemRef) ([]*Item, error)
 	}
 	out := make([]*Item, len(refs))
 	for i, c := range cmds {
-		vals, err := c.Result()
+		v, err := c.Result()
+		if err == redis.Nil {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("load item %s/%s: %w", refs[i].Store, refs[i].SKU, err)
 		}
-		if vals[2] == nil {
-			continue
+		it, err := ParsePackedItem(refs[i].Store, refs[i].SKU, v)
+		if err != nil {
+			return nil, err
 		}
-		num := func(v any, d int64) int64 {
-			s, ok := v.(string)
-			if !ok {
-				return d
-			}
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
-				return d
-			}
-			return n
-		}
-		it := &Item{Store: refs[i].Store, SKU: refs[i].SKU, OnHand: num(vals[0], 0), Reserved: num(vals[1], 0), Version: num(vals[2], 0)}
-		it.Available = it.OnHand - it.Reserved
-		it.ReorderPoint = optional(num(vals[3], -1))
-		it.MaxPerCustomer = optional(num(vals[4], -1))
-		it.UpdatedAt = time.UnixMilli(num(vals[5], 0)).UTC()
-		out[i] = it
+		out[i] = &it
 	}
 	return out, nil
+}
+
+// DeleteItem removes an item and its customer units from Redis without an
+// event, ignoring readiness: for tests of the reconciler and for repairs.
+func (e *Engine) DeleteItem(ctx context.Context, store, sku string) error {
+	if err := validStoreSKU(store, sku); err != nil {
+		return err
+	}
+	base := e.KeyBase(e.Partition(store))
+	_, err := e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.HDel(ctx, e.StoreKey(store), sku)
+		pipe.Del(ctx, base+"cu:"+store+":"+sku)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete %s/%s: %w", store, sku, err)
+	}
+	return nil
 }
 
 // ScanItems calls fn with the refs of every item Redis holds in partition p,
 // in batches of up to batch refs, ignoring the readiness marker.
 func (e *Engine) ScanItems(ctx context.Context, p, batch int, fn func([]ItemRef) error) error {
-	base := e.KeyBase(p)
-	stores, err := e.rdb.SMembers(ctx, base+"stores").Result()
+	stores, err := e.rdb.SMembers(ctx, e.KeyBase(p)+"stores").Result()
 	if err != nil {
 		return fmt.Errorf("scan partition %d: %w", p, err)
 	}
+	sort.Strings(stores)
 	refs := make([]ItemRef, 0, batch)
 	for _, st := range stores {
-		cursor := "-"
+		var cursor uint64
 		for {
-			skus, err := e.rdb.ZRangeByLex(ctx, base+"s:"+st, &redis.ZRangeBy{Min: cursor, Max: "+", Count: int64(batch)}).Result()
+			kv, next, err := e.rdb.HScan(ctx, e.StoreKey(st), cursor, "", int64(batch)).Result()
 			if err != nil {
 				return fmt.Errorf("scan store %s: %w", st, err)
 			}
-			for _, sku := range skus {
-				refs = append(refs, ItemRef{Store: st, SKU: sku})
+			for i := 0; i+1 < len(kv); i += 2 {
+				refs = append(refs, ItemRef{Store: st, SKU: kv[i]})
 				if len(refs) == batch {
 					if err := fn(refs); err != nil {
 						return err
@@ -84,10 +115,10 @@ func (e *Engine) ScanItems(ctx context.Context, p, batch int, fn func([]ItemRef)
 					refs = make([]ItemRef, 0, batch)
 				}
 			}
-			if len(skus) < batch {
+			if next == 0 {
 				break
 			}
-			cursor = "(" + skus[len(skus)-1]
+			cursor = next
 		}
 	}
 	if len(refs) > 0 {

@@ -41,7 +41,9 @@ const MaxListLimit = 1000
 
 // ListItems returns up to limit items of a store in SKU order, after the SKU
 // cursor (empty: from the start), and the cursor of the next page (empty
-// when this is the last). Errors: *ValidationError, ErrPartitionNotReady.
+// when this is the last). It reads the store's SKU list, so a page costs
+// O(items in the store); it is for browsing, not the hot path. Errors:
+// *ValidationError, ErrPartitionNotReady.
 func (e *Engine) ListItems(ctx context.Context, store, cursor string, limit int) ([]Item, string, error) {
 	if !ValidID(store) {
 		return nil, "", invalid("store", "must match %s", idRE)
@@ -52,26 +54,43 @@ func (e *Engine) ListItems(ctx context.Context, store, cursor string, limit int)
 	if limit < 1 || limit > MaxListLimit {
 		return nil, "", invalid("limit", "must be 1..%d", MaxListLimit)
 	}
-	r, err := e.read(ctx, e.Partition(store), "items", store, cursor, limit+1)
+	p := e.Partition(store)
+	r, err := e.read(ctx, p, "skus", store)
 	if err != nil {
 		return nil, "", fmt.Errorf("list %s: %w", store, err)
 	}
-	var items []Item
+	skus := make([]string, 0, len(r.a))
+	for r.more() {
+		skus = append(skus, r.str())
+	}
+	sort.Strings(skus)
+	start := sort.SearchStrings(skus, cursor)
+	if start < len(skus) && skus[start] == cursor {
+		start++
+	}
+	page := skus[start:]
+	next := ""
+	if len(page) > limit {
+		page = page[:limit]
+		next = page[limit-1]
+	}
+	items := []Item{}
+	if len(page) == 0 {
+		return items, next, nil
+	}
+	args := make([]any, 0, len(page)+2)
+	args = append(args, "items", store)
+	for _, s := range page {
+		args = append(args, s)
+	}
+	r, err = e.read(ctx, p, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list %s: %w", store, err)
+	}
 	for r.more() {
 		items = append(items, r.item())
 	}
-	if r.err != nil {
-		return nil, "", r.err
-	}
-	next := ""
-	if len(items) > limit {
-		items = items[:limit]
-		next = items[limit-1].SKU
-	}
-	if items == nil {
-		items = []Item{}
-	}
-	return items, next, nil
+	return items, next, r.err
 }
 
 // Availability is a SKU's stock across every store that carries it.

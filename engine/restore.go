@@ -28,6 +28,9 @@ func (e *Engine) RestoreItem(ctx context.Context, s ItemState, expectCurrent int
 	if err := validStoreSKU(s.Store, s.SKU); err != nil {
 		return err
 	}
+	if s.UpdatedAt.IsZero() {
+		s.UpdatedAt = e.Now()
+	}
 	cu := make([][2]any, 0, len(s.CustomerUnits))
 	for c, n := range s.CustomerUnits {
 		cu = append(cu, [2]any{c, n})

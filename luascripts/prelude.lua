@@ -56,8 +56,11 @@ local function is_id(s)
   return ok
 end
 
-local function ikey(store, sku)
-  return BASE .. 'i:' .. store .. ':' .. sku
+-- skey is the hash of a store's items: field SKU, value the packed item
+-- "on_hand,reserved,version,updated_at[,reorder_point,max_per_customer]".
+-- One hash per store instead of one per item keeps an item near 80 bytes.
+local function skey(store)
+  return BASE .. 'st:' .. store
 end
 
 local function cukey(store, sku)
@@ -89,46 +92,48 @@ local function num_or(v, d)
   return d
 end
 
--- load reads an item, or returns nil when it does not exist.
-local function load(store, sku)
-  local h = redis.call('HMGET', ikey(store, sku), 'oh', 'rs', 'v', 'rp', 'mpc', 'ua')
-  if not h[3] then
-    return nil
+-- unpack_item decodes a packed item.
+local function unpack_item(store, sku, v)
+  local oh, rs, ver, ua, rest = string.match(v, '^(%d+),(%d+),(%d+),(%d+)(.*)$')
+  if not oh then
+    error('CORRUPT item ' .. store .. '/' .. sku .. ' is malformed')
   end
-  local rp, mpc = num_or(h[4], -1), num_or(h[5], -1)
+  local rp, mpc = -1, -1
+  if rest ~= '' then
+    local a, b = string.match(rest, '^,(%-?%d+),(%-?%d+)$')
+    rp, mpc = tonumber(a), tonumber(b)
+  end
   return {
     store = store, sku = sku,
-    oh = tonumber(h[1]), rs = tonumber(h[2]), v = tonumber(h[3]),
-    rp = rp, mpc = mpc, ua = num_or(h[6], 0), rp0 = rp, mpc0 = mpc,
+    oh = tonumber(oh), rs = tonumber(rs), v = tonumber(ver), ua = tonumber(ua),
+    rp = rp, mpc = mpc,
   }
 end
 
--- save writes an item's counts, and its settings only where they changed
--- since load (rp0, mpc0; nil for a new item).
-local function save(it)
-  local k = ikey(it.store, it.sku)
-  redis.call('HSET', k, 'oh', it.oh, 'rs', it.rs, 'v', it.v, 'ua', it.ua)
-  if it.rp ~= it.rp0 then
-    if it.rp >= 0 then
-      redis.call('HSET', k, 'rp', it.rp)
-    else
-      redis.call('HDEL', k, 'rp')
-    end
+-- pack encodes an item. Integers below 1e14 concatenate exactly.
+local function pack(it)
+  local s = it.oh .. ',' .. it.rs .. ',' .. it.v .. ',' .. it.ua
+  if it.rp >= 0 or it.mpc >= 0 then
+    s = s .. ',' .. it.rp .. ',' .. it.mpc
   end
-  if it.mpc ~= it.mpc0 then
-    if it.mpc >= 0 then
-      redis.call('HSET', k, 'mpc', it.mpc)
-    else
-      redis.call('HDEL', k, 'mpc')
-    end
-  end
+  return s
 end
 
--- index records a new item in the store listing, the SKU's store set and the
--- partition's store set.
+-- load reads an item, or returns nil when it does not exist.
+local function load(store, sku)
+  local v = redis.call('HGET', skey(store), sku)
+  if not v then
+    return nil
+  end
+  return unpack_item(store, sku, v)
+end
+
+local function save(it)
+  redis.call('HSET', skey(it.store), it.sku, pack(it))
+end
+
+-- index records a new item's store in the partition's store set.
 local function index(it)
-  redis.call('ZADD', BASE .. 's:' .. it.store, 0, it.sku)
-  redis.call('SADD', BASE .. 'k:' .. it.sku, it.store)
   redis.call('SADD', BASE .. 'stores', it.store)
 end
 

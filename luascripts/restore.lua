@@ -16,8 +16,7 @@ if req.cur ~= nil and req.cur >= 0 then
   if have ~= req.cur then return redis.error_reply('VERSION_MISMATCH ' .. istr(have)) end
 end
 local n = { store = req.store, sku = req.sku, oh = req.oh, rs = req.rs, v = req.v, rp = req.rp or -1, mpc = req.mpc or -1, ua = req.ua or NOW }
--- write both settings whatever they were
-n.rp0, n.mpc0 = -2, -2
+if type(n.ua) ~= 'number' or n.ua < 0 then n.ua = NOW end
 save(n)
 index(n)
 local ck = cukey(n.store, n.sku)

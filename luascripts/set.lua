@@ -19,7 +19,7 @@ OPS.set = function(req)
   end
   local created = 0
   if not it then
-    it = { store = req.store, sku = req.sku, oh = 0, rs = 0, v = 0, rp = -1, mpc = -1, ua = NOW, rp0 = -1, mpc0 = -1 }
+    it = { store = req.store, sku = req.sku, oh = 0, rs = 0, v = 0, rp = -1, mpc = -1, ua = NOW }
     created = 1
   end
   if req.oh < it.rs then
