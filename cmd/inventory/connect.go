@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+const (
+	logErr       = "error"
+	logAddr      = "addr"
+	logRole      = "role"
+	logPartition = "partition"
+)
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("INVENTORY_LOG_LEVEL / --log-level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil
+	zc.EncoderConfig.TimeKey = "time"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zc.Build()
+}
+
+// deps are the connections a subcommand uses. close releases them.
+type deps struct {
+	rdb   redis.UniversalClient
+	mini  *miniredis.Miniredis
+	pool  *pgxpool.Pool
+	e     *engine.Engine
+	log   *zap.Logger
+	close func()
+}
+
+// connect opens Redis (or the embedded miniredis) and, unless the ledger is
+// off or withPG is false, PostgreSQL, and builds the engine.
+func connect(ctx context.Context, cfg *config, log *zap.Logger, withPG bool) (*deps, error) {
+	d := &deps{log: log}
+	var closers []func()
+	d.close = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	poolSize := 2*cfg.Partitions + 64 // blocking stream reads hold one each
+	switch {
+	case cfg.RedisClusterAddrs != "":
+		addrs := strings.Split(cfg.RedisClusterAddrs, ",")
+		d.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: poolSize})
+	case cfg.embedded():
+		m := miniredis.NewMiniRedis()
+		if err := m.StartAddr("127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("start embedded redis: %w", err)
+		}
+		d.mini = m
+		closers = append(closers, m.Close)
+		log.Warn("!!! EMBEDDED REDIS: running on an in-process miniredis at " + m.Addr() +
+			"; every item is lost when this process exits. Set INVENTORY_REDIS_URL to a real Redis for anything but a demo.")
+		d.rdb = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: poolSize})
+	default:
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("INVENTORY_REDIS_URL: %w", err)
+		}
+		opt.PoolSize = poolSize
+		d.rdb = redis.NewClient(opt)
+	}
+	closers = append(closers, func() { _ = d.rdb.Close() })
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := d.rdb.Ping(pctx).Err(); err != nil {
+		d.close()
+		return nil, fmt.Errorf("redis unreachable: %w", err)
+	}
+	e, err := engine.New(engine.Config{Client: d.rdb, Prefix: cfg.RedisPrefix, Partitions: cfg.Partitions, Logger: log.Named("engine")})
+	if err != nil {
+		d.close()
+		return nil, err
+	}
+	d.e = e
+	if err := e.LoadScripts(pctx); err != nil {
+		d.close()
+		return nil, err
+	}
+	if withPG && !cfg.ledgerOff() {
+		pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("INVENTORY_DATABASE_URL: %w", err)
+		}
+		closers = append(closers, pool.Close)
+		if err := pool.Ping(pctx); err != nil {
+			d.close()
+			return nil, fmt.Errorf("postgresql unreachable (set INVENTORY_DATABASE_URL=off to run without the ledger): %w", err)
+		}
+		d.pool = pool
+	}
+	return d, nil
+}
+
+// openPool opens and pings a PostgreSQL pool.
+func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("INVENTORY_DATABASE_URL: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgresql unreachable: %w", err)
+	}
+	return pool, nil
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/shelfline/inventory/persist"
+)
+
+var errNeedLedger = errors.New("this command needs the ledger: INVENTORY_DATABASE_URL is off")
+
+// parseParts parses "0,1,5-7" into partitions; empty means all.
+func parseParts(s string, n int) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(f), "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("partition %q", f)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil {
+				return nil, fmt.Errorf("partition range %q", f)
+			}
+		}
+		if a < 0 || b >= n || a > b {
+			return nil, fmt.Errorf("partitions %q outside 0..%d", f, n-1)
+		}
+		for p := a; p <= b; p++ {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func runPersist(ctx context.Context, args []string, _, stderr *os.File) error {
+	var cfg config
+	fs := newFlagSet("persist", "Run only the persister: drain the partitions' event streams into the PostgreSQL ledger.\n"+
+		"Run several with different or overlapping --own sets; a consumer group shares the work.", stderr)
+	cfg.register(fs, os.Getenv)
+	own := fs.String("own", "", "partitions this worker drains, e.g. 0-7 or 0,2,4 (default all)")
+	consumer := fs.String("consumer", "", "consumer name in the group (default <hostname>-<pid>)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if cfg.ledgerOff() {
+		return errNeedLedger
+	}
+	parts, err := parseParts(*own, cfg.Partitions)
+	if err != nil {
+		return fmt.Errorf("--own: %w", err)
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	d, err := connect(ctx, &cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	if err := persist.Migrate(ctx, d.pool); err != nil {
+		return err
+	}
+	p, err := persist.NewPersister(d.e, d.pool, persist.PersisterConfig{Partitions: parts, Consumer: *consumer, Logger: log.Named("persister")})
+	if err != nil {
+		return err
+	}
+	log.Info("persister started")
+	return p.Run(ctx)
+}
+
+func runReconcile(ctx context.Context, args []string, stdout, stderr *os.File) error {
+	var cfg config
+	fs := newFlagSet("reconcile", "Compare Redis with the ledger once and print the report as JSON (DESIGN §6).\n"+
+		"check only reports; repair also fixes. Exit status 3 when check mode found drift.", stderr)
+	cfg.register(fs, os.Getenv)
+	mode := fs.String("mode", "check", "check or repair")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	m, err := persist.ParseMode(*mode)
+	if err != nil {
+		return fmt.Errorf("--mode: %w", err)
+	}
+	if cfg.ledgerOff() {
+		return errNeedLedger
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	d, err := connect(ctx, &cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	r, err := persist.NewReconciler(d.e, d.pool, persist.ReconcilerConfig{Logger: log.Named("reconciler")})
+	if err != nil {
+		return err
+	}
+	rep, err := r.Reconcile(ctx, m)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(rep); err != nil {
+		return err
+	}
+	if m == persist.ModeCheck && len(rep.Findings) > 0 {
+		return errDrift
+	}
+	return nil
+}
+
+var errDrift = errors.New("drift found (run with --mode repair to fix it)")
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr *os.File) error {
+	var cfg config
+	fs := newFlagSet("migrate", "Apply pending PostgreSQL schema migrations (safe to run concurrently).", stderr)
+	cfg.register(fs, os.Getenv)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if cfg.ledgerOff() {
+		return errNeedLedger
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := persist.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	st, err := persist.MigrationStatus(ctx, pool)
+	if err == nil {
+		applied := 0
+		for _, s := range st {
+			if s.Applied {
+				applied++
+			}
+		}
+		fmt.Fprintf(stdout, "migrations: %d of %d applied\n", applied, len(st))
+	}
+	return nil
+}

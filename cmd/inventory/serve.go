@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/httpapi"
+	"github.com/shelfline/inventory/persist"
+)
+
+// reconcilerAdapter serves httpapi's Reconciler with the persist one.
+type reconcilerAdapter struct{ r *persist.Reconciler }
+
+func (a reconcilerAdapter) Reconcile(ctx context.Context, mode string) (any, error) {
+	m, err := persist.ParseMode(mode)
+	if err != nil {
+		return nil, err
+	}
+	return a.r.Reconcile(ctx, m)
+}
+
+func persisterStats(p *persist.Persister) func() httpapi.PersisterStats {
+	return func() httpapi.PersisterStats {
+		st := p.Stats()
+		out := httpapi.PersisterStats{Persisted: st.EventsPersisted, Batches: st.Batches, DeadLetters: st.DeadLetters,
+			Errors: st.WriteErrors, LastBatchSize: st.LastBatchSize}
+		for _, n := range st.Lag {
+			out.Lag += n
+		}
+		return out
+	}
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// prepare makes the partitions writable: without a ledger by marking them
+// ready (there is nothing to rebuild from); with one, by applying pending
+// migrations.
+func prepare(ctx context.Context, cfg *config, d *deps, migrate bool) error {
+	if d.pool == nil {
+		d.log.Warn("LEDGER OFF (INVENTORY_DATABASE_URL=off): no PostgreSQL ledger, no history, no reconciliation, " +
+			"no rebuild after a Redis loss; stock lives in Redis alone")
+		return d.e.Init(ctx)
+	}
+	if migrate {
+		if err := persist.Migrate(ctx, d.pool); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error {
+	var cfg config
+	fs := newFlagSet("serve", "Run the HTTP API together with the persister, the reconciler, the rebuilder and the\n"+
+		"reservation sweeper. Each role can be switched off, so API pods and workers can scale apart.", stderr)
+	cfg.register(fs, os.Getenv)
+	api := fs.Bool("api", true, "serve the HTTP API on --addr")
+	persister := fs.Bool("persister", true, "run the persister (needs the ledger)")
+	reconciler := fs.Bool("reconciler", true, "run periodic reconciliation in repair mode (needs the ledger)")
+	reconcileEvery := fs.Duration("reconcile-interval", 5*time.Minute, "time between periodic reconciliations")
+	rebuilder := fs.Bool("rebuilder", true, "rebuild partitions whose readiness marker is missing from the ledger")
+	sweeper := fs.Bool("sweeper", true, "expire due reservations")
+	migrate := fs.Bool("migrate", true, "apply pending migrations at start")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync() //nolint:errcheck
+	d, err := connect(ctx, &cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	if err := prepare(ctx, &cfg, d, *migrate); err != nil {
+		return err
+	}
+	e := d.e
+
+	keys, err := httpapi.ParseKeys(cfg.APIKeys)
+	if err != nil {
+		return fmt.Errorf("INVENTORY_API_KEYS: %w", err)
+	}
+	if len(keys) == 0 && *api {
+		tok := randomToken()
+		keys = []httpapi.Key{{Token: tok, Role: httpapi.RoleAdmin}}
+		fmt.Fprintf(stdout, "INVENTORY_API_KEYS is empty: generated an admin token for this run (shown once):\n\n    %s\n\n", tok)
+	}
+
+	hcfg := httpapi.Config{Engine: e, Keys: keys, Logger: log.Named("http"), Version: buildVersion()}
+	type worker struct {
+		role string
+		run  func(context.Context) error
+	}
+	var workers []worker
+	if *sweeper {
+		workers = append(workers, worker{"sweeper", engine.NewSweeper(e, engine.SweeperConfig{}).Run})
+	}
+	if d.pool != nil {
+		hcfg.Ledger = persist.NewLedger(d.pool)
+		rec, err := persist.NewReconciler(e, d.pool, persist.ReconcilerConfig{Interval: *reconcileEvery, Logger: log.Named("reconciler")})
+		if err != nil {
+			return err
+		}
+		hcfg.Reconciler = reconcilerAdapter{rec}
+		if *reconciler {
+			workers = append(workers, worker{"reconciler", rec.Run})
+		}
+		if *persister {
+			p, err := persist.NewPersister(e, d.pool, persist.PersisterConfig{Logger: log.Named("persister")})
+			if err != nil {
+				return err
+			}
+			hcfg.PersisterStats = persisterStats(p)
+			workers = append(workers, worker{"persister", p.Run})
+		} else {
+			log.Warn("persister off: events accumulate in Redis until a persister runs (writes are refused past the high watermark)")
+		}
+		if *rebuilder {
+			rb, err := persist.NewRebuilder(e, d.pool, persist.RebuilderConfig{Logger: log.Named("rebuilder")})
+			if err != nil {
+				return err
+			}
+			workers = append(workers, worker{"rebuilder", rb.Run})
+		} else {
+			log.Warn("rebuilder off: a partition without its readiness marker stays unavailable until a rebuilder runs")
+		}
+	}
+
+	var srv *httpapi.Server
+	if *api {
+		if srv, err = httpapi.New(hcfg); err != nil {
+			return err
+		}
+	}
+
+	// Workers stop after the API has drained its requests, or at once when
+	// a worker fails.
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	g, gctx := errgroup.WithContext(workCtx)
+	for _, w := range workers {
+		g.Go(func() error {
+			log.Info("started", zap.String(logRole, w.role))
+			if err := w.run(gctx); err != nil {
+				return fmt.Errorf("%s: %w", w.role, err)
+			}
+			log.Info("stopped", zap.String(logRole, w.role))
+			return nil
+		})
+	}
+	apiCtx, stopAPI := context.WithCancel(ctx)
+	defer stopAPI()
+	g.Go(func() error {
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done():
+		}
+		stopAPI()
+		return nil
+	})
+	if srv != nil {
+		g.Go(func() error {
+			defer stopWork()
+			log.Info("listening", zap.String(logAddr, "http://"+cfg.Addr))
+			if err := srv.ListenAndServe(apiCtx, cfg.Addr); err != nil {
+				return fmt.Errorf("http: %w", err)
+			}
+			log.Info("http server stopped")
+			return nil
+		})
+	} else {
+		g.Go(func() error {
+			<-apiCtx.Done()
+			stopWork()
+			return nil
+		})
+	}
+	return g.Wait()
+}
