@@ -22,15 +22,29 @@ var (
 func TestPersisterRandomWorkloadLedgerInvariants(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t)
-	p, _ := v.startPersister(t, persist.PersisterConfig{BatchSize: 50})
+	// Two workers share every partition, as two processes would.
+	p1, _ := v.startPersister(t, persist.PersisterConfig{Consumer: "one", BatchSize: 50})
+	p2, _ := v.startPersister(t, persist.PersisterConfig{Consumer: "two", BatchSize: 50})
 	workload(t, v, 1, 6, 300, testStores, testSKUs)
 	waitFor(t, 30*time.Second, "persister to catch up", func() bool { return v.caughtUp(t) })
 	v.checkLedger(t)
-	s := p.Stats()
-	require.Positive(t, s.Batches)
-	require.Equal(t, v.count(t, `SELECT count(*) FROM inventory_events`), s.EventsPersisted)
-	require.Zero(t, s.DeadLetters)
-	require.Zero(t, s.Forks)
+	s1, s2 := p1.Stats(), p2.Stats()
+	require.Positive(t, s1.Batches+s2.Batches)
+	require.Equal(t, v.count(t, `SELECT count(*) FROM inventory_events`), s1.EventsPersisted+s2.EventsPersisted)
+	require.Zero(t, s1.DeadLetters+s2.DeadLetters)
+	require.Zero(t, s1.Forks+s2.Forks)
+	waitFor(t, 10*time.Second, "lag to read zero", func() bool {
+		l := p1.Stats().Lag
+		if len(l) != v.e.Partitions() {
+			return false
+		}
+		for _, n := range l {
+			if n != 0 {
+				return false
+			}
+		}
+		return true
+	})
 	require.Zero(t, v.count(t, `SELECT count(*) FROM drift_findings`))
 	// Everything the ledger has carries its stream id and operation id.
 	require.Zero(t, v.count(t, `SELECT count(*) FROM inventory_events WHERE stream_id = '' OR op_id = ''`))

@@ -164,3 +164,33 @@ func TestRebuildEmptyLedgerAndLock(t *testing.T) {
 	require.NoError(t, rb.RebuildPartition(ctx, 1), "a ready partition is left alone")
 	require.Equal(t, int64(1), rb.Rebuilds())
 }
+
+func TestRebuildRacingRebuildersRebuildOnce(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	_, _ = v.startPersister(t, persist.PersisterConfig{})
+	workload(t, v, 12, 2, 40, testStores, testSKUs)
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	before := v.snapshot(t, 0)
+	v.deletePartition(t, 0)
+	var rbs []*persist.Rebuilder
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		rb, err := persist.NewRebuilder(v.e, v.pool, persist.RebuilderConfig{})
+		require.NoError(t, err)
+		rbs = append(rbs, rb)
+		go func() { errs <- rb.RebuildPartition(ctx, 0) }()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			require.ErrorIs(t, err, persist.ErrRebuildInProgress)
+		}
+	}
+	var n int64
+	for _, rb := range rbs {
+		n += rb.Rebuilds()
+	}
+	require.Equal(t, int64(1), n, "one rebuild")
+	require.Equal(t, before, v.snapshot(t, 0))
+}

@@ -200,3 +200,20 @@ func TestPersisterRecordsForks(t *testing.T) {
 		return evs[0].IdempotencyKey
 	}(), "the stored event is kept")
 }
+
+func TestReconcilerRunRecordsPeriodicRuns(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	_, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{Mode: "fix"})
+	require.ErrorContains(t, err, "Mode")
+	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{Interval: time.Second})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rc.Run(ctx) }()
+	waitFor(t, 10*time.Second, "a periodic run", func() bool {
+		return v.count(t, `SELECT count(*) FROM reconciliation_runs WHERE mode = 'repair' AND finished_at IS NOT NULL`) >= 1
+	})
+	cancel()
+	require.NoError(t, <-done)
+}
