@@ -87,6 +87,24 @@ func runSeed(ctx context.Context, args []string, stdout, stderr *os.File) error 
 	if err := prepare(ctx, &cfg, d, true); err != nil {
 		return err
 	}
+	if *force {
+		if d.pool != nil {
+			if err := rebuildMissing(ctx, d); err != nil {
+				return err
+			}
+		}
+		n, err := seedDemo(ctx, d.e, time.Now().UnixNano())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "seed: %d items in %d stores\n", n, len(demoStores)+2)
+		return nil
+	}
+	return seedIfEmpty(ctx, d, stdout)
+}
+
+// seedIfEmpty loads the demo chain unless the deployment has stores.
+func seedIfEmpty(ctx context.Context, d *deps, stdout *os.File) error {
 	if d.pool != nil {
 		// The partitions become writable once rebuilt from the ledger
 		// (instant for an empty one); serve's rebuilder may be doing it too.
@@ -98,8 +116,8 @@ func runSeed(ctx context.Context, args []string, stdout, stderr *os.File) error 
 	if err != nil {
 		return err
 	}
-	if len(stores) > 0 && !*force {
-		fmt.Fprintf(stdout, "seed: %d stores exist already; nothing to do (--force seeds anyway)\n", len(stores))
+	if len(stores) > 0 {
+		fmt.Fprintf(stdout, "seed: %d stores exist already; nothing to do (seed --demo --force seeds anyway)\n", len(stores))
 		return nil
 	}
 	n, err := seedDemo(ctx, d.e, time.Now().UnixNano())

@@ -76,6 +76,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	rebuilder := fs.Bool("rebuilder", true, "rebuild partitions whose readiness marker is missing from the ledger")
 	sweeper := fs.Bool("sweeper", true, "expire due reservations")
 	migrate := fs.Bool("migrate", true, "apply pending migrations at start")
+	seedDemoChain := fs.Bool("seed-demo", false, "load the demo chain at start when there are no stores yet (the way to seed the embedded Redis)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -96,6 +97,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		return err
 	}
 	e := d.e
+	if *seedDemoChain {
+		if err := seedIfEmpty(ctx, d, stdout); err != nil {
+			return err
+		}
+	}
 
 	keys, err := httpapi.ParseKeys(cfg.APIKeys)
 	if err != nil {
