@@ -19,10 +19,17 @@ import (
 
 // Log keys.
 const (
-	logPartition = "partition"
-	logConsumer  = "consumer"
-	logEntries   = "entries"
-	logStreamID  = "stream_id"
+	logPartition    = "partition"
+	logConsumer     = "consumer"
+	logEntries      = "entries"
+	logStreamID     = "stream_id"
+	logBackoff      = "backoff"
+	logForks        = "forks"
+	logItems        = "items"
+	logReservations = "reservations"
+	logTook         = "took"
+	logRunID        = "run_id"
+	logFindings     = "findings"
 )
 
 // PersisterConfig configures a Persister. The zero value of every field
@@ -442,7 +449,7 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMe
 				return nil // abandoned: nothing committed, entries stay pending
 			}
 			p.writeErrors.Add(1)
-			log.Warn("write batch to PostgreSQL, retrying", zap.Int(logEntries, len(events)), zap.Duration("backoff", backoff), zap.Error(err))
+			log.Warn("write batch to PostgreSQL, retrying", zap.Int(logEntries, len(events)), zap.Duration(logBackoff, backoff), zap.Error(err))
 			sleep(ctx, backoff)
 			if ctx.Err() != nil {
 				return nil
@@ -453,7 +460,7 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMe
 		p.events.Add(res.inserted)
 		p.forks.Add(res.forks)
 		if res.forks > 0 {
-			log.Warn("fork found: events of an existing version with another operation id", zap.Int64("forks", res.forks))
+			log.Warn("fork found: events of an existing version with another operation id", zap.Int64(logForks, res.forks))
 		}
 		if p.cfg.AfterCommit != nil {
 			if err := p.cfg.AfterCommit(ctx, st.id, events); err != nil {

@@ -242,8 +242,8 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 		return err
 	}
 	r.rebuilds.Add(1)
-	r.log.Info("partition rebuilt from the ledger", zap.Int(logPartition, p), zap.Int("stream_entries_persisted", drained),
-		zap.Int("items", items), zap.Int("reservations", holds), zap.Duration("took", time.Since(start)))
+	r.log.Info("partition rebuilt from the ledger", zap.Int(logPartition, p), zap.Int(logEntries, drained),
+		zap.Int(logItems, items), zap.Int(logReservations, holds), zap.Duration(logTook, time.Since(start)))
 	return nil
 }
 
@@ -323,7 +323,15 @@ func (r *Rebuilder) drain(ctx context.Context, p int, renew func() error) (int, 
 	}
 }
 
-const storesSQL = `SELECT DISTINCT store_id FROM inventory_items`
+// storesSQL lists the distinct stores with a loose index scan: one index
+// probe per store rather than a scan of every item.
+const storesSQL = `WITH RECURSIVE s AS (
+	(SELECT store_id FROM inventory_items ORDER BY store_id LIMIT 1)
+	UNION ALL
+	SELECT (SELECT i.store_id FROM inventory_items i WHERE i.store_id > s.store_id ORDER BY i.store_id LIMIT 1)
+	FROM s WHERE s.store_id IS NOT NULL
+)
+SELECT store_id FROM s WHERE store_id IS NOT NULL`
 
 const itemsOfStoresSQL = `SELECT store_id, sku, on_hand, reserved, version,
 	coalesce(reorder_point, -1), coalesce(max_per_customer, -1), updated_at
@@ -355,19 +363,27 @@ ORDER BY e.reservation_id, e.stream_id`
 
 // partitionStores returns the ledger's stores that map to partition p.
 func partitionStores(ctx context.Context, e *engine.Engine, pool *pgxpool.Pool, p int) ([]string, error) {
+	all, err := storesByPartition(ctx, e, pool)
+	if err != nil {
+		return nil, err
+	}
+	return all[p], nil
+}
+
+// storesByPartition returns the ledger's stores grouped by partition.
+func storesByPartition(ctx context.Context, e *engine.Engine, pool *pgxpool.Pool) (map[int][]string, error) {
 	rows, err := pool.Query(ctx, storesSQL)
 	if err != nil {
-		return nil, fmt.Errorf("stores of partition %d: %w", p, err)
+		return nil, fmt.Errorf("stores of the ledger: %w", err)
 	}
 	all, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("stores of partition %d: %w", p, err)
+		return nil, fmt.Errorf("stores of the ledger: %w", err)
 	}
-	var out []string
+	out := map[int][]string{}
 	for _, s := range all {
-		if e.Partition(s) == p {
-			out = append(out, s)
-		}
+		p := e.Partition(s)
+		out[p] = append(out[p], s)
 	}
 	return out, nil
 }

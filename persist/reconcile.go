@@ -224,7 +224,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case err != nil && ctx.Err() == nil:
 			r.log.Error("reconciliation run", zap.Error(err))
 		case err == nil && len(rep.Findings) > 0:
-			r.log.Warn("reconciliation found drift", zap.Int64("run_id", rep.RunID), zap.Int("findings", len(rep.Findings)))
+			r.log.Warn("reconciliation found drift", zap.Int64(logRunID, rep.RunID), zap.Int(logFindings, len(rep.Findings)))
 		}
 	}
 }
@@ -248,11 +248,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, mode Mode) (*Report, error) 
 	if err := r.pool.QueryRow(ctx, insertRunSQL, string(mode), rep.StartedAt).Scan(&rep.RunID); err != nil {
 		return nil, fmt.Errorf("reconcile: record run: %w", err)
 	}
-	var runErr error
-	for _, p := range r.cfg.Partitions {
-		if err := r.partition(ctx, p, rep); err != nil {
-			runErr = err
-			break
+	stores, runErr := storesByPartition(ctx, r.e, r.pool)
+	if runErr == nil {
+		for _, p := range r.cfg.Partitions {
+			if err := r.partition(ctx, p, stores[p], rep); err != nil {
+				runErr = err
+				break
+			}
 		}
 	}
 	rep.FinishedAt = r.cfg.Clock().UTC()
@@ -307,7 +309,7 @@ type candidate struct {
 // PostgreSQL before Redis, so a concurrent persist never looks like Redis
 // being behind), then the Redis items the ledger lacks, then the items
 // Redis has ahead of the ledger.
-func (r *Reconciler) partition(ctx context.Context, p int, rep *Report) error {
+func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep *Report) error {
 	ready, err := r.e.PartitionReady(ctx, p)
 	if err != nil {
 		return err
@@ -328,10 +330,6 @@ func (r *Reconciler) partition(ctx context.Context, p int, rep *Report) error {
 		}
 		rep.Findings = append(rep.Findings, f)
 		return nil
-	}
-	stores, err := partitionStores(ctx, r.e, r.pool, p)
-	if err != nil {
-		return err
 	}
 	var cands []candidate
 	after := engine.ItemRef{}
