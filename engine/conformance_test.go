@@ -716,3 +716,34 @@ func TestConfigValidation(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, errors.Is(err, engine.ErrNotFound))
 }
+
+// TestCorruptItemFailsAlone: an item whose stored value does not parse makes
+// its own request fail with ErrCorrupt and nothing else, also inside a batch.
+func TestCorruptItemFailsAlone(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		e := b.make(t, engine.Config{})
+		mustSet(t, e, "s1", "sofa", 10)
+		mustSet(t, e, "s1", "lamp", 10)
+		require.NoError(t, e.Client().HSet(ctx, e.StoreKey("s1"), "sofa", "garbage").Err())
+		errs := make(chan error, 20)
+		for i := 0; i < 20; i++ {
+			sku := []string{"sofa", "lamp"}[i%2]
+			go func() {
+				_, err := e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: sku, Qty: 1}}}, engine.Op{})
+				if sku == "lamp" {
+					errs <- err
+				} else if !errors.Is(err, engine.ErrCorrupt) {
+					errs <- fmt.Errorf("checkout of a corrupt item: want ErrCorrupt, got %v", err)
+				} else {
+					errs <- nil
+				}
+			}()
+		}
+		for i := 0; i < 20; i++ {
+			require.NoError(t, <-errs)
+		}
+		require.Equal(t, int64(0), mustGet(t, e, "s1", "lamp").OnHand)
+		checkItemLedger(t, e, "s1", "lamp")
+	})
+}

@@ -128,6 +128,10 @@ func interpretError(err error) error {
 		return nil
 	}
 	msg := err.Error()
+	if i := strings.Index(msg, "CORRUPT "); i > 0 {
+		// raised with error() deep in a script: "ERR user_script:…: CORRUPT …"
+		return fmt.Errorf("%w: %s", ErrCorrupt, msg[i+len("CORRUPT "):])
+	}
 	code, detail, _ := strings.Cut(msg, " ")
 	return interpretCode(code, detail, err)
 }

@@ -30,11 +30,18 @@ end
 return res
 `
 
+// batchMain runs each request on its own. A request that raises an error
+// (a malformed request, or stored state that fails to parse) fails alone;
+// every operation validates before its first write, so it wrote nothing.
 const batchMain = `
 local out = {}
 for i = 6, #ARGV do
-  local res = run_write(cjson.decode(ARGV[i]))
-  if res.err then
+  local ok, res = pcall(function() return run_write(cjson.decode(ARGV[i])) end)
+  if not ok then
+    local msg = tostring(res)
+    local code = string.match(msg, 'CORRUPT.*$')
+    out[#out + 1] = { -1, code or ('INVALID request: ' .. msg) }
+  elseif res.err then
     out[#out + 1] = { -1, res.err .. ' ' .. res.detail }
   else
     out[#out + 1] = res
