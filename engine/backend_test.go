@@ -136,5 +136,5 @@ func mustEngine(t *testing.T, cfg engine.Config) *engine.Engine {
 
 // backends lists every backend the conformance suite runs against.
 func backends() []backend {
-	return []backend{realBackend(), singleBackend(), miniBackend()}
+	return []backend{realBackend(), singleBackend(), miniBackend(), clusterBackend()}
 }
