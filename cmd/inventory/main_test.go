@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+)
+
+func TestConfigEnvAndFlags(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"INVENTORY_ADDR": "0.0.0.0:9999", "INVENTORY_PARTITIONS": "8", "INVENTORY_REDIS_URL": "embedded"}
+	var c config
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	c.register(fs, func(k string) string { return env[k] })
+	require.NoError(t, fs.Parse([]string{"--partitions", "4"}))
+	require.Equal(t, "0.0.0.0:9999", c.Addr, "environment")
+	require.Equal(t, 4, c.Partitions, "flags over the environment")
+	require.Equal(t, "inv", c.RedisPrefix, "default")
+	require.Equal(t, "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", c.DatabaseURL)
+	require.True(t, c.embedded())
+	require.NoError(t, c.validate())
+	c.Partitions = 0
+	require.Error(t, c.validate())
+	c.DatabaseURL = "OFF"
+	require.True(t, c.ledgerOff())
+}
+
+func TestParseParts(t *testing.T) {
+	t.Parallel()
+	p, err := parseParts("0,2,5-7", 16)
+	require.NoError(t, err)
+	require.Equal(t, []int{0, 2, 5, 6, 7}, p)
+	p, err = parseParts("", 16)
+	require.NoError(t, err)
+	require.Nil(t, p)
+	for _, bad := range []string{"16", "-1", "a", "3-1", "0-16"} {
+		_, err := parseParts(bad, 16)
+		require.Error(t, err, bad)
+	}
+}
+
+// runCmd runs the command line in-process and returns its exit code and
+// output.
+func runCmd(t *testing.T, ctx context.Context, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	out, err := os.CreateTemp(t.TempDir(), "out")
+	require.NoError(t, err)
+	errf, err := os.CreateTemp(t.TempDir(), "err")
+	require.NoError(t, err)
+	code := run(ctx, args, out, errf)
+	o, _ := os.ReadFile(out.Name())
+	e, _ := os.ReadFile(errf.Name())
+	return code, string(o), string(e)
+}
+
+func TestUsage(t *testing.T) {
+	ctx := context.Background()
+	code, out, _ := runCmd(t, ctx, nil)
+	require.Equal(t, 2, code)
+	for _, c := range commands() {
+		require.Contains(t, out, c.name)
+	}
+	code, out, _ = runCmd(t, ctx, nil, "version")
+	require.Equal(t, 0, code)
+	require.True(t, strings.HasPrefix(out, "inventory "))
+	code, _, errOut := runCmd(t, ctx, nil, "bogus")
+	require.Equal(t, 2, code)
+	require.Contains(t, errOut, "unknown command")
+	for _, c := range commands() {
+		code, _, help := runCmd(t, ctx, nil, c.name, "--help")
+		require.Equal(t, 0, code, c.name)
+		if c.name != "version" {
+			for _, s := range settings {
+				require.Contains(t, help, s.env, "%s --help documents %s", c.name, s.env)
+			}
+		}
+	}
+	code, _, _ = runCmd(t, ctx, nil, "serve", "--no-such-flag")
+	require.Equal(t, 2, code)
+	code, _, _ = runCmd(t, ctx, nil, "seed")
+	require.Equal(t, 2, code, "seed needs --demo")
+	code, _, errOut = runCmd(t, ctx, map[string]string{"INVENTORY_DATABASE_URL": "off"}, "migrate")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "ledger")
+}
+
+func testEnv(t *testing.T) map[string]string {
+	t.Helper()
+	redisURL := os.Getenv("INVENTORY_TEST_REDIS_URL")
+	if redisURL == "" {
+		redisURL = "redis://127.0.0.1:6379/0"
+	}
+	dbURL := os.Getenv("INVENTORY_TEST_DATABASE_URL")
+	if dbURL == "" {
+		dbURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	id := hex.EncodeToString(b)
+	prefix, schema := "tc"+id, "tc_"+id
+	ctx := context.Background()
+	admin, err := pgxpool.New(ctx, dbURL)
+	require.NoError(t, err)
+	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
+	require.NoError(t, err, "real PostgreSQL at %s must be reachable", dbURL)
+	opt, err := redis.ParseURL(redisURL)
+	require.NoError(t, err)
+	rdb := redis.NewClient(opt)
+	require.NoError(t, rdb.Ping(ctx).Err(), "real Redis at %s must be reachable", redisURL)
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		admin.Close()
+		iter := rdb.Scan(context.Background(), 0, prefix+":*", 1000).Iterator()
+		var keys []string
+		for iter.Next(context.Background()) {
+			keys = append(keys, iter.Val())
+		}
+		for len(keys) > 0 {
+			n := min(500, len(keys))
+			rdb.Del(context.Background(), keys[:n]...)
+			keys = keys[n:]
+		}
+		_ = rdb.Close()
+	})
+	sep := "?"
+	if strings.Contains(dbURL, "?") {
+		sep = "&"
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	return map[string]string{
+		"INVENTORY_REDIS_URL":    redisURL,
+		"INVENTORY_REDIS_PREFIX": prefix,
+		"INVENTORY_PARTITIONS":   "4",
+		"INVENTORY_DATABASE_URL": dbURL + sep + "search_path=" + schema,
+		"INVENTORY_API_KEYS":     "tok:admin",
+		"INVENTORY_ADDR":         addr,
+		"INVENTORY_LOG_LEVEL":    "warn",
+	}
+}
+
+func get(t *testing.T, url string, out any) int {
+	t.Helper()
+	rq, _ := http.NewRequest("GET", url, nil)
+	rq.Header.Set("Authorization", "Bearer tok")
+	res, err := http.DefaultClient.Do(rq)
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if out != nil {
+		_ = json.Unmarshal(b, out)
+	}
+	return res.StatusCode
+}
+
+// TestCommandsEndToEnd migrates, seeds the demo chain, serves with every
+// role on real Redis and PostgreSQL, and reconciles, as `make run` does.
+func TestCommandsEndToEnd(t *testing.T) {
+	env := testEnv(t)
+	ctx := context.Background()
+	code, out, errOut := runCmd(t, ctx, env, "migrate")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "applied")
+
+	code, out, errOut = runCmd(t, ctx, env, "seed", "--demo")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, "in 32 stores")
+	code, out, _ = runCmd(t, ctx, env, "seed", "--demo")
+	require.Equal(t, 0, code)
+	require.Contains(t, out, "exist already")
+
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan int, 1)
+	go func() {
+		c, _, e := runCmd(t, sctx, env, "serve", "--reconcile-interval", "1h")
+		if c != 0 {
+			t.Log(e)
+		}
+		done <- c
+	}()
+	base := "http://" + env["INVENTORY_ADDR"]
+	require.Eventually(t, func() bool { return get(t, base+"/readyz", nil) == 200 }, 20*time.Second, 100*time.Millisecond)
+	var stores struct{ Stores []string }
+	require.Equal(t, 200, get(t, base+"/v1/stores", &stores))
+	require.Len(t, stores.Stores, 32)
+	var page struct {
+		Items []struct{ SKU string } `json:"items"`
+	}
+	require.Equal(t, 200, get(t, base+"/v1/stores/warehouse/items?limit=1", &page))
+	require.Len(t, page.Items, 1)
+	sku := page.Items[0].SKU
+	// The persister moves the seed's events into the ledger.
+	require.Eventually(t, func() bool {
+		var h struct{ Events []any }
+		return get(t, base+"/v1/stores/warehouse/items/"+sku+"/history", &h) == 200 && len(h.Events) == 1
+	}, 20*time.Second, 100*time.Millisecond)
+
+	code, out, errOut = runCmd(t, ctx, env, "reconcile", "--mode", "check")
+	require.Equal(t, 0, code, errOut)
+	require.Contains(t, out, `"items_checked"`)
+
+	stop()
+	select {
+	case c := <-done:
+		require.Equal(t, 0, c, "serve exits cleanly on a signal")
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
