@@ -256,6 +256,9 @@ func (c *Cluster) Stop() {
 	}
 }
 
+// Logs returns the last lines of every node's log, for failure messages.
+func (c *Cluster) Logs(lines int) string { return c.logs(lines) }
+
 // logs returns the tail of every node's log.
 func (c *Cluster) logs(lines int) string {
 	var b strings.Builder

@@ -25,7 +25,7 @@ var shared struct {
 }
 
 // Shared returns the test binary's shared cluster, starting it on the first
-// call (3 masters, 3 replicas, default Options), or connecting to the one
+// call (3 masters, 3 replicas, a 5s node timeout), or connecting to the one
 // EnvClusterAddrs names. A start failure fails every test that asks for it.
 // Tests that share it must isolate themselves by key prefix and must not
 // break it (kill nodes, flush data): start a private cluster for that. Call
@@ -40,7 +40,11 @@ func Shared(t testing.TB) *Cluster {
 		if env := os.Getenv(EnvClusterAddrs); env != "" {
 			c, err = Connect(ctx, strings.Split(env, ","))
 		} else {
-			c, err = StartCluster(ctx, Options{})
+			// Nobody kills the shared cluster's nodes, so a longer node
+			// timeout than the default costs nothing and keeps a node that
+			// is starved of CPU (2 cores, -race, parallel tests) from being
+			// failed over by its peers in the middle of other tests.
+			c, err = StartCluster(ctx, Options{NodeTimeout: 5 * time.Second})
 		}
 		shared.mu.Lock()
 		shared.c, shared.err = c, err
