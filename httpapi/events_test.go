@@ -189,3 +189,15 @@ func TestWebSocket(t *testing.T) {
 	r := ts.req("GET", "/v1/ws", tokReader, "")
 	requireProblem(t, r, 426)
 }
+
+// TestSSEQuietFeed keeps a feed open past the write timeout with nothing to
+// send but heartbeats, then still delivers.
+func TestSSEQuietFeed(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(c *Config) { c.WriteTimeout = 200 * time.Millisecond; c.Heartbeat = 500 * time.Millisecond })
+	c := ts.openSSE(t, "/v1/events", tokReader, "")
+	c.none(t, 1200*time.Millisecond)
+	ts.put("s1", "late", 1)
+	_, ev := c.next(t)
+	require.Equal(t, "late", ev.SKU)
+}
