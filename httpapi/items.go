@@ -189,7 +189,7 @@ func queryLimit(c *fiber.Ctx, def, max int) (int, error) {
 	}
 	n, err := strconv.Atoi(q)
 	if err != nil || n < 1 || n > max || strings.TrimLeft(q, "0123456789") != "" {
-		return 0, badRequest("limit must be an integer 1.." + strconv.Itoa(max)).with("field", "limit")
+		return 0, badRequest("limit must be an integer 1.."+strconv.Itoa(max)).with("field", "limit")
 	}
 	return n, nil
 }

@@ -58,7 +58,9 @@ func (p *Problem) with(k string, v any) *Problem {
 	return p
 }
 
-func badRequest(format string) *Problem { return problem(http.StatusBadRequest, "invalid-request", format) }
+func badRequest(format string) *Problem {
+	return problem(http.StatusBadRequest, "invalid-request", format)
+}
 
 func unavailable(detail string) *Problem {
 	p := problem(http.StatusServiceUnavailable, "unavailable", detail)

@@ -22,7 +22,7 @@ func toLines(in []lineBody) ([]engine.Line, error) {
 	for i, l := range in {
 		f := fmt.Sprintf("lines[%d]", i)
 		if !engine.ValidID(l.SKU) {
-			return nil, badRequest(f + ".sku must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", f+".sku")
+			return nil, badRequest(f+".sku must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", f+".sku")
 		}
 		if !l.Qty.Set || l.Qty.Null || l.Qty.V < 1 || l.Qty.V > engine.MaxQty {
 			return nil, badRequest(fmt.Sprintf("%s.qty must be an integer 1..%d", f, engine.MaxQty)).with("field", f+".qty")
