@@ -1,0 +1,33 @@
+// Package bench is the inventory's load harness: it drives a flash sale, a
+// mixed chain-store day or a bulk stock import against several targets in one
+// run, records every operation's latency in HDR histograms, checks the
+// product's invariants at the end (nothing oversold, successes equal the units
+// sold, the ledger gap-free and conserved), and writes a summary table, a JSON
+// file and an SVG latency plot.
+//
+// Targets:
+//
+//   - engine: an in-process engine.Engine on real Redis under its own key
+//     prefix, with the persister draining its streams into a ledger in its
+//     own PostgreSQL schema (unless Config.NoLedger), and the reservation
+//     sweeper.
+//   - http: a running server at a URL, driven through the HTTP API
+//     (DESIGN §7) with a bearer token. Its items live in stores named after
+//     the run, so a run never touches anyone else's stock.
+//   - pg-optimistic: baseline (a), a PostgreSQL-only design: read the row,
+//     then UPDATE … WHERE version = $v and INSERT the event in one
+//     transaction, retrying a lost race with exponential backoff and jitter.
+//   - pg-guarded: baseline (b), a PostgreSQL-only design: one
+//     UPDATE … SET quantity = quantity - $n WHERE … AND quantity >= $n and the
+//     event INSERT in one transaction.
+//   - bare: the reference for what an HTTP front of Redis can do at best: a
+//     minimal Fiber handler that runs one EVALSHA of a tiny script (guard,
+//     decrement, XADD) per request and nothing else, started in-process on a
+//     loopback port and loaded over HTTP exactly like http.
+//   - redis-benchmark: the redis-benchmark tool running a trivial EVALSHA
+//     unpipelined with 50 clients on the same Redis (flash-sale only), the
+//     ceiling of one round trip per request.
+//
+// Targets run one after another, never at once, so each has the machine to
+// itself; every load is bounded by a duration and an operation count.
+package bench

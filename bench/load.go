@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// load drives one target: Workers goroutines call op until it returns false,
+// the duration passes, MaxOps operations have started, or ctx ends. Every
+// loop stops by itself. It prints progress once a second.
+type load struct {
+	name     string
+	workers  int
+	duration time.Duration
+	maxOps   int64
+	progress io.Writer
+	now      func() time.Time
+}
+
+// op runs one operation of worker w and records it; it returns false when
+// the worker is done (a buyer who saw the sale sold out).
+type op func(ctx context.Context, w int, rec *recorder) bool
+
+// run returns the recorder and the wall time the load took.
+func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, l.duration)
+	defer cancel()
+	start := l.now()
+	rec := newRecorder(start)
+	var started atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < l.workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for ctx.Err() == nil && started.Add(1) <= l.maxOps {
+				if !fn(ctx, w, rec) {
+					return
+				}
+			}
+		}(w)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last int64
+	for {
+		select {
+		case <-done:
+			elapsed := l.now().Sub(start)
+			l.report(rec, elapsed, &last, true)
+			return rec, elapsed
+		case <-tick.C:
+			l.report(rec, l.now().Sub(start), &last, false)
+		}
+	}
+}
+
+func (l load) report(rec *recorder, elapsed time.Duration, last *int64, final bool) {
+	ok, ref, errs := rec.ok.Load(), rec.refused.Load(), rec.errors.Load()
+	total := ok + ref + errs
+	rate := total - *last
+	*last = total
+	label := "rate"
+	if final {
+		rate = int64(float64(total) / elapsed.Seconds())
+		label = "mean"
+	}
+	fmt.Fprintf(l.progress, "[%s] %5.1fs  ops %9d  %s %8d/s  ok %9d  refused %7d  errors %6d\n",
+		l.name, elapsed.Seconds(), total, label, rate, ok, ref, errs)
+}
+
+// timed runs f and records it for worker w.
+func timed(rec *recorder, w int, now func() time.Time, f func() error) error {
+	began := now()
+	err := f()
+	rec.record(w, began, now().Sub(began), err)
+	return err
+}
