@@ -78,3 +78,37 @@ func scanEvent(row pgx.CollectableRow) (engine.Event, error) {
 	}
 	return ev, err
 }
+
+const lowStockSQL = `SELECT store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, updated_at
+FROM inventory_items
+WHERE store_id = $1 AND reorder_point IS NOT NULL AND on_hand - reserved <= reorder_point
+ORDER BY sku LIMIT $2`
+
+// LowStock returns up to limit items of a store whose available units
+// (on_hand - reserved) are at or below their reorder point, as the ledger
+// last persisted them, in SKU order. It reads the partial index
+// inventory_items_low. Errors: ErrInvalidLimit, or a wrapped PostgreSQL
+// error.
+func (l *Ledger) LowStock(ctx context.Context, store string, limit int) ([]engine.Item, error) {
+	if limit < 1 || limit > MaxHistoryLimit {
+		return nil, ErrInvalidLimit
+	}
+	rows, err := l.pool.Query(ctx, lowStockSQL, store, limit)
+	if err != nil {
+		return nil, fmt.Errorf("low stock of %s: %w", store, err)
+	}
+	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (engine.Item, error) {
+		var it engine.Item
+		err := row.Scan(&it.Store, &it.SKU, &it.OnHand, &it.Reserved, &it.Version, &it.ReorderPoint, &it.MaxPerCustomer, &it.UpdatedAt)
+		it.Available = it.OnHand - it.Reserved
+		it.UpdatedAt = it.UpdatedAt.UTC()
+		return it, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("low stock of %s: %w", store, err)
+	}
+	if items == nil {
+		items = []engine.Item{}
+	}
+	return items, nil
+}

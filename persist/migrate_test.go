@@ -3,9 +3,11 @@ package persist_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -40,4 +42,31 @@ func TestLedgerHistoryNewestFirst(t *testing.T) {
 	require.Empty(t, evs)
 	_, err = l.History(ctx, "s1", "x", 0)
 	require.ErrorIs(t, err, persist.ErrInvalidLimit)
+}
+
+func TestLedgerLowStock(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	rp := int64(5)
+	for sku, n := range map[string]int64{"low": 5, "ok": 6, "none": 1} {
+		req := engine.SetRequest{Store: "s1", SKU: sku, OnHand: n}
+		if sku != "none" {
+			req.ReorderPoint = &rp
+		}
+		_, err := v.e.Set(ctx, req, engine.Op{})
+		require.NoError(t, err)
+	}
+	// A hold makes "ok" low too: available counts, not on_hand.
+	_, err := v.e.Reserve(ctx, engine.ReserveRequest{Store: "s1", Lines: []engine.Line{{SKU: "ok", Qty: 1}}}, engine.Op{})
+	require.NoError(t, err)
+	_, _ = v.startPersister(t, persist.PersisterConfig{})
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	items, err := persist.NewLedger(v.pool).LowStock(ctx, "s1", 10)
+	require.NoError(t, err)
+	require.Len(t, items, 2)
+	require.Equal(t, "low", items[0].SKU)
+	require.Equal(t, "ok", items[1].SKU)
+	require.Equal(t, int64(5), items[1].Available)
+	require.Equal(t, int64(1), v.count(t, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'inventory_items_low'`, v.schema))
 }

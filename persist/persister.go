@@ -249,6 +249,10 @@ func (p *Persister) Stats() PersisterStats {
 // acknowledged. PostgreSQL or Redis failures are retried with backoff and
 // never end Run; only an error from a failure-injection hook does.
 func (p *Persister) Run(ctx context.Context) error {
+	if len(p.cfg.Partitions) == 0 {
+		<-ctx.Done()
+		return nil
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
