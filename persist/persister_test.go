@@ -196,3 +196,31 @@ func TestPersisterTrimsBehindPersistedOnly(t *testing.T) {
 	require.Equal(t, int64(7), seen.Load())
 	v.checkLedger(t)
 }
+
+func TestPersisterStopAbandonsUncommittedBatch(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	for i := 0; i < 20; i++ {
+		_, err := v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "a", OnHand: int64(i)}, engine.Op{})
+		require.NoError(t, err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var hooked atomic.Bool
+	p, err := persist.NewPersister(v.e, v.pool, fastPersister(persist.PersisterConfig{Consumer: "w",
+		BeforeCommit: func(ctx context.Context, _ int, _ []engine.Event) error {
+			// Stop arrives while the batch is in flight, before COMMIT.
+			hooked.Store(true)
+			cancel()
+			<-ctx.Done()
+			return nil
+		}}))
+	require.NoError(t, err)
+	require.NoError(t, p.Run(runCtx), "a stop is not an error")
+	require.True(t, hooked.Load())
+	require.Zero(t, v.count(t, `SELECT count(*) FROM inventory_events`), "the batch was rolled back")
+	require.Equal(t, int64(20), pendingTotal(t, v), "and nothing was acknowledged")
+	_, _ = v.startPersister(t, persist.PersisterConfig{Consumer: "w"})
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	v.checkLedger(t)
+}
