@@ -79,37 +79,36 @@ func (s *Server) runSSE(f *feed, conn net.Conn, w *bufio.Writer) {
 	}
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	poll := time.NewTimer(0)
-	defer poll.Stop()
 	for {
-		select {
-		case <-s.done:
-			return
-		case <-heartbeat.C:
-			fmt.Fprintf(w, ": ping\n\n")
-			if !flush() {
-				return
-			}
-		case <-poll.C:
+		// Subscribe before reading, so a change during the read wakes us.
+		wake := s.notify.changed()
+		for {
 			ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
 			evs, err := f.poll(ctx, feedBatch)
 			cancel()
 			if err != nil {
 				s.log.Warn("event feed poll", zapErr(err))
-				poll.Reset(time.Second)
-				continue
+				break
 			}
 			for _, fe := range evs {
 				b, _ := json.Marshal(fe.Event)
 				fmt.Fprintf(w, "id: %s\ndata: %s\n\n", fe.ID, b)
 			}
-			if len(evs) > 0 && !flush() {
+			if len(evs) == 0 {
+				break
+			}
+			if !flush() {
 				return
 			}
-			if len(evs) > 0 {
-				poll.Reset(0)
-			} else {
-				poll.Reset(s.cfg.EventPoll)
+		}
+		select {
+		case <-s.done:
+			return
+		case <-wake:
+		case <-heartbeat.C:
+			fmt.Fprintf(w, ": ping\n\n")
+			if !flush() {
+				return
 			}
 		}
 	}
@@ -163,23 +162,9 @@ func (s *Server) runWS(f *feed, ws *websocket.Conn) {
 	ctx = ws.CloseRead(ctx) // we only send; this answers pings and closes
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	poll := time.NewTimer(0)
-	defer poll.Stop()
 	for {
-		select {
-		case <-s.done:
-			ws.Close(websocket.StatusGoingAway, "server shutting down")
-			return
-		case <-ctx.Done():
-			return
-		case <-heartbeat.C:
-			pctx, pcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-			err := ws.Ping(pctx)
-			pcancel()
-			if err != nil {
-				return
-			}
-		case <-poll.C:
+		wake := s.notify.changed()
+		for {
 			pctx, pcancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 			evs, err := f.poll(pctx, feedBatch)
 			pcancel()
@@ -188,8 +173,7 @@ func (s *Server) runWS(f *feed, ws *websocket.Conn) {
 					return
 				}
 				s.log.Warn("event feed poll", zap.Error(err))
-				poll.Reset(time.Second)
-				continue
+				break
 			}
 			for _, fe := range evs {
 				b, _ := json.Marshal(wsMessage{ID: fe.ID, Event: fe.Event})
@@ -200,10 +184,23 @@ func (s *Server) runWS(f *feed, ws *websocket.Conn) {
 					return
 				}
 			}
-			if len(evs) > 0 {
-				poll.Reset(0)
-			} else {
-				poll.Reset(s.cfg.EventPoll)
+			if len(evs) == 0 {
+				break
+			}
+		}
+		select {
+		case <-s.done:
+			ws.Close(websocket.StatusGoingAway, "server shutting down")
+			return
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-heartbeat.C:
+			pctx, pcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+			err := ws.Ping(pctx)
+			pcancel()
+			if err != nil {
+				return
 			}
 		}
 	}

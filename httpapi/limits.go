@@ -3,7 +3,6 @@ package httpapi
 import (
 	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -78,5 +77,3 @@ func (l *rateLimiter) allow(principal string) (time.Duration, bool) {
 	}
 	return time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), false
 }
-
-var _ = strconv.Itoa

@@ -58,8 +58,8 @@ func (p *Problem) with(k string, v any) *Problem {
 	return p
 }
 
-func badRequest(format string) *Problem {
-	return problem(http.StatusBadRequest, "invalid-request", format)
+func badRequest(detail string) *Problem {
+	return problem(http.StatusBadRequest, "invalid-request", detail)
 }
 
 func unavailable(detail string) *Problem {

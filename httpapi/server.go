@@ -77,8 +77,8 @@ type Config struct {
 	// Heartbeat is the interval of the feeds' keep-alive comments.
 	// Defaults to 15s.
 	Heartbeat time.Duration
-	// EventPoll is how often an idle feed polls the streams. Defaults to
-	// 200ms.
+	// EventPoll is how often the server looks for new events for its
+	// feeds (one pipeline for all of them). Defaults to 100ms.
 	EventPoll time.Duration
 	// Version is reported by /healthz.
 	Version string
@@ -137,7 +137,7 @@ func (c Config) withDefaults() Config {
 		c.Heartbeat = 15 * time.Second
 	}
 	if c.EventPoll == 0 {
-		c.EventPoll = 200 * time.Millisecond
+		c.EventPoll = 100 * time.Millisecond
 	}
 	return c
 }
@@ -169,6 +169,7 @@ type Server struct {
 	idem    *idemStore
 	m       *metrics
 	limiter *rateLimiter
+	notify  *notifier
 
 	inFlight atomic.Int64
 	streams  atomic.Int64
@@ -194,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 		done: make(chan struct{}),
 	}
 	s.limiter = newRateLimiter(cfg.RatePerSecond, cfg.RateBurst, time.Now)
+	s.notify = newNotifier(cfg.Engine, cfg.EventPoll, cfg.Logger, s.done)
 	m, err := newMetrics(cfg.Registry, s)
 	if err != nil {
 		return nil, err
