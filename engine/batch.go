@@ -99,9 +99,10 @@ func (b *batcher) runOnce() {
 }
 
 func (b *batcher) send(batch []*pending) {
-	args := make([]any, len(batch))
-	for i, pd := range batch {
-		args[i] = pd.payload
+	args := make([]any, 0, len(batch)+1)
+	args = append(args, randomHex(16)) // the batch id: a retry of this call replays it
+	for _, pd := range batch {
+		args = append(args, pd.payload)
 	}
 	// The batch runs detached from any one caller's context: it serves them
 	// all. Its own deadline bounds it.
@@ -134,12 +135,24 @@ func batchResult(v any) (any, error) {
 	if !ok || len(a) == 0 {
 		return nil, fmt.Errorf("batch: unexpected element %T", v)
 	}
-	if n, ok := a[0].(int64); ok && n == -1 && len(a) == 2 {
+	if isMinusOne(a[0]) && len(a) == 2 {
 		msg, _ := a[1].(string)
 		code, detail, _ := strings.Cut(msg, " ")
 		return nil, interpretCode(code, detail, fmt.Errorf("%s", msg))
 	}
 	return a, nil
+}
+
+// isMinusOne reports whether v is -1, as an integer or (in a replayed batch)
+// a string.
+func isMinusOne(v any) bool {
+	switch x := v.(type) {
+	case int64:
+		return x == -1
+	case string:
+		return x == "-1"
+	}
+	return false
 }
 
 func (e *Engine) metricBatch(n int) {

@@ -23,9 +23,12 @@ type Config struct {
 	// IdempotencyTTL is how long the result of a request made with a client's
 	// Idempotency-Key is kept for replay. Defaults to 24h.
 	IdempotencyTTL time.Duration
-	// OpTTL is how long the result of a request without a client key is kept
-	// under its generated operation id, so a transport-level retry never
-	// applies a change twice. Defaults to 10m.
+	// OpTTL is how long the result of a request without a client key (or of a
+	// whole batch) is kept under its generated id, so a transport-level retry
+	// (by go-redis or the engine) never applies a change twice. It must
+	// outlast the longest retry window: command timeout times retries.
+	// Defaults to 30s. These records cost Redis memory at the write rate
+	// times OpTTL.
 	OpTTL time.Duration
 	// StreamHighWatermark is the number of entries in a partition's event
 	// stream past which writes are refused with ErrBackpressure (the persister
@@ -69,7 +72,7 @@ func (c Config) withDefaults() Config {
 		c.IdempotencyTTL = 24 * time.Hour
 	}
 	if c.OpTTL == 0 {
-		c.OpTTL = 10 * time.Minute
+		c.OpTTL = 30 * time.Second
 	}
 	if c.StreamHighWatermark == 0 {
 		c.StreamHighWatermark = 500000

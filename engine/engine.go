@@ -345,7 +345,7 @@ func (e *Engine) write(ctx context.Context, p int, r *wreq, op Op) (*reply, erro
 	if err := identify(r, op); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(r)
+	b, err := jsonMarshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
@@ -364,3 +364,6 @@ func (e *Engine) write(ctx context.Context, p int, r *wreq, op Op) (*reply, erro
 	}
 	return &reply{a: arr}, nil
 }
+
+// jsonMarshal encodes a write request.
+func jsonMarshal(r *wreq) ([]byte, error) { return json.Marshal(r) }

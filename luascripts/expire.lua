@@ -20,4 +20,5 @@ for i = 1, #ids do
     redis.call('ZREM', BASE .. 'rexp', ids[i])
   end
 end
+flush()
 return out

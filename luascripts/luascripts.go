@@ -24,21 +24,36 @@ var writeOps = []string{"set", "adjust", "checkout", "reserve", "commit", "relea
 
 const singleMain = `
 local res = run_write(cjson.decode(ARGV[6]))
+flush()
 if res.err then
   return redis.error_reply(res.err .. ' ' .. res.detail)
 end
 return res
 `
 
-// batchMain runs each request on its own. A request that raises an error
-// (a malformed request, or stored state that fails to parse) fails alone;
-// every operation validates before its first write, so it wrote nothing.
+// batchMain runs each request on its own. ARGV[6] is the batch id: the
+// batch's results are stored under it (for OP_TTL), so a retry of the whole
+// call after a lost reply returns them again and applies nothing; that one
+// record covers every request with a generated id. A request with a client
+// key keeps its own record. A request that raises an error (malformed, or
+// stored state that fails to parse) fails alone: every operation validates
+// before its first write, so it wrote nothing.
 const batchMain = `
+local bkey = BASE .. 'idem:b:' .. ARGV[6]
+local prev = redis.call('GET', bkey)
+if prev then
+  local out = {}
+  for line in string.gmatch(prev, '[^\n]+') do
+    out[#out + 1] = split_tabs(line)
+  end
+  return out
+end
+BATCHED = true
 local out = {}
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local ok, res = pcall(function() return run_write(cjson.decode(ARGV[i])) end)
   if not ok then
-    local msg = tostring(res)
+    local msg = string.gsub(tostring(res), '[\t\n]', ' ')
     local code = string.match(msg, 'CORRUPT.*$')
     out[#out + 1] = { -1, code or ('INVALID request: ' .. msg) }
   elseif res.err then
@@ -47,6 +62,12 @@ for i = 6, #ARGV do
     out[#out + 1] = res
   end
 end
+flush()
+local lines = {}
+for i = 1, #out do
+  lines[i] = table.concat(out[i], '\t')
+end
+redis.call('SET', bkey, table.concat(lines, '\n'), 'PX', OP_TTL)
 return out
 `
 
@@ -55,8 +76,8 @@ type Set struct {
 	// Ops holds one script per write operation ("set", "adjust", "checkout",
 	// "reserve", "commit", "release"), each running one request (ARGV[6]).
 	Ops map[string]*redis.Script
-	// Batch runs many independent write requests of one partition (ARGV[6…])
-	// and returns one result or error per request.
+	// Batch runs many independent write requests of one partition (ARGV[7…],
+	// ARGV[6] the batch id) and returns one result or error per request.
 	Batch *redis.Script
 	// Expire expires due reservations of one partition.
 	Expire *redis.Script

@@ -119,17 +119,56 @@ local function pack(it)
   return s
 end
 
+-- Items are read once per script and written once at its end: CACHE holds
+-- every item loaded or changed, DIRTY the keys of changed ones, and flush()
+-- writes them, one HSET per store. A batch selling one hot SKU a hundred
+-- times reads and writes it once. Every script that saves must flush.
+local CACHE = {}
+local DIRTY = {}
+
 -- load reads an item, or returns nil when it does not exist.
 local function load(store, sku)
+  local ck = store .. ':' .. sku
+  local it = CACHE[ck]
+  if it then
+    return it
+  end
   local v = redis.call('HGET', skey(store), sku)
   if not v then
     return nil
   end
-  return unpack_item(store, sku, v)
+  it = unpack_item(store, sku, v)
+  CACHE[ck] = it
+  return it
 end
 
 local function save(it)
-  redis.call('HSET', skey(it.store), it.sku, pack(it))
+  local ck = it.store .. ':' .. it.sku
+  CACHE[ck] = it
+  if not DIRTY[ck] then
+    DIRTY[ck] = true
+    DIRTY[#DIRTY + 1] = ck
+  end
+end
+
+local function flush()
+  local by_store = {}
+  local stores = {}
+  for i = 1, #DIRTY do
+    local it = CACHE[DIRTY[i]]
+    local args = by_store[it.store]
+    if not args then
+      args = {}
+      by_store[it.store] = args
+      stores[#stores + 1] = it.store
+    end
+    args[#args + 1] = it.sku
+    args[#args + 1] = pack(it)
+  end
+  for i = 1, #stores do
+    redis.call('HSET', skey(stores[i]), unpack(by_store[stores[i]]))
+  end
+  DIRTY = {}
 end
 
 -- index records a new item's store in the partition's store set.
@@ -317,7 +356,14 @@ local function split_tabs(s)
   end
 end
 
+-- BATCHED is set by the batch script: its one record covers the requests
+-- with generated ids.
+local BATCHED = false
+
 local function idem_check(req)
+  if req.gen and BATCHED then
+    return nil
+  end
   if not req.gen and (not req.idk or req.idk == '') then
     return nil
   end
@@ -337,6 +383,9 @@ end
 local function idem_store(req, res)
   local ttl = IDEM_TTL
   if req.gen then
+    if BATCHED then
+      return
+    end
     ttl = OP_TTL
   elseif not req.idk or req.idk == '' then
     return

@@ -18,6 +18,7 @@ end
 local n = { store = req.store, sku = req.sku, oh = req.oh, rs = req.rs, v = req.v, rp = req.rp or -1, mpc = req.mpc or -1, ua = req.ua or NOW }
 if type(n.ua) ~= 'number' or n.ua < 0 then n.ua = NOW end
 save(n)
+flush()
 index(n)
 local ck = cukey(n.store, n.sku)
 redis.call('DEL', ck)
