@@ -204,3 +204,6 @@ func (t *bareTarget) Close(ctx context.Context) error {
 	errs = append(errs, deletePrefix(ctx, t.rdb, t.prefix), t.rdb.Close())
 	return errors.Join(errs...)
 }
+
+// HasLedger reports whether there is a ledger to check.
+func (t *bareTarget) HasLedger() bool { return true }

@@ -38,7 +38,7 @@ func TestFlashSaleSmoke(t *testing.T) {
 	var progress bytes.Buffer
 	r, err := bench.Run(ctx, bench.Config{
 		Scenario:    bench.ScenarioFlashSale,
-		Targets:     []string{bench.TargetEngine, bench.TargetPGGuarded, bench.TargetPGOptimistic, bench.TargetBare},
+		Targets:     []string{bench.TargetEngine, bench.TargetPGGuarded, bench.TargetPGOptimistic, bench.TargetBare, bench.TargetServer},
 		Workers:     20,
 		Stock:       200,
 		Duration:    10 * time.Second,
@@ -54,7 +54,7 @@ func TestFlashSaleSmoke(t *testing.T) {
 	require.NoError(t, bench.WriteSummary(&summary, r))
 	t.Log("\n" + progress.String() + "\n" + summary.String())
 	require.True(t, r.Passed, "the run must pass its checks")
-	require.Len(t, r.Results, 4)
+	require.Len(t, r.Results, 5)
 	for _, res := range r.Results {
 		require.Empty(t, res.Error, res.Target)
 		require.Empty(t, res.Violations, res.Target)
@@ -78,7 +78,7 @@ func TestFlashSaleSmoke(t *testing.T) {
 	var back bench.Report
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, r.Run, back.Run)
-	require.Len(t, back.Results, 4)
+	require.Len(t, back.Results, 5)
 	svg, err := os.ReadFile(r.Files["svg"])
 	require.NoError(t, err)
 	require.True(t, strings.HasPrefix(string(svg), "<svg"), "an SVG document")

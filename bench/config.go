@@ -21,6 +21,7 @@ const (
 const (
 	TargetEngine         = "engine"
 	TargetHTTP           = "http"
+	TargetServer         = "server"
 	TargetPGOptimistic   = "pg-optimistic"
 	TargetPGGuarded      = "pg-guarded"
 	TargetBare           = "bare"
@@ -32,9 +33,9 @@ var Baselines = []string{TargetPGGuarded, TargetPGOptimistic, TargetBare, Target
 
 // scenarioTargets lists which targets can run which scenario.
 var scenarioTargets = map[string][]string{
-	ScenarioFlashSale: {TargetEngine, TargetHTTP, TargetPGOptimistic, TargetPGGuarded, TargetBare, TargetRedisBenchmark},
-	ScenarioMixed:     {TargetEngine, TargetHTTP, TargetPGOptimistic, TargetPGGuarded},
-	ScenarioBulk:      {TargetEngine, TargetHTTP, TargetPGOptimistic, TargetPGGuarded},
+	ScenarioFlashSale: {TargetEngine, TargetServer, TargetHTTP, TargetPGOptimistic, TargetPGGuarded, TargetBare, TargetRedisBenchmark},
+	ScenarioMixed:     {TargetEngine, TargetServer, TargetHTTP, TargetPGOptimistic, TargetPGGuarded},
+	ScenarioBulk:      {TargetEngine, TargetServer, TargetHTTP, TargetPGOptimistic, TargetPGGuarded},
 }
 
 // Config configures a run. The zero value of every field but Scenario and

@@ -14,6 +14,10 @@
 //   - http: a running server at a URL, driven through the HTTP API
 //     (DESIGN §7) with a bearer token. Its items live in stores named after
 //     the run, so a run never touches anyone else's stock.
+//   - server: the product's full HTTP server (httpapi) started in-process on
+//     a loopback port over an engine target, persister and sweeper beside
+//     it, loaded over HTTP exactly like http: what a deployment on this
+//     machine would do, to hold against bare.
 //   - pg-optimistic: baseline (a), a PostgreSQL-only design: read the row,
 //     then UPDATE … WHERE version = $v and INSERT the event in one
 //     transaction, retrying a lost race with exponential backoff and jitter.

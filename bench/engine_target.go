@@ -270,3 +270,6 @@ func parallel(ctx context.Context, n, width int, f func(ctx context.Context, i i
 	wg.Wait()
 	return first
 }
+
+// HasLedger reports whether there is a ledger to check.
+func (t *engineTarget) HasLedger() bool { return t.ledger != nil }

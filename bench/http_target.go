@@ -247,3 +247,6 @@ func (c *httpClient) Close(ctx context.Context) error {
 	}
 	return nil
 }
+
+// HasLedger reports whether there is a ledger to check.
+func (c *httpClient) HasLedger() bool { return c.ledger != nil }

@@ -11,7 +11,9 @@ import (
 
 // load drives one target: Workers goroutines call op until it returns false,
 // the duration passes, MaxOps operations have started, or ctx ends. Every
-// loop stops by itself. It prints progress once a second.
+// loop stops by itself. An operation in flight when the duration ends may
+// finish (its outcome is then known) within opGrace. It prints progress once
+// a second.
 type load struct {
 	name     string
 	workers  int
@@ -21,15 +23,20 @@ type load struct {
 	now      func() time.Time
 }
 
+// opGrace bounds how long operations in flight at the end of the duration
+// may take to finish.
+const opGrace = 15 * time.Second
+
 // op runs one operation of worker w and records it; it returns false when
 // the worker is done (a buyer who saw the sale sold out).
 type op func(ctx context.Context, w int, rec *recorder) bool
 
 // run returns the recorder and the wall time the load took.
 func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
-	ctx, cancel := context.WithTimeout(ctx, l.duration)
+	ctx, cancel := context.WithTimeout(ctx, l.duration+opGrace)
 	defer cancel()
 	start := l.now()
+	deadline := start.Add(l.duration)
 	rec := newRecorder(start)
 	var started atomic.Int64
 	var wg sync.WaitGroup
@@ -37,7 +44,7 @@ func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for ctx.Err() == nil && started.Add(1) <= l.maxOps {
+			for ctx.Err() == nil && l.now().Before(deadline) && started.Add(1) <= l.maxOps {
 				if !fn(ctx, w, rec) {
 					return
 				}

@@ -490,3 +490,6 @@ func (t *pgTarget) Close(ctx context.Context) error {
 	t.wg.Wait()
 	return t.ledger.drop(ctx)
 }
+
+// HasLedger reports whether there is a ledger to check.
+func (t *pgTarget) HasLedger() bool { return true }

@@ -9,7 +9,7 @@ import (
 )
 
 var palette = map[string]string{
-	TargetEngine: "#1f77b4", TargetHTTP: "#2ca02c", TargetBare: "#9467bd",
+	TargetEngine: "#1f77b4", TargetHTTP: "#2ca02c", TargetServer: "#17becf", TargetBare: "#9467bd",
 	TargetPGGuarded: "#d62728", TargetPGOptimistic: "#ff7f0e", TargetRedisBenchmark: "#7f7f7f",
 }
 

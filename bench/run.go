@@ -160,6 +160,8 @@ func newTarget(ctx context.Context, cfg Config, run, name string) (target, error
 		return newPGTarget(ctx, cfg, "bench_"+run+"_optimistic", true)
 	case TargetBare:
 		return newBareTarget(ctx, cfg, run)
+	case TargetServer:
+		return newServerTarget(ctx, cfg, run)
 	case TargetHTTP:
 		c := newHTTPClient(cfg.URL, cfg.Token, cfg.Workers)
 		if cfg.LedgerSchema != "" {

@@ -48,12 +48,8 @@ func (o *outcome) checkLedger(ctx context.Context, t target, states []ItemState)
 	if !ok {
 		return nil
 	}
-	if h, ok := t.(*httpClient); ok && h.ledger == nil {
-		o.checks = append(o.checks, Check{Name: "ledger", Passed: true, Detail: "not checked: no ledger schema given (--ledger-schema)"})
-		return nil
-	}
-	if e, ok := t.(*engineTarget); ok && e.ledger == nil {
-		o.checks = append(o.checks, Check{Name: "ledger", Passed: true, Detail: "not checked: ledger off"})
+	if !lc.HasLedger() {
+		o.checks = append(o.checks, Check{Name: "ledger", Passed: true, Detail: "not checked: no ledger (engine with --no-ledger, or http without --ledger-schema)"})
 		return nil
 	}
 	v, err := lc.CheckLedger(ctx, states)

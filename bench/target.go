@@ -71,6 +71,9 @@ type fullTarget interface {
 // ledgerChecker is a target with a ledger the checker verifies once it has
 // drained: versions 1..N gap-free per item, deltas summing to the state.
 type ledgerChecker interface {
+	// HasLedger is false when the target runs without one (or the run was
+	// not told where it is), so there is nothing to check.
+	HasLedger() bool
 	CheckLedger(ctx context.Context, items []ItemState) ([]string, error)
 }
 
