@@ -28,3 +28,6 @@ bench: services ## benchmarks (engine vs redis-benchmark and the PostgreSQL-only
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
 	$(GO) vet ./...
+
+chaos: services ## the fault-injection suite, long version (INVENTORY_CHAOS=long)
+	INVENTORY_CHAOS=long $(GO) test -race -count=1 -timeout 30m -v ./internal/chaos/

@@ -1,0 +1,110 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/persist"
+)
+
+// lossyClient makes the engine's Redis client give up on a reply quickly
+// and leaves retrying to the engine and its caller.
+func lossyClient(o *redis.Options) {
+	o.ReadTimeout = 250 * time.Millisecond
+	o.WriteTimeout = 250 * time.Millisecond
+	o.MaxRetries = -1
+}
+
+// Scenario 1: Redis runs the script but its reply is lost (a timeout toxic
+// swallows everything Redis sends). The client's retry with the same key
+// applies nothing more and returns the first result.
+func TestReplyLostRetryAppliesOnce(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{client: lossyClient, engine: func(c *engine.Config) { c.GroupTimeout = 2 * time.Second }})
+	ctx := context.Background()
+	r, err := w.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "sofa", OnHand: 10}, engine.Op{})
+	require.NoError(t, err)
+	v0 := r.Item.Version
+
+	// The reply of a keyed checkout is lost, every time the engine retries.
+	w.rproxy.Add("lost", "timeout", "downstream", `{"timeout":0}`)
+	key := "k-" + randomHex(8)
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err = w.e.Checkout(cctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: 2}}}, op(key))
+	cancel()
+	require.Error(t, err, "no reply came back")
+	require.True(t, engine.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded), "a lost reply is unavailability, not a domain error: %v", err)
+	// The script ran nonetheless.
+	waitFor(t, 5*time.Second, "the sale applied in Redis", func() bool {
+		it, err := w.ins.GetItem(ctx, "s1", "sofa")
+		return err == nil && it.Version == v0+1
+	})
+	// Meanwhile someone else buys one.
+	w.rproxy.Remove("lost")
+	_, err = w.e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: 1}}}, engine.Op{})
+	require.NoError(t, err)
+
+	// The retry replays the first result and changes nothing.
+	res, err := w.e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: 2}}}, op(key))
+	require.NoError(t, err)
+	require.True(t, res.Replayed, "the retry is a replay")
+	require.Len(t, res.Items, 1)
+	require.Equal(t, int64(8), res.Items[0].OnHand, "the first result: 10 - 2")
+	require.Equal(t, v0+1, res.Items[0].Version, "the first result's version")
+	it, err := w.ins.GetItem(ctx, "s1", "sofa")
+	require.NoError(t, err)
+	require.Equal(t, int64(7), it.OnHand, "10 - 2 - 1: the retried sale applied once")
+	require.Equal(t, v0+2, it.Version)
+	msgs, err := w.direct.XRange(ctx, w.ins.StreamKey(w.ins.Partition("s1")), "-", "+").Result()
+	require.NoError(t, err)
+	n := 0
+	for _, m := range msgs {
+		if m.Values["op"] == key {
+			n++
+		}
+	}
+	require.Equal(t, 1, n, "one event carries the key")
+}
+
+// Scenario 1 under load: replies are lost in bursts while clients sell,
+// restock and reserve with keys and retry; every keyed request applies at
+// most once (exactly once when acknowledged) and the history is
+// linearizable.
+func TestReplyLostUnderLoad(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{client: lossyClient, engine: func(c *engine.Config) { c.GroupTimeout = time.Second }})
+	_, _ = w.startPersister(w.dpool, persist.PersisterConfig{})
+	tr := newTraffic(t, w.e, trafficCfg{stores: []string{"s1", "s2"}, skus: []string{"sofa", "lamp"},
+		workers: 8, ops: pick(600, 20000), dur: pick(5*time.Second, 60*time.Second), attempt: 600 * time.Millisecond})
+	stop := background(t, "fault loop", func(ctx context.Context) error {
+		rng := rand.New(rand.NewSource(1))
+		for ctx.Err() == nil {
+			sleepCtx(ctx, time.Duration(200+rng.Intn(300))*time.Millisecond)
+			w.rproxy.Add("lost", "timeout", "downstream", `{"timeout":0}`)
+			sleepCtx(ctx, time.Duration(300+rng.Intn(600))*time.Millisecond)
+			w.rproxy.Remove("lost")
+		}
+		return nil
+	})
+	tr.run(context.Background())
+	require.NoError(t, stop())
+	require.Positive(t, tr.retries.Load(), "the faults forced retries")
+	w.checkAll(tr)
+}
+
+// sleepCtx sleeps d or until ctx ends: the pacing of a fault loop.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
