@@ -70,7 +70,6 @@ func TestBadInput(t *testing.T) {
 		{"text body", "POST", "/v1/stores/s1/items/lamp/adjust", `{"delta":1}`, []string{"Content-Type", "text/plain"}, 415},
 		{"no content type", "PUT", "/v1/stores/s1/items/lamp", `{"on_hand":1}`, []string{"Content-Type", ""}, 415},
 		{"form body", "POST", "/v1/stores/s1/checkout", `lines=1`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415},
-		{"oversized body", "POST", "/v1/stores/s1/items/lamp/adjust", bigBody(1<<20 + 10), nil, 413},
 		{"bulk empty", "POST", "/v1/adjustments", `{"updates":[]}`, nil, 400},
 		{"bulk too many", "POST", "/v1/adjustments", `{"updates":[` + strings.Repeat(`{"store":"s1","sku":"lamp","delta":1},`, 1000) + `{"store":"s1","sku":"lamp","delta":1}]}`, nil, 400},
 		{"bulk fractional", "POST", "/v1/adjustments", `{"updates":[{"store":"s1","sku":"lamp","delta":1.5}]}`, nil, 400},
@@ -81,10 +80,18 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := ts.req(c.method, c.path, tokAdmin, c.body, c.hdr...)
+			r := ts.in(t).req(c.method, c.path, tokAdmin, c.body, c.hdr...)
 			requireProblem(t, r, c.status)
 		})
 	}
+	t.Run("oversized body", func(t *testing.T) {
+		requireProblem(t, ts.oversized(t, "/v1/stores/s1/items/lamp/adjust", 1<<20+1), 413)
+		requireProblem(t, ts.oversized(t, "/v1/adjustments", 10<<20), 413)
+	})
+	t.Run("body of exactly 1 MiB is read", func(t *testing.T) {
+		r := ts.in(t).req("POST", "/v1/stores/s1/items/lamp/adjust", tokAdmin, bigBody(1<<20))
+		requireProblem(t, r, 400) // read, then refused: the reason is too long
+	})
 	require.Equal(t, before, ts.item("s1", "lamp"), "no refused request changed the item")
 	rs, err := ts.e.GetReservation(t.Context(), rid)
 	require.NoError(t, err)

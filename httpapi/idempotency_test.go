@@ -16,6 +16,7 @@ func TestIdempotency(t *testing.T) {
 	ts.put("s2", "shelf", 10)
 
 	t.Run("replay", func(t *testing.T) {
+		ts := ts.in(t)
 		first := ts.req("POST", "/v1/stores/s1/items/shelf/adjust", tokAdmin, `{"delta":5}`, "Idempotency-Key", "k-replay")
 		require.Equal(t, 200, first.Status)
 		require.Empty(t, first.Header.Get("Idempotent-Replayed"))
@@ -42,6 +43,7 @@ func TestIdempotency(t *testing.T) {
 	})
 
 	t.Run("different request is 422", func(t *testing.T) {
+		ts := ts.in(t)
 		require.Equal(t, 200, ts.req("POST", "/v1/stores/s1/items/shelf/adjust", tokAdmin, `{"delta":1}`, "Idempotency-Key", "k-422").Status)
 		v := ts.item("s1", "shelf").Version
 		requireProblem(t, ts.req("POST", "/v1/stores/s1/items/shelf/adjust", tokAdmin, `{"delta":2}`, "Idempotency-Key", "k-422"), 422)
@@ -52,6 +54,7 @@ func TestIdempotency(t *testing.T) {
 	})
 
 	t.Run("scoped by principal", func(t *testing.T) {
+		ts := ts.in(t)
 		a := ts.req("POST", "/v1/stores/s2/items/shelf/adjust", tokAdmin, `{"delta":1}`, "Idempotency-Key", "k-scope")
 		require.Equal(t, 200, a.Status)
 		b := ts.req("POST", "/v1/stores/s2/items/shelf/adjust", tokAdmin2, `{"delta":1}`, "Idempotency-Key", "k-scope")
@@ -63,6 +66,7 @@ func TestIdempotency(t *testing.T) {
 	})
 
 	t.Run("key before If-Match", func(t *testing.T) {
+		ts := ts.in(t)
 		v := ts.item("s1", "shelf").Version
 		hdr := []string{"Idempotency-Key", "k-match", "If-Match", fmt.Sprintf(`"%d"`, v)}
 		first := ts.req("POST", "/v1/stores/s1/items/shelf/adjust", tokAdmin, `{"delta":1}`, hdr...)
@@ -74,6 +78,7 @@ func TestIdempotency(t *testing.T) {
 	})
 
 	t.Run("refused request stores nothing", func(t *testing.T) {
+		ts := ts.in(t)
 		ts.put("s1", "scarce", 1)
 		body := `{"lines":[{"sku":"scarce","qty":3}]}`
 		requireProblem(t, ts.req("POST", "/v1/stores/s1/checkout", tokAdmin, body, "Idempotency-Key", "k-refused"), 409)
@@ -88,6 +93,7 @@ func TestIdempotency(t *testing.T) {
 	})
 
 	t.Run("bulk replays the whole batch", func(t *testing.T) {
+		ts := ts.in(t)
 		ts.put("s1", "bulk", 1)
 		body := `{"updates":[{"store":"s1","sku":"bulk","delta":2},{"store":"s1","sku":"ghost","delta":1},{"store":"s1","sku":"bulk","delta":-100}]}`
 		first := ts.req("POST", "/v1/adjustments", tokAdmin, body, "Idempotency-Key", "k-bulk")

@@ -1,11 +1,12 @@
 package httpapi
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -104,6 +105,13 @@ func cleanPrefix(c *redis.Client, prefix string) {
 	}
 }
 
+// in returns ts for subtest t, so a failed request fails the subtest.
+func (ts *testServer) in(t testing.TB) *testServer {
+	c := *ts
+	c.t = t
+	return &c
+}
+
 // resp is a finished response.
 type resp struct {
 	Status int
@@ -185,12 +193,27 @@ func requireProblem(t testing.TB, r *resp, status int) map[string]any {
 	return m
 }
 
+// oversized announces a body of n bytes and reads the answer without
+// sending it: the server must refuse on the Content-Length alone. (Sending
+// the body too would race the server's close against the client's write.)
+func (ts *testServer) oversized(t *testing.T, path string, n int) *resp {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.url, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", path, tokAdmin, n)
+	require.NoError(t, err)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return &resp{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// bigBody returns an adjust body of about n bytes (a bulky reason).
 func bigBody(n int) string {
-	var b bytes.Buffer
-	b.WriteString(`{"delta":1,"reason":"`)
-	for b.Len() < n {
-		b.WriteString("xxxxxxxxxxxxxxxx")
-	}
-	b.WriteString(`"}`)
-	return b.String()
+	const head, tail = `{"delta":1,"reason":"`, `"}`
+	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
 }

@@ -15,8 +15,8 @@ func TestFlashSaleOverHTTP(t *testing.T) {
 	ts := newTestServer(t)
 	ts.put("web", "console", 20)
 	const buyers = 40
-	var mu sync.Mutex
-	status := map[int]int{}
+	type pair struct{ first, retry *resp }
+	results := make([]pair, buyers)
 	var wg sync.WaitGroup
 	for i := 0; i < buyers; i++ {
 		wg.Add(1)
@@ -26,17 +26,19 @@ func TestFlashSaleOverHTTP(t *testing.T) {
 			body := `{"lines":[{"sku":"console","qty":1}]}`
 			first := ts.req("POST", "/v1/stores/web/checkout", tokAdmin, body, "Idempotency-Key", key)
 			retry := ts.req("POST", "/v1/stores/web/checkout", tokAdmin, body, "Idempotency-Key", key)
-			if first.Status == 200 {
-				require.Equal(t, 200, retry.Status)
-				require.Equal(t, "true", retry.Header.Get("Idempotent-Replayed"))
-				require.Equal(t, first.Body, retry.Body)
-			}
-			mu.Lock()
-			status[first.Status]++
-			mu.Unlock()
+			results[i] = pair{first, retry}
 		}(i)
 	}
 	wg.Wait()
+	status := map[int]int{}
+	for _, p := range results {
+		status[p.first.Status]++
+		if p.first.Status == 200 {
+			require.Equal(t, 200, p.retry.Status)
+			require.Equal(t, "true", p.retry.Header.Get("Idempotent-Replayed"))
+			require.Equal(t, p.first.Body, p.retry.Body)
+		}
+	}
 	require.Equal(t, map[int]int{200: 20, 409: 20}, status)
 	it := ts.item("web", "console")
 	require.Equal(t, int64(0), it.OnHand)
