@@ -48,6 +48,20 @@ JOIN inventory_events e ON e.store_id = s.store_id AND e.sku = s.sku AND e.versi
 WHERE e.op_id <> s.op_id
 ON CONFLICT (store_id, sku, version, stream_id) WHERE kind = 'fork' DO NOTHING`
 
+// gapsSQL records, before the items move on, every version range a staged
+// event skips over: between the item's stored version (or the previous
+// staged version) and the staged one. Out-of-order batches make some of
+// these transient; the reconciler tells them apart from lost events.
+const gapsSQL = `INSERT INTO ledger_gaps (store_id, sku, from_version, to_version)
+SELECT store_id, sku, prev + 1, version - 1 FROM (
+	SELECT s.store_id, s.sku, s.version,
+		coalesce(lag(s.version) OVER (PARTITION BY s.store_id, s.sku ORDER BY s.version), i.version, 0) AS prev
+	FROM (SELECT DISTINCT store_id, sku, version FROM persist_staging) s
+	LEFT JOIN inventory_items i ON i.store_id = s.store_id AND i.sku = s.sku
+) g
+WHERE version > prev + 1
+ON CONFLICT DO NOTHING`
+
 // upsertItemsSQL moves each item to its newest staged state, only where
 // that is newer than the stored one (batches may land out of order).
 const upsertItemsSQL = `INSERT INTO inventory_items AS i
@@ -71,7 +85,7 @@ type batchResult struct {
 type hookFunc = func(ctx context.Context, partition int, events []engine.Event) error
 
 // writeBatch writes events in one transaction: COPY into staging, insert the
-// events, record forks, upsert the items, then beforeCommit (may be nil),
+// events, record forks and skipped versions, upsert the items, then beforeCommit (may be nil),
 // then COMMIT. Nothing is written when it returns an error.
 func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, beforeCommit hookFunc) (batchResult, error) {
 	var res batchResult
@@ -98,6 +112,9 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.
 				return fmt.Errorf("record forks: %w", err)
 			}
 			res.forks = tag.RowsAffected()
+		}
+		if _, err := tx.Exec(ctx, gapsSQL); err != nil {
+			return fmt.Errorf("record gaps: %w", err)
 		}
 		if _, err := tx.Exec(ctx, upsertItemsSQL); err != nil {
 			return fmt.Errorf("upsert items: %w", err)

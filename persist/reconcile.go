@@ -331,6 +331,9 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 		rep.Findings = append(rep.Findings, f)
 		return nil
 	}
+	if err := r.gaps(ctx, p, stores, rep); err != nil {
+		return err
+	}
 	var cands []candidate
 	after := engine.ItemRef{}
 	for len(stores) > 0 {
@@ -560,50 +563,16 @@ func (r *Reconciler) ahead(ctx context.Context, p int, rep *Report, cands []cand
 	if err != nil {
 		return err
 	}
-	// The versions of these items still in the stream, read after Redis,
-	// from the persisted floor on: an event of a version Redis had when read
-	// is there unless it was persisted (then the ledger read below shows it)
-	// or lost.
-	inStream := map[engine.ItemRef]map[int64]bool{}
+	// The versions of these items still in the stream, read after Redis:
+	// an event of a version Redis had when read is there unless it was
+	// persisted (then the ledger read below shows it) or lost.
 	want := map[engine.ItemRef]bool{}
 	for _, ref := range refs {
 		want[ref] = true
 	}
-	from := "-"
-	floor, _, ok, err := persistedFloor(ctx, r.rdb, r.e.StreamKey(p), r.cfg.Group)
+	inStream, err := r.streamVersions(ctx, p, want)
 	if err != nil {
-		return fmt.Errorf("reconcile partition %d: %w", p, err)
-	}
-	if ok {
-		from = floor.String()
-	}
-	for {
-		msgs, err := r.rdb.XRangeN(ctx, r.e.StreamKey(p), from, "+", streamScanChunk).Result()
-		if err != nil {
-			return fmt.Errorf("reconcile partition %d: read stream: %w", p, err)
-		}
-		for _, m := range msgs {
-			s, _ := m.Values["s"].(string)
-			k, _ := m.Values["k"].(string)
-			ref := engine.ItemRef{Store: s, SKU: k}
-			if !want[ref] {
-				continue
-			}
-			vs, _ := m.Values["v"].(string)
-			v, err := strconv.ParseInt(vs, 10, 64)
-			if err != nil {
-				continue
-			}
-			if inStream[ref] == nil {
-				inStream[ref] = map[int64]bool{}
-			}
-			inStream[ref][v] = true
-		}
-		if len(msgs) < streamScanChunk {
-			break
-		}
-		last, _ := parseStreamID(msgs[len(msgs)-1].ID)
-		from = last.next().String()
+		return err
 	}
 	now, err := r.ledgerStates(ctx, ss, ks)
 	if err != nil {
@@ -711,6 +680,49 @@ func (r *Reconciler) reconcileLedger(ctx context.Context, runID int64, ref engin
 }
 
 var errRace = errors.New("ledger changed meanwhile")
+
+// streamVersions returns, for the wanted items, the versions whose events
+// are in p's stream at or above the persisted floor (everything below it is
+// in the ledger).
+func (r *Reconciler) streamVersions(ctx context.Context, p int, want map[engine.ItemRef]bool) (map[engine.ItemRef]map[int64]bool, error) {
+	out := map[engine.ItemRef]map[int64]bool{}
+	from := "-"
+	floor, _, ok, err := persistedFloor(ctx, r.rdb, r.e.StreamKey(p), r.cfg.Group)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile partition %d: %w", p, err)
+	}
+	if ok {
+		from = floor.String()
+	}
+	for {
+		msgs, err := r.rdb.XRangeN(ctx, r.e.StreamKey(p), from, "+", streamScanChunk).Result()
+		if err != nil {
+			return nil, fmt.Errorf("reconcile partition %d: read stream: %w", p, err)
+		}
+		for _, m := range msgs {
+			s, _ := m.Values["s"].(string)
+			k, _ := m.Values["k"].(string)
+			ref := engine.ItemRef{Store: s, SKU: k}
+			if !want[ref] {
+				continue
+			}
+			vs, _ := m.Values["v"].(string)
+			v, err := strconv.ParseInt(vs, 10, 64)
+			if err != nil {
+				continue
+			}
+			if out[ref] == nil {
+				out[ref] = map[int64]bool{}
+			}
+			out[ref][v] = true
+		}
+		if len(msgs) < streamScanChunk {
+			return out, nil
+		}
+		last, _ := parseStreamID(msgs[len(msgs)-1].ID)
+		from = last.next().String()
+	}
+}
 
 const ledgerStatesSQL = `SELECT i.store_id, i.sku, i.on_hand, i.reserved, i.version, i.reorder_point, i.max_per_customer
 FROM inventory_items i

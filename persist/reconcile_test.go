@@ -217,3 +217,45 @@ func TestReconcilerRunRecordsPeriodicRuns(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+func TestReconcileFillsLedgerGap(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	_, err := v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "a", OnHand: 10}, engine.Op{})
+	require.NoError(t, err)
+	for _, d := range []int64{5, -2, 1} {
+		_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "a", Delta: d}, engine.Op{})
+		require.NoError(t, err)
+	}
+	// Version 3 (the -2) vanishes from the stream before it is persisted;
+	// version 4 after it makes it to the ledger.
+	msgs, err := v.rdb.XRange(ctx, v.e.StreamKey(0), "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, msgs, 4)
+	require.NoError(t, v.rdb.XDel(ctx, v.e.StreamKey(0), msgs[2].ID).Err())
+	_, _ = v.startPersister(t, persist.PersisterConfig{})
+	waitFor(t, 10*time.Second, "version 4 persisted", func() bool { return v.pgItems(t)["s1/a"].Version == 4 })
+	require.Equal(t, int64(1), v.count(t, `SELECT count(*) FROM ledger_gaps WHERE from_version = 3 AND to_version = 3`))
+
+	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
+	require.NoError(t, err)
+	rep, err := rc.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"s1/a": persist.KindLedgerGap}, kinds(rep))
+	require.Equal(t, int64(3), v.count(t, `SELECT count(*) FROM inventory_events`), "check changes nothing")
+
+	rep, err = rc.Reconcile(ctx, persist.ModeRepair)
+	require.NoError(t, err)
+	require.Len(t, rep.Findings, 1)
+	f := rep.Findings[0]
+	require.Equal(t, "wrote 1 RECONCILE events to the ledger", f.Action)
+	require.Equal(t, int64(15), f.Before.OnHand)
+	require.Equal(t, int64(13), f.After.OnHand)
+	require.Equal(t, int64(-2), v.count(t, `SELECT delta_on_hand FROM inventory_events WHERE version = 3 AND type = 'RECONCILE'`))
+	require.Zero(t, v.count(t, `SELECT count(*) FROM ledger_gaps`))
+	v.checkLedger(t)
+	rep, err = rc.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	require.Empty(t, rep.Findings)
+}
