@@ -21,7 +21,7 @@ const (
 WHERE store_id = ANY($1) ORDER BY store_id, sku, from_version`
 	presentVersionsSQL = `SELECT version FROM inventory_events
 WHERE store_id = $1 AND sku = $2 AND version BETWEEN $3 AND $4`
-	deleteGapSQL = `DELETE FROM ledger_gaps WHERE store_id = $1 AND sku = $2 AND from_version = $3`
+	deleteGapSQL  = `DELETE FROM ledger_gaps WHERE store_id = $1 AND sku = $2 AND from_version = $3`
 	eventStateSQL = `SELECT delta_on_hand, delta_reserved, on_hand, reserved, reorder_point, max_per_customer
 FROM inventory_events WHERE store_id = $1 AND sku = $2 AND version = $3`
 )
