@@ -22,8 +22,12 @@ test: services ## vet, then every test with -race against real Redis and Postgre
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-bench: services ## benchmarks (engine vs redis-benchmark and the PostgreSQL-only baselines)
+bench: services build ## benchmarks: engine vs redis-benchmark, the bare reference and the PostgreSQL-only baselines, ratios from one run
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./engine/
+	@sha=$$(redis-cli SCRIPT LOAD 'return 1') && echo "redis-benchmark -q -n 200000 -c 50 EVALSHA $$sha 0" && \
+		redis-benchmark -q -n 200000 -c 50 EVALSHA $$sha 0
+	$(BIN) bench --scenario flash-sale --target engine,server,bare,pg-guarded,pg-optimistic,redis-benchmark \
+		--buyers 200 --stock 20000 --duration 20s --out bench/results
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
