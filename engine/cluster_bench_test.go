@@ -15,8 +15,9 @@ import (
 	"github.com/shelfline/inventory/internal/redistest"
 )
 
-// Single Redis versus the local 3-master Redis Cluster, same workload, same
-// run:
+// Single Redis (the shared one on 127.0.0.1:6379, and one of the benchmark's
+// own) versus the local 3-master Redis Cluster (with and without replicas),
+// same workload, same run:
 //
 //	go test -run '^$' -bench Cluster -benchtime 5s ./engine/
 //
@@ -33,6 +34,11 @@ type benchTarget struct {
 func benchTargets() []benchTarget {
 	return []benchTarget{
 		{"redis", func(b *testing.B) redis.UniversalClient { return newRealClient(b) }},
+		// A redis-server of this benchmark's own: 127.0.0.1:6379 is shared
+		// with every other test running on the machine.
+		{"redis-private", func(b *testing.B) redis.UniversalClient {
+			return privateServer(b).NewClient(&redis.Options{PoolSize: 256})
+		}},
 		{"cluster", func(b *testing.B) redis.UniversalClient {
 			return newClusterClient(b)
 		}},
@@ -44,6 +50,30 @@ func benchTargets() []benchTarget {
 			return c
 		}},
 	}
+}
+
+var private struct {
+	once sync.Once
+	s    *redistest.Server
+	err  error
+}
+
+// privateServer starts, once per test binary, a standalone redis-server for
+// the benchmarks; it stops after every test and benchmark.
+func privateServer(b *testing.B) *redistest.Server {
+	b.Helper()
+	private.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		private.s, private.err = redistest.StartServer(ctx, redistest.Options{})
+		if private.s != nil {
+			stopShared = append(stopShared, private.s.Stop)
+		}
+	})
+	if private.err != nil {
+		b.Fatal(private.err)
+	}
+	return private.s
 }
 
 var noReplicas struct {

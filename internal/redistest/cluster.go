@@ -133,7 +133,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	total := c.opts.Masters * (1 + c.opts.ReplicasPerMaster)
 	used := map[int]bool{}
 	for i := 0; i < total; i++ {
-		n, err := c.startNode(ctx, i, used)
+		n, err := c.startNode(ctx, i, used, false)
 		if err != nil {
 			return err
 		}

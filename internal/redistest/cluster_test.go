@@ -131,3 +131,21 @@ e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 10923-16383 [9
 	require.Equal(t, "127.0.0.1:30001=0-5460,10923-16383 127.0.0.1:30002=5461-10922", v.summary())
 	require.True(t, v.failed["127.0.0.1:30003"])
 }
+
+func TestClusterStandaloneServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := StartServer(ctx, Options{})
+	require.NoError(t, err)
+	t.Cleanup(s.Stop)
+	c := s.NewClient(nil)
+	defer c.Close()
+	require.NoError(t, c.Set(ctx, "a", "1", 0).Err())
+	info, err := c.Info(ctx, "cluster", "memory").Result()
+	require.NoError(t, err)
+	require.Contains(t, info, "cluster_enabled:0")
+	require.Contains(t, info, "maxmemory_policy:noeviction")
+	s.Stop()
+	s.Stop()
+	require.Error(t, c.Ping(ctx).Err())
+}

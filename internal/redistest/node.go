@@ -29,6 +29,8 @@ type Node struct {
 	// Dir is the node's own directory: nodes.conf and redis.log.
 	Dir string
 
+	standalone bool // a plain redis-server, not a cluster node
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // closed when the current process has exited
@@ -142,18 +144,25 @@ func serverArgs(n *Node, o Options) []string {
 		"--dir", n.Dir,
 		"--logfile", n.LogPath(),
 		"--daemonize", "no",
-		"--cluster-enabled", "yes",
-		"--cluster-config-file", "nodes.conf",
-		"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
-		// A replica always tries to take over a failed master, however long
-		// its link was down: tests want a failover, not a judgment call.
-		"--cluster-replica-validity-factor", "0",
+	}
+	if !n.standalone {
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", strconv.FormatInt(o.NodeTimeout.Milliseconds(), 10),
+			// A replica always tries to take over a failed master, however
+			// long its link was down: tests want a failover, not a judgment
+			// call.
+			"--cluster-replica-validity-factor", "0",
+		)
+	}
+	args = append(args,
 		"--save", "",
 		"--appendonly", "no",
 		"--maxmemory-policy", "noeviction",
 		// Replicas sync at once instead of waiting for more replicas.
 		"--repl-diskless-sync-delay", "0",
-	}
+	)
 	return append(args, o.ExtraArgs...)
 }
 
@@ -208,7 +217,7 @@ var errAddrInUse = errors.New("address already in use")
 
 // startNode creates node i's directory, picks a free port pair and starts
 // it, retrying on a port collision.
-func (c *Cluster) startNode(ctx context.Context, i int, used map[int]bool) (*Node, error) {
+func (c *Cluster) startNode(ctx context.Context, i int, used map[int]bool, standalone bool) (*Node, error) {
 	dir := filepath.Join(c.dir, fmt.Sprintf("node%d", i))
 	var lastErr error
 	for attempt := 0; attempt < 10; attempt++ {
@@ -222,7 +231,7 @@ func (c *Cluster) startNode(ctx context.Context, i int, used map[int]bool) (*Nod
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("redistest: %w", err)
 		}
-		n := &Node{Addr: "127.0.0.1:" + strconv.Itoa(p), Port: p, Dir: dir}
+		n := &Node{Addr: "127.0.0.1:" + strconv.Itoa(p), Port: p, Dir: dir, standalone: standalone}
 		err = c.launch(ctx, n)
 		if err == nil {
 			used[p] = true
