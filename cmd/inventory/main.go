@@ -59,6 +59,7 @@ func commands() []command {
 		{"reconcile", "compare Redis with the ledger once (--mode check|repair) and print the report", runReconcile},
 		{"migrate", "apply pending PostgreSQL schema migrations", runMigrate},
 		{"seed", "load the demo furniture chain (--demo) through the engine", runSeed},
+		{"bench", "run a load scenario (flash-sale, mixed, bulk) against the engine, the server and the baselines", runBench},
 		{"version", "print the version", runVersion},
 	}
 }
