@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/engine"
 )
 
 func TestCheckoutAndReservations(t *testing.T) {
@@ -100,4 +103,29 @@ func TestPurchaseLimits(t *testing.T) {
 	it := ts.item("s1", "console")
 	require.Equal(t, int64(97), it.OnHand)
 	require.Equal(t, int64(1), it.Reserved)
+}
+
+// TestReservationExpiry: the sweeper expires a hold, its units come back,
+// and committing it then answers 409.
+func TestReservationExpiry(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	ts.put("s1", "vase", 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go engine.NewSweeper(ts.e, engine.SweeperConfig{Interval: 100 * time.Millisecond}).Run(ctx) //nolint:errcheck
+	r := ts.req("POST", "/v1/stores/s1/reservations", tokS1, `{"lines":[{"sku":"vase","qty":2}],"ttl_seconds":1}`)
+	require.Equal(t, 201, r.Status, "%s", r.Body)
+	id := r.json(t)["id"].(string)
+	require.Equal(t, int64(2), ts.item("s1", "vase").Reserved)
+	require.Eventually(t, func() bool {
+		return ts.req("GET", "/v1/reservations/"+id, tokS1, "").json(t)["status"] == "expired"
+	}, 5*time.Second, 50*time.Millisecond)
+	it := ts.item("s1", "vase")
+	require.Equal(t, int64(0), it.Reserved)
+	require.Equal(t, int64(3), it.OnHand)
+	requireProblem(t, ts.req("POST", "/v1/reservations/"+id+"/commit", tokS1, ""), 409)
+	r = ts.req("POST", "/v1/reservations/"+id+"/release", tokS1, "")
+	require.Equal(t, 200, r.Status, "releasing an expired hold changes nothing")
+	require.Equal(t, it, ts.item("s1", "vase"))
 }

@@ -76,6 +76,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	rebuilder := fs.Bool("rebuilder", true, "rebuild partitions whose readiness marker is missing from the ledger")
 	sweeper := fs.Bool("sweeper", true, "expire due reservations")
 	migrate := fs.Bool("migrate", true, "apply pending migrations at start")
+	rate := fs.Float64("rate-limit", 5000, "requests per second each token may make (token bucket; negative: no limit)")
+	burst := fs.Int("rate-burst", 10000, "burst of the per-token rate limit")
+	maxInFlight := fs.Int("max-in-flight", 4096, "requests served at once; beyond, 503 with Retry-After")
 	seedDemoChain := fs.Bool("seed-demo", false, "load the demo chain at start when there are no stores yet (the way to seed the embedded Redis)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -113,7 +116,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		fmt.Fprintf(stdout, "INVENTORY_API_KEYS is empty: generated an admin token for this run (shown once):\n\n    %s\n\n", tok)
 	}
 
-	hcfg := httpapi.Config{Engine: e, Keys: keys, Logger: log.Named("http"), Version: buildVersion()}
+	hcfg := httpapi.Config{Engine: e, Keys: keys, Logger: log.Named("http"), Version: buildVersion(),
+		RatePerSecond: *rate, RateBurst: *burst, MaxInFlight: *maxInFlight}
 	type worker struct {
 		role string
 		run  func(context.Context) error
