@@ -168,7 +168,7 @@ func stateOf(it engine.Item) itemState { return itemState{it.OnHand, it.Reserved
 // held is a reservation a worker holds: its id and quantity of one item.
 type held struct {
 	id, item, store string
-	qty         int64
+	qty             int64
 }
 
 // run runs the workers and returns when all have stopped: after their ops,
