@@ -47,7 +47,7 @@ type PersisterConfig struct {
 	// "<hostname>-<pid>".
 	Consumer string
 	// BatchSize is the most entries written in one transaction. Defaults to
-	// 2000.
+	// 5000.
 	BatchSize int
 	// Linger is how long a batch waits for more entries once it has some.
 	// Defaults to 20ms; negative disables lingering.
@@ -108,7 +108,7 @@ func (c PersisterConfig) withDefaults(e *engine.Engine) PersisterConfig {
 		c.Consumer = host + "-" + strconv.Itoa(os.Getpid())
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 2000
+		c.BatchSize = 5000
 	}
 	if c.Linger == 0 {
 		c.Linger = 20 * time.Millisecond

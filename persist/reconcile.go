@@ -236,14 +236,49 @@ const (
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 )
 
+// ErrReconcileInProgress is returned by Reconcile when another run on the
+// same ledger and key prefix holds the reconciliation lock.
+var ErrReconcileInProgress = errors.New("a reconciliation run is in progress")
+
+// runLockSQL takes a session advisory lock per ledger schema and key
+// prefix; it goes away with the session if the process dies.
+const (
+	runLockSQL   = `SELECT pg_try_advisory_lock(hashtextextended('inventory-reconcile:' || current_schema() || ':' || $1, 0))`
+	runUnlockSQL = `SELECT pg_advisory_unlock(hashtextextended('inventory-reconcile:' || current_schema() || ':' || $1, 0))`
+)
+
 // Reconcile runs one reconciliation over every configured partition and
 // returns its report; the run and its findings are recorded. In ModeCheck
-// nothing but the record is written. Errors: an invalid mode, or Redis or
-// PostgreSQL failing (the partial report is still returned and recorded).
+// nothing but the record is written. One run at a time per ledger: a
+// concurrent call, in this process or another, gets ErrReconcileInProgress.
+// Other errors: an invalid mode, or Redis or PostgreSQL failing (the partial
+// report is still returned and recorded).
 func (r *Reconciler) Reconcile(ctx context.Context, mode Mode) (*Report, error) {
 	if _, err := ParseMode(string(mode)); err != nil {
 		return nil, err
 	}
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, runLockSQL, r.e.Prefix()).Scan(&locked); err != nil {
+		return nil, fmt.Errorf("reconcile: lock: %w", err)
+	}
+	if !locked {
+		return nil, ErrReconcileInProgress
+	}
+	defer func() {
+		var ok bool
+		if err := conn.QueryRow(context.WithoutCancel(ctx), runUnlockSQL, r.e.Prefix()).Scan(&ok); err != nil || !ok {
+			conn.Conn().Close(context.WithoutCancel(ctx)) // closing the session drops the lock
+		}
+	}()
+	return r.reconcile(ctx, mode)
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, mode Mode) (*Report, error) {
 	rep := &Report{Mode: mode, StartedAt: r.cfg.Clock().UTC(), Findings: []Finding{}}
 	if err := r.pool.QueryRow(ctx, insertRunSQL, string(mode), rep.StartedAt).Scan(&rep.RunID); err != nil {
 		return nil, fmt.Errorf("reconcile: record run: %w", err)

@@ -259,3 +259,26 @@ func TestReconcileFillsLedgerGap(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
 }
+
+func TestReconcileOneRunAtATime(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
+	require.NoError(t, err)
+	// Another process holds the run lock of this ledger and prefix.
+	other, err := v.pool.Acquire(ctx)
+	require.NoError(t, err)
+	var ok bool
+	require.NoError(t, other.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended('inventory-reconcile:' || current_schema() || ':' || $1, 0))`, v.e.Prefix()).Scan(&ok))
+	require.True(t, ok)
+	_, err = rc.Reconcile(ctx, persist.ModeCheck)
+	require.ErrorIs(t, err, persist.ErrReconcileInProgress)
+	require.NoError(t, other.QueryRow(ctx, `SELECT pg_advisory_unlock(hashtextextended('inventory-reconcile:' || current_schema() || ':' || $1, 0))`, v.e.Prefix()).Scan(&ok))
+	require.True(t, ok)
+	other.Release()
+	_, err = rc.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	_, err = rc.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err, "the lock is released after a run")
+}
