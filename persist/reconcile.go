@@ -221,6 +221,8 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}
 		rep, err := r.Reconcile(ctx, r.cfg.Mode)
 		switch {
+		case errors.Is(err, ErrReconcileInProgress):
+			r.log.Info("reconciliation skipped: another run is in progress")
 		case err != nil && ctx.Err() == nil:
 			r.log.Error("reconciliation run", zap.Error(err))
 		case err == nil && len(rep.Findings) > 0:
