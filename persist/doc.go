@@ -28,4 +28,16 @@
 // exist, and the ledger's primary key (store_id, sku, version) turns the
 // re-delivery into a no-op. Redis trims a stream only behind what is
 // acknowledged.
+//
+// # Wiring it
+//
+// With a ledger, a process calls Migrate, then the engine's LoadScripts (not
+// Init, which would mark partitions ready without a rebuild), then runs
+// Rebuilder.Run, Persister.Run and Reconciler.Run next to the API and the
+// sweeper. The Rebuilder sets each readiness marker: from the ledger when
+// Redis lost a partition, straight away when the ledger is empty. Each
+// partition a Persister owns keeps one Redis connection in a blocking read,
+// so the Redis client's pool must be larger than the number of owned
+// partitions; the PostgreSQL pool needs a connection per partition writing
+// at once for full throughput (fewer only queue).
 package persist
