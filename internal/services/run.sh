@@ -56,4 +56,4 @@ cat >&2 <<MSG
   try:  curl -H 'Authorization: Bearer $token' http://$addr/v1/stores/amsterdam/items?limit=3
 
 MSG
-exec "$BIN" serve "${serve_flags[@]}"
+exec "$BIN" serve ${serve_flags[@]+"${serve_flags[@]}"}
