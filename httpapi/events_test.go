@@ -186,6 +186,17 @@ func TestWebSocket(t *testing.T) {
 	require.Equal(t, "SET", m.Event.Type)
 	conn.Close(websocket.StatusNormalClosure, "")
 
+	// Resume after a change made while disconnected.
+	ts.put("s1", "lamp", 3)
+	conn, _, err = websocket.Dial(ctx, wsURL+"&last_event_id="+m.ID+"&access_token="+tokReader, nil)
+	require.NoError(t, err, "browsers pass the token as access_token")
+	defer conn.CloseNow()
+	_, b, err = conn.Read(ctx)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.Equal(t, int64(3), m.Event.OnHand)
+	require.Equal(t, int64(2), m.Event.Version)
+
 	r := ts.req("GET", "/v1/ws", tokReader, "")
 	requireProblem(t, r, 426)
 }
