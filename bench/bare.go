@@ -43,7 +43,7 @@ func StartBareServer(rdb redis.UniversalClient, prefix, token string) (*BareServ
 		return nil, fmt.Errorf("bare server: %w", err)
 	}
 	s := &BareServer{ln: ln, rdb: rdb, prefix: prefix, done: make(chan error, 1)}
-	s.app = fiber.New(fiber.Config{DisableStartupMessage: true})
+	s.app = fiber.New(fiber.Config{DisableStartupMessage: true, IdleTimeout: 5 * time.Second})
 	auth := "Bearer " + token
 	s.app.Post("/v1/stores/:store/checkout", func(c *fiber.Ctx) error {
 		if string(c.Request().Header.Peek(fiber.HeaderAuthorization)) != auth {
@@ -200,7 +200,8 @@ func (t *bareTarget) CheckLedger(ctx context.Context, items []ItemState) ([]stri
 func (t *bareTarget) Close(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	errs := []error{t.srv.Stop(sctx), t.httpClient.Close(ctx)}
+	// Idle keep-alive connections first, or the shutdown waits for them.
+	errs := []error{t.httpClient.Close(ctx), t.srv.Stop(sctx)}
 	errs = append(errs, deletePrefix(ctx, t.rdb, t.prefix), t.rdb.Close())
 	return errors.Join(errs...)
 }

@@ -250,3 +250,14 @@ func (c *httpClient) Close(ctx context.Context) error {
 
 // HasLedger reports whether there is a ledger to check.
 func (c *httpClient) HasLedger() bool { return c.ledger != nil }
+
+// Warm opens a keep-alive connection per worker before the load, so the
+// first second does not measure TCP handshakes: it sends n concurrent GET
+// /healthz and ignores the answers (a server without the route answers 404
+// on a connection that stays open just the same).
+func (c *httpClient) Warm(ctx context.Context, n int) {
+	_ = parallel(ctx, n, n, func(ctx context.Context, _ int) error {
+		_, _ = c.do(ctx, http.MethodGet, "/healthz", nil)
+		return nil
+	})
+}

@@ -37,7 +37,7 @@ func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
 	defer cancel()
 	start := l.now()
 	deadline := start.Add(l.duration)
-	rec := newRecorder(start)
+	rec := newRecorder(start, bucketWidth(l.duration))
 	var started atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < l.workers; w++ {

@@ -101,22 +101,23 @@ func decades(min, max float64) (float64, float64) {
 // (dashed) latency per second per target, and operations per second per
 // target, both on log scales so a baseline and the engine fit one chart.
 func WritePlot(w io.Writer, r *Report) error {
-	const width, height = 1000.0, 820.0
+	const width, height = 1080.0, 840.0
 	tmax := 1.0
 	latMin, latMax := math.Inf(1), 0.0
 	rateMin, rateMax := math.Inf(1), 0.0
 	for _, res := range r.Results {
 		for _, s := range res.Timeline {
-			tmax = math.Max(tmax, float64(s.T+1))
+			tmax = math.Max(tmax, s.T+s.Width)
 			latMin = math.Min(latMin, math.Max(s.Latency.P50, 0.001))
 			latMax = math.Max(latMax, s.Latency.P99)
-			rateMin = math.Min(rateMin, math.Max(float64(s.Ops), 1))
-			rateMax = math.Max(rateMax, float64(s.Ops))
+			rateMin = math.Min(rateMin, math.Max(s.Rate, 1))
+			rateMax = math.Max(rateMax, s.Rate)
 		}
 	}
-	lat := panel{x: 90, y: 70, w: 700, h: 280, tmax: tmax, title: "Latency per second: p50 solid, p99 dashed", ylab: "latency (ms, log scale)"}
+	tmax = math.Ceil(tmax)
+	lat := panel{x: 90, y: 110, w: 700, h: 280, tmax: tmax, title: "Latency of the operations begun in each slice of time: p50 solid, p99 dashed", ylab: "latency (ms, log scale)"}
 	lat.lo, lat.hi = decades(latMin, latMax)
-	ops := panel{x: 90, y: 460, w: 700, h: 280, tmax: tmax, title: "Operations completed per second", ylab: "operations per second (log scale)"}
+	ops := panel{x: 90, y: 490, w: 700, h: 280, tmax: tmax, title: "Operations per second (all outcomes)", ylab: "operations per second (log scale)"}
 	ops.lo, ops.hi = decades(rateMin, rateMax)
 
 	var b strings.Builder
@@ -124,10 +125,13 @@ func WritePlot(w io.Writer, r *Report) error {
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	fmt.Fprintf(&b, `<text x="90" y="30" font-size="18" font-weight="bold">inventory bench: %s, run %s, %s</text>`+"\n",
 		html.EscapeString(r.Scenario), r.Run, r.Started.Format("2006-01-02 15:04Z"))
-	fmt.Fprintf(&b, `<text x="90" y="50" font-size="12">%s</text>`+"\n", html.EscapeString(fmt.Sprintf("%d CPUs, %s; %s", r.Machine.CPUs, r.Machine.CPUModel, paramString(r.Params))))
+	sub := fmt.Sprintf("%d CPUs (%s), load %.2f at start, %s; %s", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Load1, r.Machine.GoVersion, paramString(r.Params))
+	for i, line := range wrap(sub, 150) {
+		fmt.Fprintf(&b, `<text x="90" y="%d" font-size="12">%s</text>`+"\n", 50+16*i, html.EscapeString(line))
+	}
 	lat.axes(&b)
 	ops.axes(&b)
-	ly := 80.0
+	ly := 120.0
 	for _, res := range r.Results {
 		color := palette[res.Target]
 		if color == "" {
@@ -135,10 +139,10 @@ func WritePlot(w io.Writer, r *Report) error {
 		}
 		var p50, p99, rate [][2]float64
 		for _, s := range res.Timeline {
-			t := float64(s.T) + 0.5
+			t := s.T + s.Width/2
 			p50 = append(p50, [2]float64{t, s.Latency.P50})
 			p99 = append(p99, [2]float64{t, s.Latency.P99})
-			rate = append(rate, [2]float64{t, float64(s.Ops)})
+			rate = append(rate, [2]float64{t, s.Rate})
 		}
 		lat.line(&b, p50, color, "")
 		lat.line(&b, p99, color, "6 4")
@@ -161,4 +165,18 @@ func WritePlot(w io.Writer, r *Report) error {
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// wrap breaks s into lines of at most n bytes at spaces.
+func wrap(s string, n int) []string {
+	var out []string
+	for len(s) > n {
+		i := strings.LastIndex(s[:n], " ")
+		if i <= 0 {
+			i = n
+		}
+		out = append(out, s[:i])
+		s = strings.TrimLeft(s[i:], " ")
+	}
+	return append(out, s)
 }

@@ -22,7 +22,9 @@ const (
 // recorder collects one target's latencies and outcomes. Workers record into
 // shards (worker % shards) so they rarely contend; snapshot merges them.
 type recorder struct {
-	start  time.Time
+	start time.Time
+	// width is the span of one timeline bucket.
+	width  time.Duration
 	shards [shards]shard
 
 	ok, refused, errors atomic.Int64
@@ -31,13 +33,21 @@ type recorder struct {
 type shard struct {
 	mu      sync.Mutex
 	all     *hdrhistogram.Histogram
-	buckets []*hdrhistogram.Histogram // per second since start
+	buckets []*hdrhistogram.Histogram // per width since start
 	kinds   map[string]int64
 	unknown int64
 }
 
-func newRecorder(start time.Time) *recorder {
-	r := &recorder{start: start}
+// bucketWidth picks the timeline's resolution for a load of duration d:
+// about a hundred buckets, none shorter than 100ms or longer than 1s, so a
+// sale that sells out in under a second still draws a curve.
+func bucketWidth(d time.Duration) time.Duration {
+	w := (d / 100).Round(100 * time.Millisecond)
+	return max(100*time.Millisecond, min(time.Second, w))
+}
+
+func newRecorder(start time.Time, width time.Duration) *recorder {
+	r := &recorder{start: start, width: width}
 	for i := range r.shards {
 		r.shards[i].all = hdrhistogram.New(histMin, histMax, histSigFigs)
 		r.shards[i].kinds = map[string]int64{}
@@ -63,7 +73,7 @@ func (r *recorder) record(worker int, began time.Time, d time.Duration, err erro
 	if us > histMax {
 		us = histMax
 	}
-	sec := int(began.Sub(r.start) / time.Second)
+	sec := int(began.Sub(r.start) / r.width)
 	if sec < 0 {
 		sec = 0
 	}
@@ -106,23 +116,30 @@ func latencyOf(h *hdrhistogram.Histogram) Latency {
 	}
 }
 
-// Second is one second of a target's run, for the plot.
-type Second struct {
-	// T is the second since the target's load began.
-	T       int     `json:"t"`
-	Ops     int64   `json:"ops"`
+// Bucket is one slice of a target's run, for the plot: the operations that
+// began in it and their latency.
+type Bucket struct {
+	// T is the bucket's start in seconds since the target's load began, and
+	// Width its span in seconds.
+	T     float64 `json:"t"`
+	Width float64 `json:"width"`
+	Ops   int64   `json:"ops"`
+	// Rate is Ops per second of the bucket's span (the last bucket's span
+	// ends with the load).
+	Rate    float64 `json:"ops_per_sec"`
 	Latency Latency `json:"latency"`
 }
 
 // snapshot is a recorder's merged content.
 type snapshot struct {
-	all     Latency
-	seconds []Second
-	kinds   map[string]int64
-	unknown int64
+	all      Latency
+	timeline []Bucket
+	kinds    map[string]int64
+	unknown  int64
 }
 
-func (r *recorder) snapshot() snapshot {
+// snapshot merges the shards; elapsed is the load's wall time.
+func (r *recorder) snapshot(elapsed time.Duration) snapshot {
 	all := hdrhistogram.New(histMin, histMax, histSigFigs)
 	var buckets []*hdrhistogram.Histogram
 	out := snapshot{kinds: map[string]int64{}}
@@ -154,8 +171,14 @@ func (r *recorder) snapshot() snapshot {
 			continue
 		}
 		l := latencyOf(b)
-		out.seconds = append(out.seconds, Second{T: sec, Ops: l.Count, Latency: l})
+		from := time.Duration(sec) * r.width
+		span := min(r.width, elapsed-from)
+		if span < r.width/10 {
+			span = r.width / 10
+		}
+		out.timeline = append(out.timeline, Bucket{T: from.Seconds(), Width: r.width.Seconds(), Ops: l.Count,
+			Rate: float64(l.Count) / span.Seconds(), Latency: l})
 	}
-	sort.Slice(out.seconds, func(i, j int) bool { return out.seconds[i].T < out.seconds[j].T })
+	sort.Slice(out.timeline, func(i, j int) bool { return out.timeline[i].T < out.timeline[j].T })
 	return out
 }

@@ -59,7 +59,7 @@ func redisBenchmark(ctx context.Context, cfg Config) (*outcome, error) {
 	}
 	f := func(i int) float64 { v, _ := strconv.ParseFloat(recs[1][i], 64); return v }
 	rps := f(1)
-	o := &outcome{rec: newRecorder(start), elapsed: elapsed, unit: "calls", units: RedisBenchmarkRequests}
+	o := &outcome{rec: newRecorder(start, time.Second), elapsed: elapsed, unit: "calls", units: RedisBenchmarkRequests}
 	o.extra = map[string]any{"command": bin + " " + strings.Join(args, " "), "rps": rps,
 		"latency_ms": map[string]float64{"avg": f(2), "min": f(3), "p50": f(4), "p95": f(5), "p99": f(6), "max": f(7)}}
 	o.rps = rps

@@ -36,7 +36,6 @@ func WriteSummary(w io.Writer, r *Report) error {
 	fmt.Fprintln(tw, head+"check\t")
 	for _, res := range r.Results {
 		if res.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t\n", res.Target, "FAILED: "+res.Error)
 			continue
 		}
 		row := fmt.Sprintf("%s\t%.0f\t%s/s\t%.0f\t%d\t%d\t%d\t%.3f\t%.3f\t%.3f\t%.3f\t", res.Target, res.Throughput, res.Unit,
@@ -55,6 +54,11 @@ func WriteSummary(w io.Writer, r *Report) error {
 		fmt.Fprintln(tw, row+verdict+"\t")
 	}
 	tw.Flush()
+	for _, res := range r.Results {
+		if res.Error != "" {
+			fmt.Fprintf(&b, "%s FAILED: %s\n", res.Target, res.Error)
+		}
+	}
 	for _, res := range r.Results {
 		if len(res.ErrorKinds) > 0 {
 			kinds := make([]string, 0, len(res.ErrorKinds))

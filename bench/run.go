@@ -57,7 +57,7 @@ type TargetResult struct {
 	Latency    Latency `json:"latency"`
 	// Ratios is Throughput over each baseline's in the same run.
 	Ratios   map[string]float64 `json:"ratios"`
-	Timeline []Second           `json:"timeline"`
+	Timeline []Bucket           `json:"timeline"`
 	Checks   []Check            `json:"checks"`
 	// Violations lists every broken invariant; Error a failure to run.
 	Violations []string       `json:"violations"`
@@ -107,10 +107,10 @@ func runTarget(ctx context.Context, cfg Config, run, name string) *TargetResult 
 	}
 	res.Unit, res.Units, res.Checks, res.Violations, res.Extra = o.unit, o.units, o.checks, o.violations, o.extra
 	res.Seconds = o.elapsed.Seconds()
-	snap := o.rec.snapshot()
+	snap := o.rec.snapshot(o.elapsed)
 	res.OK, res.Refused, res.Errors = o.rec.ok.Load(), o.rec.refused.Load(), o.rec.errors.Load()
 	res.Ops = res.OK + res.Refused + res.Errors
-	res.ErrorKinds, res.Unknown, res.Latency, res.Timeline = snap.kinds, snap.unknown, snap.all, snap.seconds
+	res.ErrorKinds, res.Unknown, res.Latency, res.Timeline = snap.kinds, snap.unknown, snap.all, snap.timeline
 	if res.Seconds > 0 {
 		res.Throughput = float64(res.Units) / res.Seconds
 		res.OpsPerSec = float64(res.Ops) / res.Seconds

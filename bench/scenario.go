@@ -73,6 +73,13 @@ func summarize(v []string, ok string) string {
 	return fmt.Sprintf("%s (and %d more)", v[0], len(v)-1)
 }
 
+// warm lets a target open a connection per worker before its load.
+func warm(ctx context.Context, cfg Config, t target) {
+	if w, ok := t.(warmer); ok {
+		w.Warm(ctx, cfg.Workers)
+	}
+}
+
 func (c Config) load(name string) load {
 	return load{name: name, workers: c.Workers, duration: c.Duration, maxOps: c.MaxOps, progress: c.Progress, now: c.Now}
 }
@@ -86,6 +93,7 @@ func flashSale(ctx context.Context, cfg Config, name, run string, t target) (*ou
 	if err := t.Seed(ctx, seed); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
+	warm(ctx, cfg, t)
 	var sold, unknown, soldOutSeen atomic.Int64
 	lines := []Line{{SKU: sku, Qty: cfg.Qty}}
 	rec, elapsed := cfg.load(name).run(ctx, func(ctx context.Context, w int, rec *recorder) bool {
@@ -205,6 +213,7 @@ func mixed(ctx context.Context, cfg Config, name, run string, t target) (*outcom
 	if err := t.Seed(ctx, c.seed); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
+	warm(ctx, cfg, t)
 	ttl := int(cfg.ReservationTTL / time.Second)
 	var lastReserve atomic.Int64
 	rngs := make([]*rand.Rand, cfg.Workers)
@@ -348,6 +357,7 @@ func bulk(ctx context.Context, cfg Config, name, run string, t target) (*outcome
 	if err := t.Seed(ctx, seed); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
+	warm(ctx, cfg, t)
 	chunks := (cfg.BulkLines + cfg.BulkChunk - 1) / cfg.BulkChunk
 	delta := make([]atomic.Int64, len(seed))
 	slack := make([]atomic.Int64, len(seed))

@@ -77,6 +77,11 @@ type ledgerChecker interface {
 	CheckLedger(ctx context.Context, items []ItemState) ([]string, error)
 }
 
+// warmer is a target that opens its connections before the load.
+type warmer interface {
+	Warm(ctx context.Context, workers int)
+}
+
 var (
 	// errRefused: the request was refused for insufficient stock; nothing
 	// changed.
