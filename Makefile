@@ -26,8 +26,8 @@ bench: services build ## benchmarks: engine vs redis-benchmark, the bare referen
 	$(GO) test -run '^$$' -bench . -benchtime 3s ./engine/
 	@sha=$$(redis-cli SCRIPT LOAD 'return 1') && echo "redis-benchmark -q -n 200000 -c 50 EVALSHA $$sha 0" && \
 		redis-benchmark -q -n 200000 -c 50 EVALSHA $$sha 0
-	$(BIN) bench --scenario flash-sale --target engine,server,bare,pg-guarded,pg-optimistic,redis-benchmark \
-		--buyers 200 --stock 20000 --duration 20s --out bench/results
+	$(BIN) bench --scenario flash-sale --targets engine,server,bare,pg-guarded,pg-optimistic,redis-benchmark \
+		--workers 200 --stock 20000 --duration 20s --out bench/results
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
