@@ -68,8 +68,8 @@ type env struct {
 
 type envOpt struct {
 	partitions int
-	// connString overrides the pool's address (a proxy), keeping the schema.
-	poolHost string
+	// highWatermark is the engine's StreamHighWatermark (0: its default).
+	highWatermark int64
 }
 
 func newEnv(t testing.TB, opts ...envOpt) *env {
@@ -91,7 +91,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	require.NoError(t, rdb.Ping(pctx).Err(), "Redis at %s must be reachable", redisURL())
 	prefix := "t" + randomHex(6)
 	clk := &clock{}
-	e, err := engine.New(engine.Config{Client: rdb, Prefix: prefix, Partitions: o.partitions, Clock: clk.Now})
+	e, err := engine.New(engine.Config{Client: rdb, Prefix: prefix, Partitions: o.partitions, Clock: clk.Now, StreamHighWatermark: o.highWatermark})
 	require.NoError(t, err)
 	require.NoError(t, e.Init(ctx))
 	t.Cleanup(func() {

@@ -2,6 +2,7 @@ package persist_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -113,4 +115,48 @@ func TestPersisterSurvivesPostgreSQLOutage(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	done <- nil
+}
+
+// While PostgreSQL is away the stream fills up to the engine's high
+// watermark and writes are shed with ErrBackpressure, never dropped; once it
+// is back the persister catches up and trims to its retention count, and
+// writes flow again.
+func TestPersisterOutageBackpressureThenRecovery(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1, highWatermark: 60})
+	ctx := context.Background()
+	u, err := url.Parse(databaseURL())
+	require.NoError(t, err)
+	px := newProxy(t, u.Host)
+	pool := newPool(t, v.schema, px.addr())
+	p, err := persist.NewPersister(v.e, pool, fastPersister(persist.PersisterConfig{RetentionCount: 20}))
+	require.NoError(t, err)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	_, err = v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "a", OnHand: 1}, engine.Op{})
+	require.NoError(t, err)
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	px.cut()
+	accepted := 1
+	for {
+		_, err := v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "a", Delta: 1}, engine.Op{})
+		if errors.Is(err, engine.ErrBackpressure) {
+			break
+		}
+		require.NoError(t, err)
+		accepted++
+		require.Less(t, accepted, 200, "writes must be shed at the high watermark")
+	}
+	px.restore()
+	waitFor(t, 20*time.Second, "catch up after the outage", func() bool { return v.caughtUp(t) })
+	waitFor(t, 10*time.Second, "trim to the retention count", func() bool { return v.rdb.XLen(ctx, v.e.StreamKey(0)).Val() <= 20 })
+	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "a", Delta: 1}, engine.Op{})
+	require.NoError(t, err, "writes flow again")
+	accepted++
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	v.checkLedger(t)
+	require.Equal(t, int64(accepted), v.count(t, `SELECT count(*) FROM inventory_events`), "every accepted write is in the ledger")
 }
