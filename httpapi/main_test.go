@@ -55,6 +55,12 @@ type testServer struct {
 
 func newTestServer(t testing.TB, tweak ...func(*Config)) *testServer {
 	t.Helper()
+	return newTestServerWith(t, func(*engine.Config) {}, tweak...)
+}
+
+// newTestServerWith is newTestServer with a say in the engine's config.
+func newTestServerWith(t testing.TB, ecfg func(*engine.Config), tweak ...func(*Config)) *testServer {
+	t.Helper()
 	opt, err := redis.ParseURL(redisURL())
 	require.NoError(t, err)
 	rdb := redis.NewClient(opt)
@@ -64,7 +70,9 @@ func newTestServer(t testing.TB, tweak ...func(*Config)) *testServer {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	prefix := "th" + hex.EncodeToString(b)
-	e, err := engine.New(engine.Config{Client: rdb, Prefix: prefix, Partitions: 4})
+	ec := engine.Config{Client: rdb, Prefix: prefix, Partitions: 4}
+	ecfg(&ec)
+	e, err := engine.New(ec)
 	require.NoError(t, err)
 	require.NoError(t, e.Init(ctx))
 	cfg := Config{Engine: e, Keys: testKeys(t), Heartbeat: 200 * time.Millisecond, EventPoll: 20 * time.Millisecond}

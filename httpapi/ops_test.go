@@ -155,3 +155,18 @@ func TestRedisUnreachable(t *testing.T) {
 	require.Equal(t, 503, res.StatusCode)
 	_ = context.Background
 }
+
+// TestBackpressure: past the stream's high watermark (the ledger is behind)
+// writes answer 503 with Retry-After and change nothing; reads still work.
+func TestBackpressure(t *testing.T) {
+	t.Parallel()
+	ts := newTestServerWith(t, func(c *engine.Config) { c.StreamHighWatermark = 2 })
+	ts.put("s1", "x", 1)
+	ts.put("s1", "x", 2)
+	before := ts.item("s1", "x")
+	p := requireProblem(t, ts.req("POST", "/v1/stores/s1/items/x/adjust", tokAdmin, `{"delta":1}`), 503)
+	require.Contains(t, p["detail"], "behind")
+	requireProblem(t, ts.req("POST", "/v1/stores/s1/checkout", tokAdmin, `{"lines":[{"sku":"x","qty":1}]}`), 503)
+	require.Equal(t, before, ts.item("s1", "x"))
+	require.Equal(t, 200, ts.req("GET", "/v1/stores/s1/items/x", tokReader, "").Status)
+}
