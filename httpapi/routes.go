@@ -49,6 +49,9 @@ func (s *Server) routes() {
 // checkIdempotencyKey refuses a malformed Idempotency-Key before anything
 // else looks at the request.
 func (s *Server) checkIdempotencyKey(c *fiber.Ctx) error {
+	if m := c.Method(); m != fiber.MethodPost && m != fiber.MethodPut {
+		return c.Next() // reads ignore the header
+	}
 	if k := c.Request().Header.Peek("Idempotency-Key"); k != nil {
 		if err := validKeyHeader(string(k)); err != nil {
 			return err
