@@ -49,6 +49,9 @@ type opInput struct {
 // Refused: a definitive refusal that changed nothing (insufficient stock,
 // below reserved).
 type opOutput struct {
+	// Noop: a definitive answer that changed nothing and that the model
+	// cannot judge (a commit of a hold Redis lost: not found).
+	Noop     bool
 	Unknown  bool
 	OK       bool
 	Refused  bool
@@ -137,6 +140,8 @@ func itemModel(init map[string]itemState) porcupine.Model {
 					return true, ns
 				}
 				return true, modelState{Started: true, S: s}
+			case out.Noop:
+				return true, modelState{Started: true, S: s}
 			case in.Kind == opRead:
 				return out.OK && out.State == s, modelState{Started: true, S: s}
 			case out.Refused:
@@ -209,17 +214,50 @@ func (r *recorder) check(t testing.TB) {
 	r.mu.Lock()
 	ops := append([]porcupine.Operation(nil), r.ops...)
 	r.mu.Unlock()
+	checkHistory(t, "", r.init, ops)
+}
+
+// checkEpochs checks a history cut in two by a loss of Redis' state at
+// time cut: the operations called before it (those that had not returned
+// by then count as unknown: lost, or applied), and the operations that had
+// not returned by then, from init2 (the state Redis was rebuilt to).
+func (r *recorder) checkEpochs(t testing.TB, cut int64, init2 map[string]itemState) {
+	t.Helper()
+	r.mu.Lock()
+	all := append([]porcupine.Operation(nil), r.ops...)
+	r.mu.Unlock()
+	var one, two []porcupine.Operation
+	for _, op := range all {
+		if op.Call < cut {
+			o := op
+			if o.Return > cut {
+				o.Output, o.Return = opOutput{Unknown: true}, math.MaxInt64
+			}
+			if in := o.Input.(opInput); in.Kind != opRead || !o.Output.(opOutput).Unknown {
+				one = append(one, o)
+			}
+		}
+		if op.Return > cut {
+			two = append(two, op)
+		}
+	}
+	checkHistory(t, "before the loss: ", r.init, one)
+	checkHistory(t, "after the rebuild: ", init2, two)
+}
+
+func checkHistory(t testing.TB, what string, init map[string]itemState, ops []porcupine.Operation) {
+	t.Helper()
 	if len(ops) == 0 {
-		t.Errorf("linearizability: empty history")
+		t.Errorf("linearizability: %sempty history", what)
 		return
 	}
-	m := itemModel(r.init)
+	m := itemModel(init)
 	res, info := porcupine.CheckOperationsVerbose(m, ops, pick(30*time.Second, 120*time.Second))
 	switch res {
 	case porcupine.Ok:
-		t.Logf("linearizability: %d operations: ok", len(ops))
+		t.Logf("linearizability: %s%d operations: ok", what, len(ops))
 	case porcupine.Unknown:
-		t.Logf("linearizability: %d operations: checker timed out (not proven)", len(ops))
+		t.Logf("linearizability: %s%d operations: checker timed out (not proven)", what, len(ops))
 	default:
 		path := t.TempDir() + "/history.html"
 		if err := porcupine.VisualizePath(m, info, path); err == nil {
@@ -227,6 +265,6 @@ func (r *recorder) check(t testing.TB) {
 				_ = copyFile(path, keep)
 			}
 		}
-		t.Errorf("linearizability: history of %d operations is NOT linearizable (visualization: %s)", len(ops), path)
+		t.Errorf("linearizability: %shistory of %d operations is NOT linearizable (visualization: %s)", what, len(ops), path)
 	}
 }
