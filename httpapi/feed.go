@@ -21,7 +21,6 @@ type feed struct {
 	store string // "" = every store
 	parts []int  // partitions read
 	pos   []string
-	count int64
 }
 
 var streamIDRE = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
@@ -113,6 +112,5 @@ func (f *feed) poll(ctx context.Context, batch int64) ([]feedEvent, error) {
 			}
 		}
 	}
-	f.count += int64(len(out))
 	return out, nil
 }
