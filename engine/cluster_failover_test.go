@@ -366,3 +366,97 @@ func pollUntil(d time.Duration, cond func() bool) bool {
 	}
 	return true
 }
+
+// TestClusterFailoverLostTail makes a failover lose acknowledged writes, as
+// asynchronous replication can: the master's link to its replica is cut
+// (replicas authenticate as their own ACL user, which the test disables on
+// the master, so the replica cannot reconnect), three sales are
+// acknowledged, and the master is killed. The replica takes over without them: the item is back at the
+// older version, hash and stream agreeing with each other, and the next sale
+// reuses a lost version number under another operation id. That fork
+// (same store, sku, version; another idempotency key) is what the
+// persister and reconciler must detect in the ledger.
+func TestClusterFailoverLostTail(t *testing.T) {
+	ctx := context.Background()
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cl, err := redistest.StartCluster(sctx, redistest.Options{ExtraArgs: []string{
+		"--user", "repl", "on", ">repl-secret", "~*", "&*", "+@all",
+		"--masteruser", "repl", "--masterauth", "repl-secret",
+	}})
+	require.NoError(t, err)
+	t.Cleanup(cl.Stop)
+	c := cl.NewClient(&redis.ClusterOptions{PoolSize: 8})
+	t.Cleanup(func() { c.Close() })
+	e := mustEngine(t, engine.Config{Client: c, Prefix: testPrefix()})
+	const store = "s1"
+	sale := engine.CheckoutRequest{Store: store, Lines: []engine.Line{{SKU: "sofa", Qty: 1}}}
+	mustSet(t, e, store, "sofa", 100)
+	slot, err := c.ClusterKeySlot(ctx, e.StreamKey(e.Partition(store))).Result()
+	require.NoError(t, err)
+	master, err := cl.MasterForSlot(ctx, int(slot))
+	require.NoError(t, err)
+	mc := redis.NewClient(&redis.Options{Addr: master.Addr})
+	defer mc.Close()
+	replicas := func() string {
+		info, err := mc.Info(ctx, "replication").Result()
+		require.NoError(t, err)
+		for _, l := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "connected_slaves:"); ok {
+				return v
+			}
+		}
+		return "?"
+	}
+
+	// Everything so far is on the replica.
+	n, err := mc.Do(ctx, "WAIT", 1, 5000).Int()
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	kept := mustGet(t, e, store, "sofa")
+	// Cut the replica off for good.
+	require.NoError(t, mc.Do(ctx, "ACL", "SETUSER", "repl", "off").Err())
+	require.NoError(t, mc.ClientKillByFilter(ctx, "TYPE", "replica").Err())
+	require.True(t, pollUntil(5*time.Second, func() bool { return replicas() == "0" }), "replica disconnected")
+	var lost []string
+	for i := 0; i < 3; i++ {
+		key := fmt.Sprintf("lost-%d", i)
+		r, err := e.Checkout(ctx, sale, engine.Op{IdempotencyKey: key})
+		require.NoError(t, err)
+		require.Equal(t, kept.Version+int64(i)+1, r.Items[0].Version)
+		lost = append(lost, key)
+	}
+	require.Equal(t, "0", replicas(), "the replica never saw the three sales")
+	killed, err := cl.KillMaster(ctx, int(slot))
+	require.NoError(t, err)
+	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer fcancel()
+	_, err = cl.WaitFailover(fctx, killed)
+	require.NoError(t, err, "failover")
+
+	var now engine.Item
+	var lastErr error
+	require.True(t, pollUntil(20*time.Second, func() bool {
+		now, lastErr = e.GetItem(ctx, store, "sofa")
+		return lastErr == nil
+	}), "readable after the failover: %v", lastErr)
+	require.Equal(t, kept, now, "the three acknowledged sales are lost with the master")
+	checkItemLedger(t, e, store, "sofa")
+
+	// The next sale takes a lost version number, under another operation.
+	r, err := e.Checkout(ctx, sale, engine.Op{IdempotencyKey: "after-failover"})
+	require.NoError(t, err)
+	require.Equal(t, kept.Version+1, r.Items[0].Version)
+	evs := itemEvents(t, e, store, "sofa")
+	last := evs[len(evs)-1]
+	require.Equal(t, kept.Version+1, last.Version)
+	require.Equal(t, "after-failover", last.IdempotencyKey)
+	// The retry of a lost sale is applied anew: its idempotency record went
+	// with it.
+	r, err = e.Checkout(ctx, sale, engine.Op{IdempotencyKey: lost[0]})
+	require.NoError(t, err)
+	require.False(t, r.Replayed)
+	checkItemLedger(t, e, store, "sofa")
+	t.Logf("acknowledged and lost: versions %d..%d (%v); version %d now belongs to operation %q",
+		kept.Version+1, kept.Version+3, lost, kept.Version+1, last.IdempotencyKey)
+}
