@@ -48,19 +48,19 @@ JOIN inventory_events e ON e.store_id = s.store_id AND e.sku = s.sku AND e.versi
 WHERE e.op_id <> s.op_id
 ON CONFLICT (store_id, sku, version, stream_id) WHERE kind = 'fork' DO NOTHING`
 
-// gapsSQL records, before the items move on, every version range a staged
-// event skips over: between the item's stored version (or the previous
-// staged version) and the staged one. Out-of-order batches make some of
-// these transient; the reconciler tells them apart from lost events.
-const gapsSQL = `INSERT INTO ledger_gaps (store_id, sku, from_version, to_version)
-SELECT store_id, sku, prev + 1, version - 1 FROM (
-	SELECT s.store_id, s.sku, s.version,
-		coalesce(lag(s.version) OVER (PARTITION BY s.store_id, s.sku ORDER BY s.version), i.version, 0) AS prev
-	FROM (SELECT DISTINCT store_id, sku, version FROM persist_staging) s
-	LEFT JOIN inventory_items i ON i.store_id = s.store_id AND i.sku = s.sku
-) g
-WHERE version > prev + 1
-ON CONFLICT DO NOTHING`
+// gapsSQL records, before the items move on, a version range to inspect
+// for every item whose staged versions skip some: a hole among them, or a
+// first one above the stored version + 1. One aggregate row per item keeps
+// it cheap; the range may cover versions that are present (out-of-order
+// batches, re-deliveries), and the reconciler inspects it version by
+// version, clearing it when nothing is missing.
+const gapsSQL = `INSERT INTO ledger_gaps AS l (store_id, sku, from_version, to_version)
+SELECT g.store_id, g.sku, least(coalesce(i.version, 0) + 1, g.lo), g.hi - 1
+FROM (SELECT store_id, sku, min(version) AS lo, max(version) AS hi, count(*) AS n
+	FROM persist_staging GROUP BY store_id, sku) g
+LEFT JOIN inventory_items i ON i.store_id = g.store_id AND i.sku = g.sku
+WHERE g.hi - g.lo + 1 <> g.n OR g.lo > coalesce(i.version, 0) + 1
+ON CONFLICT (store_id, sku, from_version) DO UPDATE SET to_version = greatest(l.to_version, EXCLUDED.to_version)`
 
 // upsertItemsSQL moves each item to its newest staged state, only where
 // that is newer than the stored one (batches may land out of order).

@@ -236,7 +236,7 @@ func TestReconcileFillsLedgerGap(t *testing.T) {
 	require.NoError(t, v.rdb.XDel(ctx, v.e.StreamKey(0), msgs[2].ID).Err())
 	_, _ = v.startPersister(t, persist.PersisterConfig{})
 	waitFor(t, 10*time.Second, "version 4 persisted", func() bool { return v.pgItems(t)["s1/a"].Version == 4 })
-	require.Equal(t, int64(1), v.count(t, `SELECT count(*) FROM ledger_gaps WHERE from_version = 3 AND to_version = 3`))
+	require.Equal(t, int64(1), v.count(t, `SELECT count(*) FROM ledger_gaps WHERE from_version <= 3 AND to_version >= 3`))
 
 	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
 	require.NoError(t, err)
