@@ -93,6 +93,11 @@ type Config struct {
 	// the http target's server's ledger, so the checker verifies it too.
 	LedgerSchema string
 
+	// Client is the load client of the HTTP targets (server, bare, http) in
+	// a flash sale: builtin (ours, the default) or wrk (Debian's wrk, two
+	// threads, Workers connections, for the whole Duration).
+	Client string
+
 	// OutDir receives the JSON file and the SVG plot. Defaults to
 	// "bench/results".
 	OutDir string
@@ -159,6 +164,9 @@ func (c Config) withDefaults() Config {
 	if c.PGConns == 0 {
 		c.PGConns = 32
 	}
+	if c.Client == "" {
+		c.Client = ClientBuiltin
+	}
 	if c.OutDir == "" {
 		c.OutDir = "bench/results"
 	}
@@ -217,6 +225,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("bench config: Partitions must be 1..16384, got %d", c.Partitions)
 	case c.PGConns < 1 || c.PGConns > 1000:
 		return fmt.Errorf("bench config: PGConns must be 1..1000, got %d", c.PGConns)
+	}
+	if c.Client != ClientBuiltin && c.Client != ClientWrk {
+		return fmt.Errorf("bench config: Client must be builtin or wrk, got %q", c.Client)
+	}
+	if c.Client == ClientWrk && c.Scenario != ScenarioFlashSale {
+		return fmt.Errorf("bench config: Client wrk drives the flash-sale scenario only")
 	}
 	if contains(c.Targets, TargetHTTP) {
 		u, err := url.Parse(c.URL)

@@ -115,8 +115,24 @@ func runTarget(ctx context.Context, cfg Config, run, name string) *TargetResult 
 		res.Throughput = float64(res.Units) / res.Seconds
 		res.OpsPerSec = float64(res.Ops) / res.Seconds
 	}
+	if c := o.counts; c != nil {
+		res.OK, res.Refused, res.Errors, res.Unknown = c.ok, c.refused, c.errors, c.unknown
+		res.Ops = c.ok + c.refused + c.errors
+		res.ErrorKinds = map[string]int64{}
+		for k, v := range c.kinds {
+			if v > 0 {
+				res.ErrorKinds[k] = v
+			}
+		}
+		if res.Seconds > 0 {
+			res.OpsPerSec = float64(res.Ops) / res.Seconds
+		}
+	}
 	if o.latency != nil {
-		res.Latency, res.Throughput, res.OpsPerSec, res.Ops, res.OK = *o.latency, o.rps, o.rps, o.units, o.units
+		res.Latency = *o.latency
+	}
+	if o.rps > 0 {
+		res.Throughput, res.OpsPerSec, res.Ops, res.OK = o.rps, o.rps, o.units, o.units
 	}
 	if res.Violations == nil {
 		res.Violations = []string{}
@@ -212,7 +228,7 @@ func machine() Machine {
 
 func params(c Config) map[string]any {
 	p := map[string]any{"targets": c.Targets, "workers": c.Workers, "duration": c.Duration.String(), "max_ops": c.MaxOps,
-		"redis_url": c.RedisURL, "pg_conns": c.PGConns, "partitions": c.Partitions, "ledger": !c.NoLedger}
+		"redis_url": c.RedisURL, "pg_conns": c.PGConns, "partitions": c.Partitions, "ledger": !c.NoLedger, "client": c.Client}
 	switch c.Scenario {
 	case ScenarioFlashSale:
 		p["stock"], p["qty"] = c.Stock, c.Qty

@@ -21,10 +21,18 @@ type outcome struct {
 	checks     []Check
 	violations []string
 	extra      map[string]any
-	// rps and latency, when set, are measured by an outside tool rather
-	// than the recorder (redis-benchmark; its p90 column is its p95).
+	// rps, latency and counts, when set, are measured by an outside tool
+	// (redis-benchmark, whose p90 column is its p95; wrk) rather than the
+	// recorder.
 	rps     float64
 	latency *Latency
+	counts  *counts
+}
+
+// counts are an outside tool's outcome counts.
+type counts struct {
+	ok, refused, errors, unknown int64
+	kinds                        map[string]int64
 }
 
 // Check is one invariant the checker verified, and what it found.
@@ -43,7 +51,7 @@ func (o *outcome) check(name string, passed bool, format string, a ...any) {
 }
 
 // checkLedger runs the target's ledger check, if it has one.
-func (o *outcome) checkLedger(ctx context.Context, t target, states []ItemState) error {
+func (o *outcome) checkLedger(ctx context.Context, cfg Config, name string, t target, states []ItemState) error {
 	lc, ok := t.(ledgerChecker)
 	if !ok {
 		return nil
@@ -52,7 +60,10 @@ func (o *outcome) checkLedger(ctx context.Context, t target, states []ItemState)
 		o.checks = append(o.checks, Check{Name: "ledger", Passed: true, Detail: "not checked: no ledger (engine with --no-ledger, or http without --ledger-schema)"})
 		return nil
 	}
+	fmt.Fprintf(cfg.Progress, "[%s] checking the ledger of %d items (waiting for it to drain)\n", name, len(states))
+	began := time.Now()
 	v, err := lc.CheckLedger(ctx, states)
+	o.extra["ledger_check_seconds"] = time.Since(began).Seconds()
 	if err != nil {
 		return err
 	}
@@ -96,21 +107,38 @@ func flashSale(ctx context.Context, cfg Config, name, run string, t target) (*ou
 	warm(ctx, cfg, t)
 	var sold, unknown, soldOutSeen atomic.Int64
 	lines := []Line{{SKU: sku, Qty: cfg.Qty}}
-	rec, elapsed := cfg.load(name).run(ctx, func(ctx context.Context, w int, rec *recorder) bool {
-		err := timed(rec, w, time.Now, func() error { return t.Checkout(ctx, store, lines) })
-		kind, unk := classify(err)
-		switch {
-		case kind == "":
-			sold.Add(cfg.Qty)
-		case kind == kindRefused:
-			soldOutSeen.Add(1)
-			return false
-		case unk:
-			unknown.Add(cfg.Qty)
+	var o *outcome
+	if base, auth, isHTTP := httpEndpoint(t); isHTTP && cfg.Client == ClientWrk {
+		c, err := runWrk(ctx, cfg, name, base, auth, store, lines)
+		if err != nil {
+			return nil, err
 		}
-		return true
-	})
-	o := &outcome{rec: rec, elapsed: elapsed, units: sold.Load() / cfg.Qty, unit: "sales"}
+		sold.Store(c.ok * cfg.Qty)
+		soldOutSeen.Store(c.refused)
+		// A request in flight when wrk stops may have sold without being
+		// counted: one per connection at most. Other statuses and socket
+		// errors may have sold too.
+		unknown.Store((int64(cfg.Workers) + c.other + c.errors) * cfg.Qty)
+		o = &outcome{rec: newRecorder(time.Now(), time.Second), elapsed: c.elapsed, units: c.ok, unit: "sales", latency: &c.latency,
+			counts: &counts{ok: c.ok, refused: c.refused, errors: c.other + c.errors, unknown: int64(cfg.Workers) + c.other + c.errors,
+				kinds: map[string]int64{"other_status": c.other, "socket": c.errors}}}
+	} else {
+		rec, elapsed := cfg.load(name).run(ctx, func(ctx context.Context, w int, rec *recorder) bool {
+			err := timed(rec, w, time.Now, func() error { return t.Checkout(ctx, store, lines) })
+			kind, unk := classify(err)
+			switch {
+			case kind == "":
+				sold.Add(cfg.Qty)
+			case kind == kindRefused:
+				soldOutSeen.Add(1)
+				return false
+			case unk:
+				unknown.Add(cfg.Qty)
+			}
+			return true
+		})
+		o = &outcome{rec: rec, elapsed: elapsed, units: sold.Load() / cfg.Qty, unit: "sales"}
+	}
 	states, err := t.Items(ctx, seed)
 	if err != nil {
 		return nil, fmt.Errorf("read final state: %w", err)
@@ -133,7 +161,7 @@ func flashSale(ctx context.Context, cfg Config, name, run string, t target) (*ou
 		o.check("one version per change", st.Version-1 >= s/cfg.Qty && st.Version-1 <= (s+u)/cfg.Qty,
 			"version %d after %d sales", st.Version, s/cfg.Qty)
 	}
-	if err := o.checkLedger(ctx, t, states); err != nil {
+	if err := o.checkLedger(ctx, cfg, name, t, states); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -332,7 +360,7 @@ func mixed(ctx context.Context, cfg Config, name, run string, t target) (*outcom
 	o.check("never oversold", negative == 0, "%d items break 0 <= reserved <= on_hand", negative)
 	o.check("expired holds released", held == 0, "%d items still hold units %s after the last hold expired", held, cfg.ReservationTTL+2500*time.Millisecond)
 	o.check("stock equals the books", len(bad) == 0, "%s", summarize(bad, fmt.Sprintf("%d items: seed + successful changes == on_hand", len(states))))
-	if err := o.checkLedger(ctx, t, states); err != nil {
+	if err := o.checkLedger(ctx, cfg, name, t, states); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -442,7 +470,7 @@ func bulk(ctx context.Context, cfg Config, name, run string, t target) (*outcome
 	o.check("every item present", missing == 0, "%d of %d items missing", missing, len(states))
 	o.check("never negative", negative == 0, "%d items break 0 <= reserved <= on_hand", negative)
 	o.check("stock equals the import", len(bad) == 0, "%s", summarize(bad, fmt.Sprintf("%d items: applied lines sum to on_hand", len(states))))
-	if err := o.checkLedger(ctx, t, states); err != nil {
+	if err := o.checkLedger(ctx, cfg, name, t, states); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -37,6 +37,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 	lines := fs.Int("lines", 0, "bulk: adjustment lines (default 200000)")
 	chunk := fs.Int("chunk", 0, "bulk: lines per request, at most 1000 (default 1000)")
 	pgConns := fs.Int("pg-conns", 0, "baselines: PostgreSQL pool size (default 32)")
+	client := fs.String("client", bench.ClientBuiltin, "flash-sale load client of the HTTP targets (server, bare, http): builtin or wrk")
 	url := fs.String("url", "", "base URL of a running server, for the http target")
 	token := fs.String("token", "", "admin token of that server")
 	ledgerSchema := fs.String("ledger-schema", "", "http: the server's ledger schema on --database-url, so the checker verifies it too")
@@ -56,7 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 		Stock: *stock, RedisURL: cfg.RedisURL, DatabaseURL: cfg.DatabaseURL, Partitions: cfg.Partitions,
 		NoLedger: *noLedger, URL: *url, Token: *token, OutDir: *out, Progress: stderr,
 		MaxOps: *maxOps, Qty: *qty, Stores: *stores, SKUs: *skus, ReservationTTL: *holdTTL,
-		BulkItems: *items, BulkLines: *lines, BulkChunk: *chunk, PGConns: *pgConns, LedgerSchema: *ledgerSchema,
+		BulkItems: *items, BulkLines: *lines, BulkChunk: *chunk, PGConns: *pgConns, LedgerSchema: *ledgerSchema, Client: *client,
 	}
 	rep, err := bench.Run(ctx, bc)
 	if err != nil {
