@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
@@ -169,4 +171,21 @@ func TestBackpressure(t *testing.T) {
 	requireProblem(t, ts.req("POST", "/v1/stores/s1/checkout", tokAdmin, `{"lines":[{"sku":"x","qty":1}]}`), 503)
 	require.Equal(t, before, ts.item("s1", "x"))
 	require.Equal(t, 200, ts.req("GET", "/v1/stores/s1/items/x", tokReader, "").Status)
+}
+
+// TestPanicIsA500: a handler's panic answers a 500 problem, and the server
+// keeps serving.
+func TestPanicIsA500(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	s, err := New(Config{Engine: ts.e, Keys: testKeys(t)})
+	require.NoError(t, err)
+	s.App().Get("/boom", func(*fiber.Ctx) error { panic("boom") })
+	res, err := s.App().Test(httptest.NewRequest("GET", "/boom", nil), 5000)
+	require.NoError(t, err)
+	require.Equal(t, 500, res.StatusCode)
+	require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
+	res, err = s.App().Test(httptest.NewRequest("GET", "/healthz", nil), 5000)
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"go.uber.org/zap"
 )
 
 // routes registers every route. openapi.json documents the same set; a
@@ -13,6 +14,7 @@ import (
 func (s *Server) routes() {
 	a := s.app
 	a.Use(s.observe)
+	a.Use(s.recoverPanic)
 	a.Get("/healthz", s.healthz)
 	a.Get("/readyz", s.readyz)
 	a.Get("/metrics", s.metricsHandler())
@@ -44,6 +46,18 @@ func (s *Server) routes() {
 	a.Post("/v1/adjustments", api(s.bulkAdjust)...)
 	a.Get("/v1/items/:sku", api(s.availability)...)
 	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
+}
+
+// recoverPanic turns a handler's panic into a 500 problem, logged with its
+// stack, so one bad request never takes the server down.
+func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("handler panicked", zap.String(logPath, c.Path()), zap.Any("panic", r), zap.Stack("stack"))
+			err = problem(http.StatusInternalServerError, "internal", "internal error")
+		}
+	}()
+	return c.Next()
 }
 
 // checkIdempotencyKey refuses a malformed Idempotency-Key before anything
