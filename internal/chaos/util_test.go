@@ -1,6 +1,9 @@
 package chaos
 
-import "os"
+import (
+	"fmt"
+	"os"
+)
 
 func copyFile(from, to string) error {
 	b, err := os.ReadFile(from)
@@ -9,3 +12,5 @@ func copyFile(from, to string) error {
 	}
 	return os.WriteFile(to, b, 0o644)
 }
+
+func fmtSscan(s string, f *float64) (int, error) { return fmt.Sscan(s, f) }

@@ -1,0 +1,64 @@
+package chaos
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/httpapi"
+	"github.com/shelfline/inventory/persist"
+)
+
+// Scenario 10: PostgreSQL turns slow (a latency toxic on every round trip)
+// under steady traffic. The persister falls behind and its lag grows; when
+// PostgreSQL recovers the lag shrinks back. The persister's stats and the
+// API's /metrics (inventory_persister_lag_events) show both.
+func TestSlowPostgresLag(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{})
+	ctx := context.Background()
+	p, _ := w.startPersister(nil, persist.PersisterConfig{BatchSize: 200, TrimInterval: 20 * time.Millisecond})
+	api := w.startAPI(func(c *httpapi.Config) { c.PersisterStats = persisterStats(p) })
+	lagOf := func() int64 {
+		var n int64
+		for _, v := range p.Stats().Lag {
+			n += v
+		}
+		return n
+	}
+	slow := pick(3*time.Second, 30*time.Second)
+	tr := newTraffic(t, w.e, trafficCfg{stores: []string{"s1", "s2"}, skus: []string{"sofa", "lamp"}, initial: 100000,
+		workers: 4, ops: pick(4000, 100000), dur: slow + pick(3*time.Second, 15*time.Second)})
+	done := make(chan struct{})
+	go func() { tr.run(ctx); close(done) }()
+
+	// Before: the persister keeps up.
+	var before int64
+	for i := 0; i < 20; i++ {
+		before = max(before, lagOf())
+		time.Sleep(25 * time.Millisecond) // sampling interval
+	}
+	w.pproxy.Add("slow", "latency", "downstream", `{"latency":150,"jitter":20}`)
+	var peak, peakMetric int64
+	end := time.Now().Add(slow)
+	for time.Now().Before(end) {
+		peak = max(peak, lagOf())
+		if v, ok := api.metric(t, "inventory_persister_lag_events"); ok {
+			peakMetric = max(peakMetric, int64(v))
+		}
+		time.Sleep(50 * time.Millisecond) // sampling interval
+	}
+	w.pproxy.Remove("slow")
+	t.Logf("persister lag: %d before, peak %d while PostgreSQL was slow (metric peak %d)", before, peak, peakMetric)
+	require.Greater(t, peak, max(5*before, 100), "the lag grew while PostgreSQL was slow")
+	require.Greater(t, peakMetric, int64(100), "/metrics showed the lag")
+	waitFor(t, 20*time.Second, "the lag shrinks once PostgreSQL is fast again", func() bool { return lagOf() < peak/4 })
+	<-done
+	waitFor(t, 20*time.Second, "the lag is gone after the traffic", func() bool {
+		v, ok := api.metric(t, "inventory_persister_lag_events")
+		return lagOf() == 0 && ok && v == 0
+	})
+	w.checkAll(tr)
+}
