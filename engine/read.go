@@ -117,6 +117,7 @@ func (e *Engine) fanOut(ctx context.Context, args ...any) ([]*reply, error) {
 		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
 			res, err = e.run(ctx, e.scripts.Read, p, args...)
 		} else if err != nil {
+			e.refreshTopology(err)
 			err = interpretError(err)
 		}
 		if err != nil {
