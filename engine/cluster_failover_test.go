@@ -409,6 +409,14 @@ func TestClusterFailoverLostTail(t *testing.T) {
 		return "?"
 	}
 
+	// A second process that only ever reads across stores (a dashboard): its
+	// fan-outs alone must take it past the failover.
+	c2 := cl.NewClient(&redis.ClusterOptions{PoolSize: 8})
+	t.Cleanup(func() { c2.Close() })
+	reader := mustEngine(t, engine.Config{Client: c2, Prefix: e.Prefix()})
+	_, err = reader.Availability(ctx, "sofa")
+	require.NoError(t, err)
+
 	// Everything so far is on the replica.
 	n, err := mc.Do(ctx, "WAIT", 1, 5000).Int()
 	require.NoError(t, err)
@@ -441,6 +449,12 @@ func TestClusterFailoverLostTail(t *testing.T) {
 		return lastErr == nil
 	}), "readable after the failover: %v", lastErr)
 	require.Equal(t, kept, now, "the three acknowledged sales are lost with the master")
+	var avail engine.Availability
+	require.True(t, pollUntil(20*time.Second, func() bool {
+		avail, lastErr = reader.Availability(ctx, "sofa")
+		return lastErr == nil
+	}), "a fan-out-only reader follows the failover: %v", lastErr)
+	require.Equal(t, kept.Available, avail.Available)
 	checkItemLedger(t, e, store, "sofa")
 
 	// The next sale takes a lost version number, under another operation.
