@@ -56,6 +56,11 @@ type Config struct {
 	// for flash-sale, 10,000,000 otherwise.
 	MaxOps int64
 
+	// Rate, when positive, paces each target's load at Rate operations per
+	// second in all (open loop), to measure latency at a given load rather
+	// than at saturation. Defaults to 0: every worker goes as fast as it can.
+	Rate float64
+
 	// Stock is the hot SKU's units in a flash sale. Defaults to 20000.
 	Stock int64
 	// Qty is the units one buyer takes per checkout. Defaults to 1.
@@ -205,6 +210,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("bench config: Workers must be 1..10000, got %d", c.Workers)
 	case c.Duration < 100*time.Millisecond || c.Duration > time.Hour:
 		return fmt.Errorf("bench config: Duration must be 100ms..1h, got %s", c.Duration)
+	case c.Rate < 0 || c.Rate > 10_000_000:
+		return fmt.Errorf("bench config: Rate must be 0..10000000, got %g", c.Rate)
 	case c.MaxOps < 1:
 		return fmt.Errorf("bench config: MaxOps must be positive, got %d", c.MaxOps)
 	case c.Stock < 1 || c.Stock > 1_000_000_000:
@@ -231,6 +238,9 @@ func (c Config) validate() error {
 	}
 	if c.Client == ClientWrk && c.Scenario != ScenarioFlashSale {
 		return fmt.Errorf("bench config: Client wrk drives the flash-sale scenario only")
+	}
+	if c.Client == ClientWrk && c.Rate > 0 {
+		return fmt.Errorf("bench config: Client wrk cannot pace a load (Rate)")
 	}
 	if contains(c.Targets, TargetHTTP) {
 		u, err := url.Parse(c.URL)

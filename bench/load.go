@@ -19,6 +19,11 @@ type load struct {
 	workers  int
 	duration time.Duration
 	maxOps   int64
+	// rate, when positive, paces the load at rate operations per second
+	// across all workers (an open-loop schedule); latency then counts from
+	// when each operation was due, so a server that falls behind shows it
+	// (no coordinated omission).
+	rate     float64
 	progress io.Writer
 	now      func() time.Time
 }
@@ -38,13 +43,38 @@ func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
 	start := l.now()
 	deadline := start.Add(l.duration)
 	rec := newRecorder(start, bucketWidth(l.duration))
+	rec.slots = make([]time.Time, l.workers)
+	var interval time.Duration
+	if l.rate > 0 {
+		interval = time.Duration(float64(time.Second) / l.rate)
+	}
 	var started atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < l.workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for ctx.Err() == nil && l.now().Before(deadline) && started.Add(1) <= l.maxOps {
+			for ctx.Err() == nil && l.now().Before(deadline) {
+				n := started.Add(1)
+				if n > l.maxOps {
+					return
+				}
+				if interval > 0 {
+					due := start.Add(time.Duration(n-1) * interval)
+					if !due.Before(deadline) {
+						return
+					}
+					if wait := due.Sub(l.now()); wait > 0 {
+						t := time.NewTimer(wait)
+						select {
+						case <-ctx.Done():
+							t.Stop()
+							return
+						case <-t.C:
+						}
+					}
+					rec.slots[w] = due
+				}
 				if !fn(ctx, w, rec) {
 					return
 				}
@@ -82,9 +112,13 @@ func (l load) report(rec *recorder, elapsed time.Duration, last *int64, final bo
 		l.name, elapsed.Seconds(), total, label, rate, ok, ref, errs)
 }
 
-// timed runs f and records it for worker w.
+// timed runs f and records it for worker w, from when it was due under a
+// paced load, else from now.
 func timed(rec *recorder, w int, now func() time.Time, f func() error) error {
 	began := now()
+	if due := rec.takeSlot(w); !due.IsZero() && due.Before(began) {
+		began = due
+	}
 	err := f()
 	rec.record(w, began, now().Sub(began), err)
 	return err

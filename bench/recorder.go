@@ -28,6 +28,20 @@ type recorder struct {
 	shards [shards]shard
 
 	ok, refused, errors atomic.Int64
+
+	// slots holds, per worker, the time its next operation was due under a
+	// paced load (zero: unpaced). Only that worker touches its slot.
+	slots []time.Time
+}
+
+// takeSlot returns and clears worker w's due time.
+func (r *recorder) takeSlot(w int) time.Time {
+	if w >= len(r.slots) {
+		return time.Time{}
+	}
+	s := r.slots[w]
+	r.slots[w] = time.Time{}
+	return s
 }
 
 type shard struct {

@@ -229,6 +229,9 @@ func machine() Machine {
 func params(c Config) map[string]any {
 	p := map[string]any{"targets": c.Targets, "workers": c.Workers, "duration": c.Duration.String(), "max_ops": c.MaxOps,
 		"redis_url": c.RedisURL, "pg_conns": c.PGConns, "partitions": c.Partitions, "ledger": !c.NoLedger, "client": c.Client}
+	if c.Rate > 0 {
+		p["rate"] = c.Rate
+	}
 	switch c.Scenario {
 	case ScenarioFlashSale:
 		p["stock"], p["qty"] = c.Stock, c.Qty

@@ -92,7 +92,7 @@ func warm(ctx context.Context, cfg Config, t target) {
 }
 
 func (c Config) load(name string) load {
-	return load{name: name, workers: c.Workers, duration: c.Duration, maxOps: c.MaxOps, progress: c.Progress, now: c.Now}
+	return load{name: name, workers: c.Workers, duration: c.Duration, maxOps: c.MaxOps, rate: c.Rate, progress: c.Progress, now: c.Now}
 }
 
 // flashSale: one hot SKU with Stock units; Workers buyers each buy Qty

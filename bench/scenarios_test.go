@@ -56,3 +56,20 @@ func TestBulkSmoke(t *testing.T) {
 		require.EqualValues(t, 12, res.Extra["chunks"], res.Target)
 	}
 }
+
+// TestPacedLoad paces a flash sale: the schedule, not the workers, bounds
+// the operations, and none starts after the duration.
+func TestPacedLoad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, err := bench.Run(ctx, bench.Config{Scenario: bench.ScenarioFlashSale, Targets: []string{bench.TargetEngine},
+		Workers: 20, Stock: 100000, Rate: 1000, Duration: time.Second, Partitions: 4,
+		RedisURL: redisURL(), DatabaseURL: databaseURL(), OutDir: t.TempDir()})
+	require.NoError(t, err)
+	require.True(t, r.Passed)
+	res := r.Results[0]
+	require.Empty(t, res.Error)
+	require.Positive(t, res.OK)
+	require.LessOrEqual(t, res.Ops, int64(1000), "a 1s schedule at 1000/s holds at most 1000 operations")
+	require.Equal(t, res.OK, res.Extra["units_sold"])
+}
