@@ -16,5 +16,8 @@ func (quiet) Printf(context.Context, string, ...any) {}
 
 func TestMain(m *testing.M) {
 	redis.SetLogger(quiet{})
+	if role := os.Getenv(envChild); role != "" {
+		os.Exit(childMain(role))
+	}
 	os.Exit(m.Run())
 }
