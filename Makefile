@@ -27,7 +27,10 @@ bench: services build ## benchmarks: engine vs redis-benchmark, the bare referen
 	@sha=$$(redis-cli SCRIPT LOAD 'return 1') && echo "redis-benchmark -q -n 200000 -c 50 EVALSHA $$sha 0" && \
 		redis-benchmark -q -n 200000 -c 50 EVALSHA $$sha 0
 	$(BIN) bench --scenario flash-sale --targets engine,server,bare,pg-guarded,pg-optimistic,redis-benchmark \
-		--workers 200 --stock 20000 --duration 20s --out bench/results
+		--workers 200 --stock 1000000 --duration 20s --out bench/results
+	@if command -v wrk >/dev/null; then \
+		$(BIN) bench --scenario flash-sale --targets server,bare --client wrk --workers 200 --stock 1000000 --duration 20s --out bench/results; \
+	else echo "wrk is not installed (apt-get install wrk): no wrk run"; fi
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
