@@ -747,3 +747,23 @@ func TestCorruptItemFailsAlone(t *testing.T) {
 		checkItemLedger(t, e, "s1", "lamp")
 	})
 }
+
+func TestIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	e := realBackend().make(t, engine.Config{})
+	// a Redis nobody listens on
+	dead, err := engine.New(engine.Config{Client: redisClientAt("127.0.0.1:1"), Prefix: e.Prefix()})
+	require.NoError(t, err)
+	_, err = dead.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "x", Qty: 1}}}, engine.Op{})
+	require.Error(t, err)
+	require.True(t, engine.IsUnavailable(err), "unreachable Redis: %v", err)
+	_, err = dead.GetItem(ctx, "s1", "x")
+	require.True(t, engine.IsUnavailable(err), "unreachable Redis on read: %v", err)
+	for _, err := range []error{engine.ErrNotFound, &engine.InsufficientStockError{}, &engine.ValidationError{Field: "x"},
+		errors.New("some bug"), context.Canceled, engine.ErrIdempotencyMismatch} {
+		require.False(t, engine.IsUnavailable(err), "%v", err)
+	}
+	for _, err := range []error{engine.ErrBackpressure, engine.ErrPartitionNotReady, fmt.Errorf("x: %w", context.DeadlineExceeded)} {
+		require.True(t, engine.IsUnavailable(err), "%v", err)
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"sort"
 	"strings"
 
@@ -191,21 +194,30 @@ func (e *Engine) GetReservation(ctx context.Context, id string) (Reservation, er
 }
 
 // IsUnavailable reports whether err means the stock service cannot answer
-// now but may soon (503): partition rebuilding, backpressure, or Redis
-// unreachable.
+// now but may soon (503 with Retry-After): a partition being rebuilt,
+// backpressure, Redis unreachable, slow, loading or failing over. Domain
+// errors and unrecognised errors (bugs) are not.
 func IsUnavailable(err error) bool {
-	if errors.Is(err, ErrPartitionNotReady) || errors.Is(err, ErrBackpressure) {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, ErrPartitionNotReady) || errors.Is(err, ErrBackpressure) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) {
 		return true
+	}
+	if errors.Is(err, context.Canceled) || isDomain(err) {
+		return false
 	}
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
 		return retryable(rerr)
 	}
-	var ve *ValidationError
-	if errors.As(err, &ve) || errors.Is(err, context.Canceled) {
-		return false
+	var nerr net.Error
+	if errors.As(err, &nerr) {
+		return true
 	}
-	return retryable(err) && !isDomain(err)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func isDomain(err error) bool {

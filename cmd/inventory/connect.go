@@ -95,6 +95,11 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger, withPG bool) (*d
 		d.close()
 		return nil, err
 	}
+	if !cfg.embedded() {
+		for _, w := range e.CheckRedisConfig(pctx) {
+			log.Warn(w)
+		}
+	}
 	if withPG && !cfg.ledgerOff() {
 		pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 		if err != nil {
