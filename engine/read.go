@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"syscall"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/redis/go-redis/v9"
 )

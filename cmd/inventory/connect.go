@@ -59,7 +59,9 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger, withPG bool) (*d
 	switch {
 	case cfg.RedisClusterAddrs != "":
 		addrs := strings.Split(cfg.RedisClusterAddrs, ",")
-		d.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: poolSize})
+		// go-redis reloads the slot map on MOVED/ASK only; a dead master sends
+		// neither, so reload it periodically too.
+		d.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: poolSize, ClusterStateReloadInterval: 5 * time.Second})
 	case cfg.embedded():
 		m := miniredis.NewMiniRedis()
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
