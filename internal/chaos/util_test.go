@@ -3,7 +3,10 @@ package chaos
 import (
 	"fmt"
 	"os"
+	"sync/atomic"
 )
+
+type atomicInt64 = atomic.Int64
 
 func copyFile(from, to string) error {
 	b, err := os.ReadFile(from)
@@ -14,3 +17,5 @@ func copyFile(from, to string) error {
 }
 
 func fmtSscan(s string, f *float64) (int, error) { return fmt.Sscan(s, f) }
+
+func formatInt(n int64) string { return fmt.Sprint(n) }
