@@ -34,4 +34,15 @@
 //
 // Targets run one after another, never at once, so each has the machine to
 // itself; every load is bounded by a duration and an operation count.
+//
+// The load is closed-loop by default (each worker sends its next request when
+// the last one answered: throughput at saturation). Config.Rate paces it
+// open-loop instead, with latency counted from when each request was due, to
+// read p99 at a given fraction of peak. The HTTP targets can also be driven
+// by wrk (Config.Client), whose counts the checker verifies the same way.
+//
+// Throughput is counted in the scenario's unit (sales, operations or import
+// lines) per second of the load's wall time; the ratios compare targets
+// measured in the same run on the same machine, which is the only
+// comparison a shared or small machine supports.
 package bench

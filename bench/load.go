@@ -40,6 +40,7 @@ type op func(ctx context.Context, w int, rec *recorder) bool
 func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, l.duration+opGrace)
 	defer cancel()
+	cpu0 := sampleCPU()
 	start := l.now()
 	deadline := start.Add(l.duration)
 	rec := newRecorder(start, bucketWidth(l.duration))
@@ -90,6 +91,7 @@ func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
 		select {
 		case <-done:
 			elapsed := l.now().Sub(start)
+			rec.cpu = cpuUse(cpu0, sampleCPU())
 			l.report(rec, elapsed, &last, true)
 			return rec, elapsed
 		case <-tick.C:

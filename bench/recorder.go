@@ -32,6 +32,8 @@ type recorder struct {
 	// slots holds, per worker, the time its next operation was due under a
 	// paced load (zero: unpaced). Only that worker touches its slot.
 	slots []time.Time
+	// cpu is the CPU used during the load, set when it ends.
+	cpu map[string]float64
 }
 
 // takeSlot returns and clears worker w's due time.

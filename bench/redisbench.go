@@ -48,8 +48,10 @@ func redisBenchmark(ctx context.Context, cfg Config) (*outcome, error) {
 	defer cancel()
 	fmt.Fprintf(cfg.Progress, "[%s] %s %s\n", TargetRedisBenchmark, bin, strings.Join(args, " "))
 	start := time.Now()
+	cpu0 := sampleCPU()
 	out, err := exec.CommandContext(rctx, bin, args...).Output()
 	elapsed := time.Since(start)
+	cpu := cpuUse(cpu0, sampleCPU())
 	if err != nil {
 		return nil, fmt.Errorf("redis-benchmark: %w", err)
 	}
@@ -62,7 +64,7 @@ func redisBenchmark(ctx context.Context, cfg Config) (*outcome, error) {
 	o := &outcome{rec: newRecorder(start, time.Second), elapsed: elapsed, unit: "calls", units: RedisBenchmarkRequests}
 	o.extra = map[string]any{"command": bin + " " + strings.Join(args, " "), "rps": rps,
 		"latency_ms": map[string]float64{"avg": f(2), "min": f(3), "p50": f(4), "p95": f(5), "p99": f(6), "max": f(7)}}
-	o.rps = rps
+	o.rps, o.cpu = rps, cpu
 	o.latency = &Latency{Count: RedisBenchmarkRequests, Mean: f(2), P50: f(4), P90: f(5), P99: f(6), Max: f(7)}
 	fmt.Fprintf(cfg.Progress, "[%s] %.0f calls/s, p50 %.3f ms, p99 %.3f ms\n", TargetRedisBenchmark, rps, f(4), f(6))
 	return o, nil

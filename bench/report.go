@@ -69,6 +69,11 @@ func WriteSummary(w io.Writer, r *Report) error {
 			fmt.Fprintf(&b, "%s outcomes other than success: %s (unknown outcome: %d)\n", res.Target, strings.Join(kinds, " "), res.Unknown)
 		}
 	}
+	for _, res := range r.Results {
+		if len(res.CPU) > 0 {
+			fmt.Fprintf(&b, "%s CPU during the load (%% of one core): %s\n", res.Target, cpuString(res.CPU, r.Machine.CPUs))
+		}
+	}
 	fmt.Fprintln(&b)
 	broken := false
 	for _, res := range r.Results {
@@ -149,4 +154,15 @@ func write(dir string, r *Report) (map[string]string, error) {
 		return nil, err
 	}
 	return files, nil
+}
+
+func cpuString(cpu map[string]float64, cpus int) string {
+	var parts []string
+	for _, k := range []string{"bench_process", "redis", "postgres", "load_tool"} {
+		if v, ok := cpu[k]; ok && v >= 0.5 {
+			parts = append(parts, fmt.Sprintf("%s %.0f%%", k, v))
+		}
+	}
+	parts = append(parts, fmt.Sprintf("machine %.0f%% of %d%%", cpu["machine"], 100*cpus))
+	return strings.Join(parts, ", ")
 }

@@ -63,7 +63,12 @@ type TargetResult struct {
 	Violations []string       `json:"violations"`
 	Error      string         `json:"error,omitempty"`
 	Extra      map[string]any `json:"extra,omitempty"`
-	Passed     bool           `json:"passed"`
+	// CPU is the CPU used during the load, in percent of one core: by the
+	// bench process (the load client and any in-process target), Redis,
+	// PostgreSQL, an outside load tool, and the machine in all (a 2-core
+	// machine tops out at 200). Empty outside Linux.
+	CPU    map[string]float64 `json:"cpu_percent,omitempty"`
+	Passed bool               `json:"passed"`
 }
 
 // Run runs the scenario against every target in turn, checks each, and
@@ -105,7 +110,10 @@ func runTarget(ctx context.Context, cfg Config, run, name string) *TargetResult 
 		res.Error = err.Error()
 		return res
 	}
-	res.Unit, res.Units, res.Checks, res.Violations, res.Extra = o.unit, o.units, o.checks, o.violations, o.extra
+	res.Unit, res.Units, res.Checks, res.Violations, res.Extra, res.CPU = o.unit, o.units, o.checks, o.violations, o.extra, o.cpu
+	if res.CPU == nil {
+		res.CPU = o.rec.cpu
+	}
 	res.Seconds = o.elapsed.Seconds()
 	snap := o.rec.snapshot(o.elapsed)
 	res.OK, res.Refused, res.Errors = o.rec.ok.Load(), o.rec.refused.Load(), o.rec.errors.Load()

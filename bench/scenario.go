@@ -27,6 +27,8 @@ type outcome struct {
 	rps     float64
 	latency *Latency
 	counts  *counts
+	// cpu is the CPU used during the load (see TargetResult.CPU).
+	cpu map[string]float64
 }
 
 // counts are an outside tool's outcome counts.
@@ -121,7 +123,7 @@ func flashSale(ctx context.Context, cfg Config, name, run string, t target) (*ou
 		unknown.Store((int64(cfg.Workers) + c.other + c.errors) * cfg.Qty)
 		o = &outcome{rec: newRecorder(time.Now(), time.Second), elapsed: c.elapsed, units: c.ok, unit: "sales", latency: &c.latency,
 			counts: &counts{ok: c.ok, refused: c.refused, errors: c.other + c.errors, unknown: int64(cfg.Workers) + c.other + c.errors,
-				kinds: map[string]int64{"other_status": c.other, "socket": c.errors}}}
+				kinds: map[string]int64{"other_status": c.other, "socket": c.errors}}, cpu: c.cpu}
 	} else {
 		rec, elapsed := cfg.load(name).run(ctx, func(ctx context.Context, w int, rec *recorder) bool {
 			err := timed(rec, w, time.Now, func() error { return t.Checkout(ctx, store, lines) })

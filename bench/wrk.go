@@ -60,6 +60,7 @@ type wrkCounts struct {
 	ok, refused, other, errors int64
 	elapsed                    time.Duration
 	latency                    Latency
+	cpu                        map[string]float64
 }
 
 // runWrk drives one flash-sale checkout URL with wrk for the configured
@@ -93,7 +94,9 @@ func runWrk(ctx context.Context, cfg Config, name, base, auth, store string, lin
 	fmt.Fprintf(cfg.Progress, "[%s] %s %s\n", name, bin, strings.Join(args, " "))
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
 	defer cancel()
+	cpu0 := sampleCPU()
 	out, err := exec.CommandContext(wctx, bin, args...).CombinedOutput()
+	cpu := cpuUse(cpu0, sampleCPU())
 	if err != nil {
 		return nil, fmt.Errorf("wrk: %w: %s", err, snippet(out))
 	}
@@ -113,7 +116,7 @@ func runWrk(ctx context.Context, cfg Config, name, base, auth, store string, lin
 		}
 		ms := func(us int64) float64 { return float64(us) / 1000 }
 		c := &wrkCounts{ok: n[0], refused: n[1], other: n[2], elapsed: time.Duration(n[3]) * time.Microsecond,
-			errors: n[9] + n[10] + n[11] + n[12]}
+			errors: n[9] + n[10] + n[11] + n[12], cpu: cpu}
 		c.latency = Latency{Count: n[0] + n[1] + n[2], P50: ms(n[4]), P90: ms(n[5]), P99: ms(n[6]), Max: ms(n[7]), Mean: ms(n[8])}
 		fmt.Fprintf(cfg.Progress, "[%s] wrk: %d ok, %d refused, %d other statuses, %d socket errors in %s\n",
 			name, c.ok, c.refused, c.other, c.errors, c.elapsed.Round(time.Millisecond))

@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clkTck is the kernel's clock ticks per second in /proc (USER_HZ), 100 on
+// every Linux this runs on.
+const clkTck = 100
+
+// cpuSample is CPU time used so far: by this process, by Redis, by
+// PostgreSQL (all its processes), and by the whole machine, from /proc.
+// Outside Linux it is empty and the report shows no CPU split.
+type cpuSample struct {
+	at    time.Time
+	procs map[string]float64 // seconds per group
+	busy  float64            // seconds the machine's CPUs were busy
+	ok    bool
+}
+
+var cpuGroups = map[string]string{"redis-server": "redis", "postgres": "postgres", "wrk": "load_tool", "redis-benchmark": "load_tool"}
+
+func sampleCPU() cpuSample {
+	s := cpuSample{at: time.Now(), procs: map[string]float64{}}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return s
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return s
+	}
+	for i, v := range f[1:8] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseFloat(v, 64)
+		s.busy += n / clkTck
+	}
+	self := strconv.Itoa(os.Getpid())
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		b, err := os.ReadFile(d + "/stat")
+		if err != nil {
+			continue
+		}
+		st := string(b)
+		open, close := strings.IndexByte(st, '('), strings.LastIndexByte(st, ')')
+		if open < 0 || close < open {
+			continue
+		}
+		comm := st[open+1 : close]
+		rest := strings.Fields(st[close+1:])
+		if len(rest) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseFloat(rest[11], 64)
+		stt, _ := strconv.ParseFloat(rest[12], 64)
+		secs := (ut + stt) / clkTck
+		switch g := cpuGroups[comm]; {
+		case filepath.Base(d) == self:
+			s.procs["bench_process"] += secs
+		case g != "":
+			s.procs[g] += secs
+		}
+	}
+	s.ok = true
+	return s
+}
+
+// cpuUse is the CPU each group used between two samples, in percent of one
+// core ("machine" is every process on it; 100% per core).
+func cpuUse(a, b cpuSample) map[string]float64 {
+	wall := b.at.Sub(a.at).Seconds()
+	if !a.ok || !b.ok || wall <= 0 {
+		return nil
+	}
+	out := map[string]float64{"machine": 100 * (b.busy - a.busy) / wall}
+	for k, v := range b.procs {
+		out[k] = 100 * (v - a.procs[k]) / wall
+	}
+	return out
+}
