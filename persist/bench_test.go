@@ -21,7 +21,7 @@ import (
 // is, and ns/op is reported per event actually moved:
 //
 //	go test -run '^$' -bench Persister ./persist/
-const minBenchEvents = 200000
+const minBenchEvents = 400000
 
 func BenchmarkPersister(b *testing.B) {
 	for _, bc := range []struct {
