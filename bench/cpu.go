@@ -22,7 +22,10 @@ type cpuSample struct {
 	ok    bool
 }
 
-var cpuGroups = map[string]string{"redis-server": "redis", "postgres": "postgres", "wrk": "load_tool", "redis-benchmark": "load_tool"}
+var cpuGroups = map[string]string{
+	"redis-server": "redis", "postgres": "postgres", "wrk": "load_tool", "redis-benchmark": "load_tool",
+	"inventory": "inventory_servers", // an inventory serve on this machine (the http target)
+}
 
 func sampleCPU() cpuSample {
 	s := cpuSample{at: time.Now(), procs: map[string]float64{}}

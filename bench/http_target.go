@@ -119,10 +119,32 @@ func (c *httpClient) call(ctx context.Context, method, path string, body any) (r
 	return r, statusErr(r, method != http.MethodGet)
 }
 
+// patient sends a request that is safe to repeat (a read, an absolute
+// set) outside the measured load, waiting out 429 and 503 answers (a
+// server's rate limit or backpressure) for up to a minute.
+func (c *httpClient) patient(ctx context.Context, method, path string, body any) (response, error) {
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		r, err := c.do(ctx, method, path, body)
+		if err != nil || (r.status != http.StatusTooManyRequests && r.status != http.StatusServiceUnavailable) || time.Now().After(deadline) {
+			return r, err
+		}
+		wait := min(time.Duration(attempt)*50*time.Millisecond, 2*time.Second)
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
 func (c *httpClient) Seed(ctx context.Context, items []SeedItem) error {
 	return parallel(ctx, len(items), 64, func(ctx context.Context, i int) error {
 		it := items[i]
-		_, err := c.call(ctx, http.MethodPut, itemPath(it.Store, it.SKU), map[string]int64{"on_hand": it.OnHand})
+		r, err := c.patient(ctx, http.MethodPut, itemPath(it.Store, it.SKU), map[string]int64{"on_hand": it.OnHand})
+		if err == nil {
+			err = statusErr(r, true)
+		}
 		if err != nil {
 			return fmt.Errorf("seed %s/%s: %w", it.Store, it.SKU, err)
 		}
@@ -208,7 +230,7 @@ func (c *httpClient) Items(ctx context.Context, refs []SeedItem) ([]ItemState, e
 	err := parallel(ctx, len(refs), 32, func(ctx context.Context, i int) error {
 		ref := refs[i]
 		out[i] = ItemState{Store: ref.Store, SKU: ref.SKU}
-		r, err := c.do(ctx, http.MethodGet, itemPath(ref.Store, ref.SKU), nil)
+		r, err := c.patient(ctx, http.MethodGet, itemPath(ref.Store, ref.SKU), nil)
 		if err != nil {
 			return err
 		}

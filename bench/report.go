@@ -158,7 +158,7 @@ func write(dir string, r *Report) (map[string]string, error) {
 
 func cpuString(cpu map[string]float64, cpus int) string {
 	var parts []string
-	for _, k := range []string{"bench_process", "redis", "postgres", "load_tool"} {
+	for _, k := range []string{"bench_process", "inventory_servers", "redis", "postgres", "load_tool"} {
 		if v, ok := cpu[k]; ok && v >= 0.5 {
 			parts = append(parts, fmt.Sprintf("%s %.0f%%", k, v))
 		}
