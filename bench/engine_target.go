@@ -273,3 +273,11 @@ func parallel(ctx context.Context, n, width int, f func(ctx context.Context, i i
 
 // HasLedger reports whether there is a ledger to check.
 func (t *engineTarget) HasLedger() bool { return t.ledger != nil }
+
+// Persisted counts the events the persister has written to the ledger.
+func (t *engineTarget) Persisted() (int64, bool) {
+	if t.pers == nil {
+		return 0, false
+	}
+	return t.pers.Stats().EventsPersisted, true
+}

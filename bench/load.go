@@ -26,6 +26,9 @@ type load struct {
 	rate     float64
 	progress io.Writer
 	now      func() time.Time
+	// persisted, when set, counts the events the target's persister has
+	// written, sampled as the load starts and ends.
+	persisted func() (int64, bool)
 }
 
 // opGrace bounds how long operations in flight at the end of the duration
@@ -41,6 +44,10 @@ func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, l.duration+opGrace)
 	defer cancel()
 	cpu0 := sampleCPU()
+	var p0 int64
+	if l.persisted != nil {
+		p0, _ = l.persisted()
+	}
 	start := l.now()
 	deadline := start.Add(l.duration)
 	rec := newRecorder(start, bucketWidth(l.duration))
@@ -92,6 +99,11 @@ func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
 		case <-done:
 			elapsed := l.now().Sub(start)
 			rec.cpu = cpuUse(cpu0, sampleCPU())
+			if l.persisted != nil {
+				if p1, ok := l.persisted(); ok {
+					rec.persisted = p1 - p0
+				}
+			}
 			l.report(rec, elapsed, &last, true)
 			return rec, elapsed
 		case <-tick.C:

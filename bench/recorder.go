@@ -34,6 +34,8 @@ type recorder struct {
 	slots []time.Time
 	// cpu is the CPU used during the load, set when it ends.
 	cpu map[string]float64
+	// persisted is the events the target's persister wrote during the load.
+	persisted int64
 }
 
 // takeSlot returns and clears worker w's due time.

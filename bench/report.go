@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -72,6 +73,12 @@ func WriteSummary(w io.Writer, r *Report) error {
 	for _, res := range r.Results {
 		if len(res.CPU) > 0 {
 			fmt.Fprintf(&b, "%s CPU during the load (%% of one core): %s\n", res.Target, cpuString(res.CPU, r.Machine.CPUs))
+		}
+	}
+	for _, res := range r.Results {
+		if v, ok := res.Extra["persisted_events_per_sec"].(float64); ok {
+			fmt.Fprintf(&b, "%s ledger: the persister wrote %.0f events/s during the load (%.0f%% of the target's %s/s); the check found it drained %.1fs after\n",
+				res.Target, v, 100*v/math.Max(res.Throughput, 1), res.Unit, res.Extra["ledger_check_seconds"])
 		}
 	}
 	fmt.Fprintln(&b)

@@ -66,6 +66,13 @@ func (o *outcome) checkLedger(ctx context.Context, cfg Config, name string, t ta
 	began := time.Now()
 	v, err := lc.CheckLedger(ctx, states)
 	o.extra["ledger_check_seconds"] = time.Since(began).Seconds()
+	if _, ok := t.(persisting); ok && o.counts == nil && o.elapsed > 0 {
+		// The persister beside the target: how many events it wrote while
+		// the load ran, per second; a drain that takes long after the load
+		// means it fell behind.
+		o.extra["persisted_events_during_load"] = o.rec.persisted
+		o.extra["persisted_events_per_sec"] = float64(o.rec.persisted) / o.elapsed.Seconds()
+	}
 	if err != nil {
 		return err
 	}
@@ -93,8 +100,12 @@ func warm(ctx context.Context, cfg Config, t target) {
 	}
 }
 
-func (c Config) load(name string) load {
-	return load{name: name, workers: c.Workers, duration: c.Duration, maxOps: c.MaxOps, rate: c.Rate, progress: c.Progress, now: c.Now}
+func (c Config) load(name string, t target) load {
+	l := load{name: name, workers: c.Workers, duration: c.Duration, maxOps: c.MaxOps, rate: c.Rate, progress: c.Progress, now: c.Now}
+	if p, ok := t.(persisting); ok {
+		l.persisted = p.Persisted
+	}
+	return l
 }
 
 // flashSale: one hot SKU with Stock units; Workers buyers each buy Qty
@@ -125,7 +136,7 @@ func flashSale(ctx context.Context, cfg Config, name, run string, t target) (*ou
 			counts: &counts{ok: c.ok, refused: c.refused, errors: c.other + c.errors, unknown: int64(cfg.Workers) + c.other + c.errors,
 				kinds: map[string]int64{"other_status": c.other, "socket": c.errors}}, cpu: c.cpu}
 	} else {
-		rec, elapsed := cfg.load(name).run(ctx, func(ctx context.Context, w int, rec *recorder) bool {
+		rec, elapsed := cfg.load(name, t).run(ctx, func(ctx context.Context, w int, rec *recorder) bool {
 			err := timed(rec, w, time.Now, func() error { return t.Checkout(ctx, store, lines) })
 			kind, unk := classify(err)
 			switch {
@@ -251,7 +262,7 @@ func mixed(ctx context.Context, cfg Config, name, run string, t target) (*outcom
 		rngs[w] = rand.New(rand.NewPCG(uint64(w), 7))
 	}
 	var units, committed, released, expiredLeft atomic.Int64
-	rec, elapsed := cfg.load(name).run(ctx, func(ctx context.Context, w int, rec *recorder) bool {
+	rec, elapsed := cfg.load(name, t).run(ctx, func(ctx context.Context, w int, rec *recorder) bool {
 		rng := rngs[w]
 		s := w % cfg.Stores
 		store := c.stores[s]
@@ -392,7 +403,7 @@ func bulk(ctx context.Context, cfg Config, name, run string, t target) (*outcome
 	delta := make([]atomic.Int64, len(seed))
 	slack := make([]atomic.Int64, len(seed))
 	var next, lines, refused atomic.Int64
-	l := cfg.load(name)
+	l := cfg.load(name, t)
 	l.maxOps = min(l.maxOps, int64(chunks))
 	rec, elapsed := l.run(ctx, func(ctx context.Context, w int, rec *recorder) bool {
 		ci := int(next.Add(1) - 1)

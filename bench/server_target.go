@@ -92,3 +92,6 @@ func (t *serverTarget) Close(ctx context.Context) error {
 
 // HasLedger reports whether there is a ledger to check.
 func (t *serverTarget) HasLedger() bool { return t.eng.ledger != nil }
+
+// Persisted counts the events the persister has written to the ledger.
+func (t *serverTarget) Persisted() (int64, bool) { return t.eng.Persisted() }

@@ -77,6 +77,12 @@ type ledgerChecker interface {
 	CheckLedger(ctx context.Context, items []ItemState) ([]string, error)
 }
 
+// persisting is a target with a persister beside it: Persisted counts the
+// events it has written to the ledger so far.
+type persisting interface {
+	Persisted() (int64, bool)
+}
+
 // warmer is a target that opens its connections before the load.
 type warmer interface {
 	Warm(ctx context.Context, workers int)
