@@ -338,20 +338,31 @@ func mixed(ctx context.Context, cfg Config, name, run string, t target) (*outcom
 	})
 	o := &outcome{rec: rec, elapsed: elapsed, units: units.Load(), unit: "ops"}
 	o.extra = map[string]any{"items": len(c.seed), "committed": committed.Load(), "released": released.Load(), "left_to_expire": expiredLeft.Load()}
-	// Holds left to expire must be gone within 2s of their expiry (DESIGN §8).
+	// Holds left to expire must be gone within 2s of their expiry (DESIGN
+	// §8): poll until none is held, up to then.
+	var states []ItemState
+	deadline := time.Now()
 	if last := lastReserve.Load(); last > 0 {
-		wait := time.Until(time.Unix(0, last).Add(cfg.ReservationTTL + 2500*time.Millisecond))
-		if wait > 0 {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(wait):
-			}
-		}
+		deadline = time.Unix(0, last).Add(cfg.ReservationTTL + 2500*time.Millisecond)
 	}
-	states, err := t.Items(ctx, c.seed)
-	if err != nil {
-		return nil, fmt.Errorf("read final state: %w", err)
+	for {
+		var err error
+		states, err = t.Items(ctx, c.seed)
+		if err != nil {
+			return nil, fmt.Errorf("read final state: %w", err)
+		}
+		held := false
+		for _, st := range states {
+			held = held || st.Reserved != 0
+		}
+		if !held || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	var bad []string
 	var missing, negative, held int
