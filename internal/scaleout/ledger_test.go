@@ -1,0 +1,95 @@
+package scaleout
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+// ledgerProblems compares, for every item of the traffic, Redis with the
+// ledger: versions 1..N in inventory_events without a gap or duplicate
+// where N is Redis' version, the sums of the deltas equal to Redis'
+// on_hand and reserved, and inventory_items equal to Redis. It returns one
+// line per violation.
+func (d *deployment) ledgerProblems(tr *traffic) []string {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []string
+	for _, s := range tr.stores {
+		for _, k := range tr.skus {
+			var it engine.Item
+			var err error
+			require.True(d.t, pollUntil(10*time.Second, func() bool {
+				it, err = d.e.GetItem(ctx, s, k)
+				return err == nil
+			}), "read %s/%s: %v", s, k, err)
+			var n, lo, hi, dh, dr int64
+			require.NoError(d.t, d.pool.QueryRow(ctx, `SELECT count(*), coalesce(min(version), 0), coalesce(max(version), 0),
+	coalesce(sum(delta_on_hand), 0), coalesce(sum(delta_reserved), 0)
+FROM inventory_events WHERE store_id = $1 AND sku = $2`, s, k).Scan(&n, &lo, &hi, &dh, &dr))
+			name := itemKey(s, k)
+			if n != it.Version || lo != 1 || hi != it.Version {
+				out = append(out, fmt.Sprintf("%s: Redis at version %d, the ledger holds %d events of versions %d..%d", name, it.Version, n, lo, hi))
+			}
+			if dh != it.OnHand || dr != it.Reserved {
+				out = append(out, fmt.Sprintf("%s: Redis on_hand %d reserved %d, the ledger's deltas sum to %d and %d", name, it.OnHand, it.Reserved, dh, dr))
+			}
+			var oh, rs, v int64
+			err = d.pool.QueryRow(ctx, `SELECT on_hand, reserved, version FROM inventory_items WHERE store_id = $1 AND sku = $2`, s, k).Scan(&oh, &rs, &v)
+			if err != nil {
+				out = append(out, fmt.Sprintf("%s: inventory_items: %v", name, err))
+			} else if oh != it.OnHand || rs != it.Reserved || v != it.Version {
+				out = append(out, fmt.Sprintf("%s: Redis v%d on_hand %d reserved %d, inventory_items v%d on_hand %d reserved %d", name, it.Version, it.OnHand, it.Reserved, v, oh, rs))
+			}
+		}
+	}
+	return out
+}
+
+// missingAcked returns the acknowledged writes whose event (item, version,
+// operation id) is not in inventory_events.
+func (d *deployment) missingAcked(tr *traffic) []string {
+	d.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := d.pool.Query(ctx, `SELECT store_id, sku, version, op_id FROM inventory_events WHERE store_id = ANY($1)`, tr.stores)
+	require.NoError(d.t, err)
+	have := map[string]string{}
+	for rows.Next() {
+		var s, k, op string
+		var v int64
+		require.NoError(d.t, rows.Scan(&s, &k, &v, &op))
+		have[fmt.Sprintf("%s@%d", itemKey(s, k), v)] = op
+	}
+	require.NoError(d.t, rows.Err())
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	var out []string
+	for item, vs := range tr.acked {
+		for v, op := range vs {
+			k := fmt.Sprintf("%s@%d", item, v)
+			if got, ok := have[k]; !ok || got != op {
+				out = append(out, fmt.Sprintf("%s op %q (ledger: %q)", k, op, got))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ackedCount is how many (item, version) acknowledgements the clients got.
+func (tr *traffic) ackedCount() int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, vs := range tr.acked {
+		n += len(vs)
+	}
+	return n
+}
