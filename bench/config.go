@@ -103,6 +103,11 @@ type Config struct {
 	// threads, Workers connections, for the whole Duration).
 	Client string
 
+	// CPUProfile, when true, writes a CPU profile of the bench process
+	// (load client and any in-process target: engine, server, bare) during
+	// each target's load to OutDir, for `go tool pprof`.
+	CPUProfile bool
+
 	// OutDir receives the JSON file and the SVG plot. Defaults to
 	// "bench/results".
 	OutDir string

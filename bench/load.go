@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +32,8 @@ type load struct {
 	// persisted, when set, counts the events the target's persister has
 	// written, sampled as the load starts and ends.
 	persisted func() (int64, bool)
+	// profile, when set, is the file the load's CPU profile goes to.
+	profile string
 }
 
 // opGrace bounds how long operations in flight at the end of the duration
@@ -43,6 +48,14 @@ type op func(ctx context.Context, w int, rec *recorder) bool
 func (l load) run(ctx context.Context, fn op) (*recorder, time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, l.duration+opGrace)
 	defer cancel()
+	if l.profile != "" {
+		stop, err := startProfile(l.profile)
+		if err != nil {
+			fmt.Fprintf(l.progress, "[%s] no CPU profile: %v\n", l.name, err)
+		} else {
+			defer stop()
+		}
+	}
 	cpu0 := sampleCPU()
 	var p0 int64
 	if l.persisted != nil {
@@ -136,4 +149,22 @@ func timed(rec *recorder, w int, now func() time.Time, f func() error) error {
 	err := f()
 	rec.record(w, began, now().Sub(began), err)
 	return err
+}
+
+// startProfile starts the process's CPU profile into path and returns the
+// function that stops it.
+func startProfile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

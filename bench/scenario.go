@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -104,6 +105,9 @@ func (c Config) load(name string, t target) load {
 	l := load{name: name, workers: c.Workers, duration: c.Duration, maxOps: c.MaxOps, rate: c.Rate, progress: c.Progress, now: c.Now}
 	if p, ok := t.(persisting); ok {
 		l.persisted = p.Persisted
+	}
+	if c.CPUProfile {
+		l.profile = filepath.Join(c.OutDir, fmt.Sprintf("%s-%s-%s.pprof", c.Scenario, c.Now().UTC().Format("20060102T150405Z"), name))
 	}
 	return l
 }

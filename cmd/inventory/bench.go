@@ -44,6 +44,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 	ledgerSchema := fs.String("ledger-schema", "", "http: the server's ledger schema on --database-url, so the checker verifies it too")
 	out := fs.String("out", "bench/results", "directory for the JSON report and the SVG plot")
 	noLedger := fs.Bool("no-ledger", false, "run the engine target without the persister")
+	cpuProfile := fs.Bool("cpuprofile", false, "write a CPU profile of this process during each target's load to --out (go tool pprof)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 		Stock: *stock, RedisURL: cfg.RedisURL, DatabaseURL: cfg.DatabaseURL, Partitions: cfg.Partitions,
 		NoLedger: *noLedger, URL: *url, Token: *token, OutDir: *out, Progress: stderr,
 		MaxOps: *maxOps, Qty: *qty, Stores: *stores, SKUs: *skus, ReservationTTL: *holdTTL,
-		BulkItems: *items, BulkLines: *lines, BulkChunk: *chunk, PGConns: *pgConns, LedgerSchema: *ledgerSchema, Client: *client, Rate: *rate,
+		BulkItems: *items, BulkLines: *lines, BulkChunk: *chunk, PGConns: *pgConns, LedgerSchema: *ledgerSchema, Client: *client, Rate: *rate, CPUProfile: *cpuProfile,
 	}
 	rep, err := bench.Run(ctx, bc)
 	if err != nil {
