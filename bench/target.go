@@ -146,3 +146,21 @@ func classify(err error) (kind string, unknown bool) {
 	}
 	return kindOther, true
 }
+
+// The targets' interface implementations, checked at compile time; their
+// methods are documented on the interfaces.
+var (
+	_ fullTarget    = (*engineTarget)(nil)
+	_ fullTarget    = (*serverTarget)(nil)
+	_ fullTarget    = (*httpClient)(nil)
+	_ fullTarget    = (*pgTarget)(nil)
+	_ target        = (*bareTarget)(nil)
+	_ ledgerChecker = (*engineTarget)(nil)
+	_ ledgerChecker = (*serverTarget)(nil)
+	_ ledgerChecker = (*httpClient)(nil)
+	_ ledgerChecker = (*pgTarget)(nil)
+	_ ledgerChecker = (*bareTarget)(nil)
+	_ persisting    = (*engineTarget)(nil)
+	_ persisting    = (*serverTarget)(nil)
+	_ warmer        = (*httpClient)(nil)
+)
