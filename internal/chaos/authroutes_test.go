@@ -1,0 +1,93 @@
+package chaos
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+// Every route of the API, enumerated from the server's own route table (so
+// a new route fails this test until it is listed here), called with a
+// store token against another store: 403, and nothing changes. httpapi's
+// TestAuthMatrix covers a hand-picked list; this one cannot miss a route.
+func TestEveryRouteForbidsOtherStores(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, worldOpts{})
+	ctx := context.Background()
+	api := w.startAPI(nil)
+	for _, s := range []string{"s1", "s2"} {
+		_, err := w.e.Set(ctx, engine.SetRequest{Store: s, SKU: "desk", OnHand: 10}, engine.Op{})
+		require.NoError(t, err)
+	}
+	res, err := w.e.Reserve(ctx, engine.ReserveRequest{Store: "s2", Lines: []engine.Line{{SKU: "desk", Qty: 1}}}, engine.Op{})
+	require.NoError(t, err)
+	rid2 := res.Reservation.ID
+	before, err := w.e.GetItem(ctx, "s2", "desk")
+	require.NoError(t, err)
+
+	type call struct{ query, body string }
+	// What to send on each route, by method and pattern; public routes
+	// have no entry in forbidden.
+	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "GET /openapi.json": true, "GET /": true}
+	forbidden := map[string]call{
+		"PUT /v1/stores/:store/items/:sku":         {"", `{"on_hand":3}`},
+		"GET /v1/stores/:store/items/:sku":         {"", ""},
+		"GET /v1/stores/:store/items":              {"", ""},
+		"POST /v1/stores/:store/items/:sku/adjust": {"", `{"delta":1}`},
+		"GET /v1/stores/:store/items/:sku/history": {"", ""},
+		"POST /v1/stores/:store/checkout":          {"", `{"lines":[{"sku":"desk","qty":1}]}`},
+		"POST /v1/stores/:store/reservations":      {"", `{"lines":[{"sku":"desk","qty":1}]}`},
+		"GET /v1/reservations/:id":                 {"", ""},
+		"POST /v1/reservations/:id/commit":         {"", ""},
+		"POST /v1/reservations/:id/release":        {"", ""},
+		"POST /v1/adjustments":                     {"", `{"updates":[{"store":"s2","sku":"desk","delta":1}]}`},
+		"POST /v1/admin/reconcile":                 {"?mode=repair", ""},
+		"GET /v1/events":                           {"?store=s2", ""},
+		"GET /v1/ws":                               {"?store=s2", ""},
+	}
+	// Routes that serve every store: a store token sees only its own.
+	scoped := map[string]bool{"GET /v1/stores": true, "GET /v1/items/:sku": true}
+
+	seen := 0
+	for _, r := range api.s.App().GetRoutes(true) {
+		if r.Method == http.MethodHead || r.Method == http.MethodOptions {
+			continue
+		}
+		name := r.Method + " " + r.Path
+		path := strings.NewReplacer(":store", "s2", ":sku", "desk", ":id", rid2).Replace(r.Path)
+		switch c, ok := forbidden[name]; {
+		case public[name]:
+			continue
+		case ok:
+			seen++
+			var hdr []string
+			if r.Path == "/v1/ws" {
+				hdr = []string{"Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="}
+			}
+			resp := api.must(t, r.Method, path+c.query, tokS1, c.body, hdr...)
+			require.Equal(t, http.StatusForbidden, resp.status, "%s with the s1 token: %s", name, resp.body)
+		case scoped[name]:
+			seen++
+			resp := api.must(t, r.Method, path, tokS1, "")
+			if resp.status == http.StatusOK {
+				require.NotContains(t, resp.body, `"s2"`, "%s with the s1 token shows store s2", name)
+			} else {
+				require.Equal(t, http.StatusForbidden, resp.status, "%s with the s1 token: %s", name, resp.body)
+			}
+		default:
+			t.Errorf("route %s is not in this test's table: decide what a store token may do on it", name)
+		}
+	}
+	require.Equal(t, len(forbidden)+len(scoped), seen, "every listed route exists")
+	after, err := w.e.GetItem(ctx, "s2", "desk")
+	require.NoError(t, err)
+	require.Equal(t, before.Version, after.Version, "nothing changed at s2")
+	rs, err := w.e.GetReservation(ctx, rid2)
+	require.NoError(t, err)
+	require.Equal(t, engine.StatusHeld, rs.Status)
+}
