@@ -18,7 +18,7 @@ OPS.adjust = function(req)
   it.oh, it.v, it.ua = n, it.v + 1, NOW
   save(it)
   emit('ADJUST', it, req.delta, 0, '', '', req)
-  local out = { 0, 0 }
+  local out = { '0', '0' }
   push_item(out, it)
   return out
 end

@@ -5,7 +5,7 @@ OPS.checkout = function(req)
   local items, err = check_lines(req)
   if err then return err end
   local cust = req.customer or ''
-  local out = { 0, #items }
+  local out = { '0', S(#items) }
   for i = 1, #items do
     local it, q = items[i], req.lines[i][2]
     it.oh, it.v, it.ua = it.oh - q, it.v + 1, NOW

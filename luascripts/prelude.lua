@@ -22,10 +22,26 @@ local IDEM_TTL = tonumber(ARGV[2])
 local OP_TTL = tonumber(ARGV[3])
 local HIGH_WATER = tonumber(ARGV[4])
 local RES_RETENTION = tonumber(ARGV[5])
+local NOW_S = ARGV[1]
 local MAX_ON_HAND = 1000000000000
 local MAX_QTY = 1000000000
 
 local OPS = {}
+
+-- S converts a number to its string once per script. Every number handed to
+-- redis.call or table.concat is formatted with sprintf("%.17g"), which was a
+-- quarter of all instructions of a checkout; a batch repeats most values
+-- (deltas, zeros, settings), so it formats each only once. Integers below
+-- 1e14 format exactly.
+local SCACHE = { [-1] = '-1', [0] = '0', [1] = '1' }
+local function S(n)
+  local s = SCACHE[n]
+  if not s then
+    s = tostring(n)
+    SCACHE[n] = s
+  end
+  return s
+end
 
 -- istr formats an integer. Only for error details: redis.call takes numbers
 -- as they are and formats integers exactly, far faster than string.format.
@@ -110,11 +126,15 @@ local function unpack_item(store, sku, v)
   }
 end
 
--- pack encodes an item. Integers below 1e14 concatenate exactly.
+-- pack encodes an item.
 local function pack(it)
-  local s = it.oh .. ',' .. it.rs .. ',' .. it.v .. ',' .. it.ua
+  local ua = NOW_S
+  if it.ua ~= NOW then
+    ua = S(it.ua)
+  end
+  local s = S(it.oh) .. ',' .. S(it.rs) .. ',' .. S(it.v) .. ',' .. ua
   if it.rp >= 0 or it.mpc >= 0 then
-    s = s .. ',' .. it.rp .. ',' .. it.mpc
+    s = s .. ',' .. S(it.rp) .. ',' .. S(it.mpc)
   end
   return s
 end
@@ -176,26 +196,31 @@ local function index(it)
   redis.call('SADD', BASE .. 'stores', it.store)
 end
 
+-- push_item appends an item's 8 values, numbers as strings (see S).
 local function push_item(out, it)
+  local ua = NOW_S
+  if it.ua ~= NOW then
+    ua = S(it.ua)
+  end
   out[#out + 1] = it.store
   out[#out + 1] = it.sku
-  out[#out + 1] = it.oh
-  out[#out + 1] = it.rs
-  out[#out + 1] = it.v
-  out[#out + 1] = it.rp
-  out[#out + 1] = it.mpc
-  out[#out + 1] = it.ua
+  out[#out + 1] = S(it.oh)
+  out[#out + 1] = S(it.rs)
+  out[#out + 1] = S(it.v)
+  out[#out + 1] = S(it.rp)
+  out[#out + 1] = S(it.mpc)
+  out[#out + 1] = ua
 end
 
 -- emit appends the one event of a change. Every event has the same fields in
 -- the same order, so the stream stores the field names once per node.
 local function emit(typ, it, doh, drs, rid, cust, req, x)
   redis.call('XADD', EVENTS, '*',
-    's', it.store, 'k', it.sku, 'v', it.v, 't', typ,
-    'dh', doh, 'dr', drs, 'oh', it.oh, 'rs', it.rs,
-    'rp', it.rp, 'mpc', it.mpc,
+    's', it.store, 'k', it.sku, 'v', S(it.v), 't', typ,
+    'dh', S(doh), 'dr', S(drs), 'oh', S(it.oh), 'rs', S(it.rs),
+    'rp', S(it.rp), 'mpc', S(it.mpc),
     'rid', rid or '', 'c', cust or '', 'op', req.op or '', 'rsn', req.reason or '',
-    'pr', req.pr or '', 'ts', NOW, 'x', x or 0)
+    'pr', req.pr or '', 'ts', NOW_S, 'x', S(x or 0))
   if XLEN then
     XLEN = XLEN + 1
   end
@@ -292,7 +317,7 @@ local function push_reservation(out, r)
   out[#out + 1] = r.store
   out[#out + 1] = r.customer
   out[#out + 1] = r.status
-  out[#out + 1] = r.x
+  out[#out + 1] = S(r.x)
   out[#out + 1] = cjson.encode(r.lines)
 end
 

@@ -5,17 +5,17 @@
 OPS.release = function(req)
   local r = load_reservation(req.rid or '')
   if not r then return fail('NOT_FOUND', req.rid or '') end
-  local out = { 0 }
+  local out = { '0' }
   if r.status == 'released' or r.status == 'expired' then
     push_reservation(out, r)
-    out[#out + 1] = 0
+    out[#out + 1] = '0'
     return out
   end
   if r.status ~= 'held' then return fail('NOT_HELD', r.status) end
   local items, err = finish_reservation(r, 'RELEASE', 'released', req)
   if err then return err end
   push_reservation(out, r)
-  out[#out + 1] = #items
+  out[#out + 1] = S(#items)
   for i = 1, #items do push_item(out, items[i]) end
   return out
 end

@@ -10,9 +10,9 @@ OPS.reserve = function(req)
   if redis.call('EXISTS', k) == 1 then return fail('CONFLICT', 'reservation id exists') end
   local cust = req.customer or ''
   local r = { id = req.rid, store = req.store, customer = cust, status = 'held', lines = req.lines, x = NOW + req.ttl }
-  local out = { 0 }
+  local out = { '0' }
   push_reservation(out, r)
-  out[#out + 1] = #items
+  out[#out + 1] = S(#items)
   for i = 1, #items do
     local it, q = items[i], req.lines[i][2]
     it.rs, it.v, it.ua = it.rs + q, it.v + 1, NOW

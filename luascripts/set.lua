@@ -28,7 +28,7 @@ OPS.set = function(req)
   local rp, mpc = it.rp, it.mpc
   if req.rp ~= nil then rp = req.rp end
   if req.mpc ~= nil then mpc = req.mpc end
-  local out = { 0, created }
+  local out = { '0', S(created) }
   if created == 0 and req.oh == it.oh and rp == it.rp and mpc == it.mpc then
     push_item(out, it)
     return out
