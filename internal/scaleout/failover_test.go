@@ -244,3 +244,181 @@ func storesOn(masterOf map[string]string, addr string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestFailoverLostTailForkRepair forces the lost acknowledged tail the way
+// engine's TestClusterFailoverLostTail does: the master's replica is cut off
+// (its replication user disabled), three sales of each of two items are
+// acknowledged and persisted to the ledger, then the master is killed. The
+// replica takes over at the older versions; new sales (two units each) take
+// the lost version numbers under other operation ids: one sale of sofa,
+// four of lamp, so lamp's new history runs past the lost one.
+//
+// What happens: the persister records a fork for every reused version
+// (sofa v2; lamp v2..v4) and keeps the ledger's events; lamp's v5 is new
+// to the ledger and is inserted on top of the lost history. The reconciler
+// finds sofa behind the ledger (v2 against v4) and restores Redis from the
+// ledger; it sees nothing wrong with lamp (same version, same numbers). A
+// check after the repair finds nothing.
+//
+// The bugs it shows (asserted with INVENTORY_SCALEOUT_KNOWN_BUGS=1): the
+// acknowledged sales made after the failover are in no ledger event (sofa's
+// is dropped by the repair: its units come back into stock), and lamp's
+// ledger no longer sums to its state (conservation broken for good, no
+// finding left to show it but the persister's fork records).
+func TestFailoverLostTailForkRepair(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cl, err := redistest.StartCluster(sctx, redistest.Options{ExtraArgs: []string{
+		"--user", "repl", "on", ">repl-secret", "~*", "&*", "+@all",
+		"--masteruser", "repl", "--masterauth", "repl-secret",
+	}})
+	require.NoError(t, err)
+	t.Cleanup(cl.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node logs:\n%s", cl.Logs(20))
+		}
+	})
+	d := newDeployment(t, cl)
+	p := d.startPersister()
+	const store = "s1"
+	skus := []string{"sofa", "lamp"}
+	tr := newTraffic(d.e, []string{store}, skus, "tail")
+	tr.seed(t, 100)
+	d.waitDrained(20 * time.Second)
+	waitReplicas(t, cl)
+
+	slot, err := d.rdb.ClusterKeySlot(ctx, d.e.StreamKey(d.e.Partition(store))).Result()
+	require.NoError(t, err)
+	master, err := cl.MasterForSlot(ctx, int(slot))
+	require.NoError(t, err)
+	mc := redis.NewClient(&redis.Options{Addr: master.Addr})
+	defer mc.Close()
+	replicas := func() string {
+		info, err := mc.Info(ctx, "replication").Result()
+		require.NoError(t, err)
+		for _, l := range strings.Split(info, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "connected_slaves:"); ok {
+				return v
+			}
+		}
+		return "?"
+	}
+	require.NoError(t, mc.Do(ctx, "ACL", "SETUSER", "repl", "off").Err())
+	require.NoError(t, mc.ClientKillByFilter(ctx, "TYPE", "replica").Err())
+	require.True(t, pollUntil(5*time.Second, func() bool { return replicas() == "0" }), "replica disconnected")
+
+	sale := func(sku string, qty int64, op string) engine.Item {
+		t.Helper()
+		var r engine.CheckoutResult
+		var err error
+		ok := pollUntil(20*time.Second, func() bool {
+			octx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			r, err = d.e.Checkout(octx, engine.CheckoutRequest{Store: store, Lines: []engine.Line{{SKU: sku, Qty: qty}}}, engine.Op{IdempotencyKey: op})
+			return err == nil
+		})
+		require.True(t, ok, "sale %s: %v", op, err)
+		tr.success(op, r.Items...)
+		return r.Items[0]
+	}
+	for _, k := range skus {
+		for i := 0; i < 3; i++ {
+			it := sale(k, 1, fmt.Sprintf("lost-%s-%d", k, i))
+			require.Equal(t, int64(2+i), it.Version)
+		}
+	}
+	waitFor(t, 20*time.Second, "the lost tail persisted", func() bool {
+		return d.count(`SELECT count(*) FROM inventory_events WHERE store_id = $1 AND version = 4`, store) == 2
+	})
+	require.Equal(t, "0", replicas(), "the replica never saw the sales")
+
+	killed, err := cl.KillMaster(ctx, int(slot))
+	require.NoError(t, err)
+	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer fcancel()
+	_, err = cl.WaitFailover(fctx, killed)
+	require.NoError(t, err)
+	for _, k := range skus {
+		var it engine.Item
+		require.True(t, pollUntil(20*time.Second, func() bool {
+			it, err = d.e.GetItem(ctx, store, k)
+			return err == nil
+		}), "readable after the failover: %v", err)
+		require.Equal(t, int64(1), it.Version, "%s: the three acknowledged sales are lost with the master", k)
+		require.Equal(t, int64(100), it.OnHand)
+	}
+
+	// New sales take the lost version numbers under other operation ids.
+	after := map[string]int{"sofa": 1, "lamp": 4}
+	for _, k := range skus {
+		for i := 0; i < after[k]; i++ {
+			it := sale(k, 2, fmt.Sprintf("after-%s-%d", k, i))
+			require.Equal(t, int64(2+i), it.Version)
+		}
+	}
+	d.waitDrained(30 * time.Second)
+	waitFor(t, 10*time.Second, "the persister records the forks", func() bool { return p.Stats().Forks >= 4 })
+	rows, err := d.pool.Query(ctx, `SELECT sku, version, before->>'op_id', after->>'op_id' FROM drift_findings
+WHERE kind = 'fork' ORDER BY sku, version`)
+	require.NoError(t, err)
+	var forks []string
+	for rows.Next() {
+		var sku, kept, incoming string
+		var v int64
+		require.NoError(t, rows.Scan(&sku, &v, &kept, &incoming))
+		forks = append(forks, fmt.Sprintf("%s v%d kept %s, incoming %s", sku, v, kept, incoming))
+	}
+	require.NoError(t, rows.Err())
+	t.Logf("forks recorded: %v", forks)
+	require.Equal(t, []string{
+		"lamp v2 kept lost-lamp-0, incoming after-lamp-0",
+		"lamp v3 kept lost-lamp-1, incoming after-lamp-1",
+		"lamp v4 kept lost-lamp-2, incoming after-lamp-2",
+		"sofa v2 kept lost-sofa-0, incoming after-sofa-0",
+	}, forks, "one fork per reused version, the ledger's event kept")
+
+	rec, err := persist.NewReconciler(d.e, d.pool, persist.ReconcilerConfig{})
+	require.NoError(t, err)
+	check, err := rec.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	t.Logf("check: %s", findingsSummary(check))
+	repair, err := rec.Reconcile(ctx, persist.ModeRepair)
+	require.NoError(t, err)
+	t.Logf("repair: %s", findingsSummary(repair))
+	again, err := rec.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	require.Empty(t, again.Findings, "a check after the repair finds nothing: %s", findingsSummary(again))
+
+	state := map[string]engine.Item{}
+	for _, k := range skus {
+		it, err := d.e.GetItem(ctx, store, k)
+		require.NoError(t, err)
+		state[k] = it
+		var sum int64
+		require.NoError(t, d.pool.QueryRow(ctx, `SELECT coalesce(sum(delta_on_hand), 0) FROM inventory_events WHERE store_id = $1 AND sku = $2`, store, k).Scan(&sum))
+		t.Logf("%s after repair: Redis v%d on_hand %d; the ledger's deltas sum to %d; every acknowledged sale counted would leave %d",
+			k, it.Version, it.OnHand, sum, 100-3-2*int64(after[k]))
+	}
+	// sofa: behind the ledger, restored from it. Redis and the ledger agree.
+	require.Equal(t, int64(4), state["sofa"].Version)
+	require.Equal(t, int64(97), state["sofa"].OnHand, "sofa restored to the ledger's state (the lost tail)")
+	sofa := newTraffic(d.e, []string{store}, []string{"sofa"}, "")
+	require.Empty(t, d.ledgerProblems(sofa), "sofa: Redis and the ledger agree after the repair")
+	// lamp: Redis ran past the lost tail; the reconciler leaves it alone.
+	require.Equal(t, int64(5), state["lamp"].Version)
+	require.Equal(t, int64(100-8), state["lamp"].OnHand)
+
+	problems := d.ledgerProblems(tr)
+	missing := d.missingAcked(tr)
+	t.Logf("after repair: ledger problems %v; acknowledged writes not in the ledger: %v", problems, missing)
+	if knownBug(t) {
+		require.Empty(t, problems, "lamp: the ledger's deltas sum to Redis' state after the repair")
+		require.Empty(t, missing, "every acknowledged sale, before and after the failover, is in the ledger")
+		for _, k := range skus {
+			require.Equal(t, 100-3-2*int64(after[k]), state[k].OnHand, "%s: every acknowledged sale counted in the stock", k)
+		}
+	}
+}
