@@ -53,7 +53,8 @@ type Event struct {
 }
 
 // ParseEvent decodes a stream entry. It fails on an entry that lacks a field
-// or carries a malformed one (a poison entry).
+// or carries a malformed one (a poison entry). It reads the engine's format
+// (numbers packed in field n) and the earlier one-field-per-number format.
 func ParseEvent(id string, values map[string]any) (Event, error) {
 	ev := Event{StreamID: id}
 	var errs []string
@@ -81,26 +82,52 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 	}
 	ev.Store = str("s", true)
 	ev.SKU = str("k", true)
-	ev.Version = num("v")
 	ev.Type = str("t", true)
-	ev.DeltaOnHand = num("dh")
-	ev.DeltaReserved = num("dr")
-	ev.OnHand = num("oh")
-	ev.Reserved = num("rs")
-	ev.ReorderPoint = optional(num("rp"))
-	ev.MaxPerCustomer = optional(num("mpc"))
+	if packed, ok := values["n"]; ok {
+		// the engine's format: the numbers packed in one field
+		s, _ := packed.(string)
+		f := strings.Split(s, ",")
+		if len(f) != 9 {
+			errs = append(errs, fmt.Sprintf("n=%q does not hold 9 numbers", s))
+			f = make([]string, 9)
+		}
+		n := make([]int64, 9)
+		for i, x := range f {
+			v, err := strconv.ParseInt(x, 10, 64)
+			if err != nil && len(errs) == 0 {
+				errs = append(errs, fmt.Sprintf("n=%q: %q is not an integer", s, x))
+			}
+			n[i] = v
+		}
+		ev.Version, ev.DeltaOnHand, ev.DeltaReserved, ev.OnHand, ev.Reserved = n[0], n[1], n[2], n[3], n[4]
+		ev.ReorderPoint, ev.MaxPerCustomer = optional(n[5]), optional(n[6])
+		ev.Time = time.UnixMilli(n[7]).UTC()
+		if n[8] > 0 {
+			t := time.UnixMilli(n[8]).UTC()
+			ev.ExpiresAt = &t
+		}
+	} else {
+		// one field per number, as earlier versions wrote them
+		ev.Version = num("v")
+		ev.DeltaOnHand = num("dh")
+		ev.DeltaReserved = num("dr")
+		ev.OnHand = num("oh")
+		ev.Reserved = num("rs")
+		ev.ReorderPoint = optional(num("rp"))
+		ev.MaxPerCustomer = optional(num("mpc"))
+		ev.Time = time.UnixMilli(num("ts")).UTC()
+		if _, ok := values["x"]; ok {
+			if x := num("x"); x > 0 {
+				t := time.UnixMilli(x).UTC()
+				ev.ExpiresAt = &t
+			}
+		}
+	}
 	ev.ReservationID = str("rid", false)
 	ev.Customer = str("c", false)
 	ev.IdempotencyKey = str("op", false)
 	ev.Reason = str("rsn", false)
 	ev.Principal = str("pr", false)
-	ev.Time = time.UnixMilli(num("ts")).UTC()
-	if _, ok := values["x"]; ok {
-		if x := num("x"); x > 0 {
-			t := time.UnixMilli(x).UTC()
-			ev.ExpiresAt = &t
-		}
-	}
 	if len(errs) == 0 {
 		switch {
 		case !ValidID(ev.Store) || !ValidID(ev.SKU):

@@ -50,8 +50,11 @@ if prev then
 end
 BATCHED = true
 local out = {}
+local function run_one(a)
+  return run_write(cjson.decode(a))
+end
 for i = 7, #ARGV do
-  local ok, res = pcall(function() return run_write(cjson.decode(ARGV[i])) end)
+  local ok, res = pcall(run_one, ARGV[i])
   if not ok then
     local msg = string.gsub(tostring(res), '[\t\n]', ' ')
     local code = string.match(msg, 'CORRUPT.*$')

@@ -737,17 +737,15 @@ func (r *Reconciler) streamVersions(ctx context.Context, p int, want map[engine.
 			return nil, fmt.Errorf("reconcile partition %d: read stream: %w", p, err)
 		}
 		for _, m := range msgs {
-			s, _ := m.Values["s"].(string)
-			k, _ := m.Values["k"].(string)
-			ref := engine.ItemRef{Store: s, SKU: k}
+			ev, err := engine.ParseEvent(m.ID, m.Values)
+			if err != nil {
+				continue // a poison entry: the persister dead-letters it
+			}
+			ref := engine.ItemRef{Store: ev.Store, SKU: ev.SKU}
 			if !want[ref] {
 				continue
 			}
-			vs, _ := m.Values["v"].(string)
-			v, err := strconv.ParseInt(vs, 10, 64)
-			if err != nil {
-				continue
-			}
+			v := ev.Version
 			if out[ref] == nil {
 				out[ref] = map[int64]bool{}
 			}
