@@ -84,6 +84,7 @@ func (h *httpTraffic) run(ctx context.Context) {
 		}(w)
 	}
 	wg.Wait()
+	h.resolve()
 }
 
 func (h *httpTraffic) get(w int, store, sku string) {
@@ -106,28 +107,34 @@ func (h *httpTraffic) get(w int, store, sku string) {
 
 func (h *httpTraffic) sell(ctx context.Context, w int, store, sku string, n int64) {
 	key, call := h.newKey(), h.rec.now()
-	body, err, unknown := h.do(ctx, "POST", "/v1/stores/"+store+"/checkout", fmt.Sprintf(`{"lines":[{"sku":%q,"qty":%d}]}`, sku, n), key)
-	var items []engine.Item
-	if err == nil && !unknown {
+	redo := func(ctx context.Context) (error, bool, []engine.Item) {
+		body, err, unknown := h.do(ctx, "POST", "/v1/stores/"+store+"/checkout", fmt.Sprintf(`{"lines":[{"sku":%q,"qty":%d}]}`, sku, n), key)
+		if err != nil || unknown {
+			return err, unknown, nil
+		}
 		var res struct{ Lines []engine.Item }
 		if jerr := json.Unmarshal([]byte(body), &res); jerr != nil {
 			h.fail("checkout: %v", jerr)
 		}
-		items = res.Lines
+		return nil, false, res.Lines
 	}
-	h.record(w, opCheckout, itemName(store, sku), n, key, call, err, unknown, items)
+	err, unknown, items := redo(ctx)
+	h.settle(w, opCheckout, itemName(store, sku), n, key, call, redo, err, unknown, items)
 }
 
 func (h *httpTraffic) restock(ctx context.Context, w int, store, sku string, d int64) {
 	key, call := h.newKey(), h.rec.now()
-	body, err, unknown := h.do(ctx, "POST", "/v1/stores/"+store+"/items/"+sku+"/adjust", fmt.Sprintf(`{"delta":%d,"reason":"restock"}`, d), key)
-	var items []engine.Item
-	if err == nil && !unknown {
+	redo := func(ctx context.Context) (error, bool, []engine.Item) {
+		body, err, unknown := h.do(ctx, "POST", "/v1/stores/"+store+"/items/"+sku+"/adjust", fmt.Sprintf(`{"delta":%d,"reason":"restock"}`, d), key)
+		if err != nil || unknown {
+			return err, unknown, nil
+		}
 		var it engine.Item
 		if jerr := json.Unmarshal([]byte(body), &it); jerr != nil {
 			h.fail("adjust: %v", jerr)
 		}
-		items = []engine.Item{it}
+		return nil, false, []engine.Item{it}
 	}
-	h.record(w, opAdjust, itemName(store, sku), d, key, call, err, unknown, items)
+	err, unknown, items := redo(ctx)
+	h.settle(w, opAdjust, itemName(store, sku), d, key, call, redo, err, unknown, items)
 }

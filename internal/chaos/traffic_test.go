@@ -61,6 +61,7 @@ type traffic struct {
 
 	mu         sync.Mutex
 	keys       []keyed
+	pending    []pendingOp
 	unexpected []string
 	// per item: units sold or committed with an acknowledgement, and units
 	// whose outcome is unknown.
@@ -170,6 +171,55 @@ func (tr *traffic) fail(format string, a ...any) {
 
 func stateOf(it engine.Item) itemState { return itemState{it.OnHand, it.Reserved, it.Version} }
 
+// pendingOp is a keyed write whose client has not learned its outcome
+// yet: resolve retries it, with the same key, once the traffic is over.
+type pendingOp struct {
+	w    int
+	kind opKind
+	item string
+	n    int64
+	key  string
+	call int64
+	redo func(ctx context.Context) (error, bool, []engine.Item)
+}
+
+// settle files the outcome of a keyed write, or keeps it for resolve when
+// it is unknown.
+func (tr *traffic) settle(w int, kind opKind, item string, n int64, key string, call int64,
+	redo func(ctx context.Context) (error, bool, []engine.Item), err error, unknown bool, items []engine.Item) {
+	if unknown {
+		tr.mu.Lock()
+		tr.pending = append(tr.pending, pendingOp{w, kind, item, n, key, call, redo})
+		tr.mu.Unlock()
+		return
+	}
+	tr.record(w, kind, item, n, key, call, err, unknown, items)
+}
+
+// resolve retries, with their keys, the writes whose outcome the clients
+// never learned, as a client would once the service is back: the retry
+// returns the first result if the write applied, or applies it now. The
+// operation's interval runs from its first call to this answer. What stays
+// unknown is recorded as such.
+func (tr *traffic) resolve() {
+	tr.mu.Lock()
+	pend := tr.pending
+	tr.pending = nil
+	tr.mu.Unlock()
+	giveUp := tr.cfg.giveUp
+	tr.cfg.giveUp = 15 * time.Second
+	defer func() { tr.cfg.giveUp = giveUp }()
+	for _, p := range pend {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err, unknown, items := p.redo(ctx)
+		cancel()
+		tr.record(p.w, p.kind, p.item, p.n, p.key, p.call, err, unknown, items)
+	}
+	if len(pend) > 0 {
+		tr.t.Logf("resolved %d writes of unknown outcome by retrying their keys", len(pend))
+	}
+}
+
 // held is a reservation a worker holds: its id and quantity of one item.
 type held struct {
 	id, item, store string
@@ -190,6 +240,7 @@ func (tr *traffic) run(ctx context.Context) {
 		}(w)
 	}
 	wg.Wait()
+	tr.resolve()
 }
 
 func (tr *traffic) worker(ctx context.Context, w int) {
@@ -296,54 +347,73 @@ func (tr *traffic) record(w int, kind opKind, item string, n int64, key string, 
 
 func (tr *traffic) checkout(ctx context.Context, w int, store, sku string, n int64) {
 	key, call := tr.newKey(), tr.rec.now()
-	var res engine.CheckoutResult
-	err, unknown := tr.call(ctx, func(ctx context.Context) error {
-		var err error
-		res, err = tr.e.Checkout(ctx, engine.CheckoutRequest{Store: store, Lines: []engine.Line{{SKU: sku, Qty: n}}}, op(key))
-		return err
-	})
-	tr.record(w, opCheckout, itemName(store, sku), n, key, call, err, unknown, res.Items)
+	redo := func(ctx context.Context) (error, bool, []engine.Item) {
+		var res engine.CheckoutResult
+		err, unknown := tr.call(ctx, func(ctx context.Context) error {
+			var err error
+			res, err = tr.e.Checkout(ctx, engine.CheckoutRequest{Store: store, Lines: []engine.Line{{SKU: sku, Qty: n}}}, op(key))
+			return err
+		})
+		return err, unknown, res.Items
+	}
+	err, unknown, items := redo(ctx)
+	tr.settle(w, opCheckout, itemName(store, sku), n, key, call, redo, err, unknown, items)
 }
 
 func (tr *traffic) adjust(ctx context.Context, w int, store, sku string, d int64) {
 	key, call := tr.newKey(), tr.rec.now()
-	var res engine.ItemResult
-	err, unknown := tr.call(ctx, func(ctx context.Context) error {
-		var err error
-		res, err = tr.e.Adjust(ctx, engine.AdjustRequest{Store: store, SKU: sku, Delta: d, Reason: "restock"}, op(key))
-		return err
-	})
-	var items []engine.Item
-	if err == nil && !unknown {
-		items = []engine.Item{res.Item}
+	redo := func(ctx context.Context) (error, bool, []engine.Item) {
+		var res engine.ItemResult
+		err, unknown := tr.call(ctx, func(ctx context.Context) error {
+			var err error
+			res, err = tr.e.Adjust(ctx, engine.AdjustRequest{Store: store, SKU: sku, Delta: d, Reason: "restock"}, op(key))
+			return err
+		})
+		if err == nil && !unknown {
+			return nil, false, []engine.Item{res.Item}
+		}
+		return err, unknown, nil
 	}
-	tr.record(w, opAdjust, itemName(store, sku), d, key, call, err, unknown, items)
+	err, unknown, items := redo(ctx)
+	tr.settle(w, opAdjust, itemName(store, sku), d, key, call, redo, err, unknown, items)
 }
 
 func (tr *traffic) set(ctx context.Context, w int, store, sku string, n int64) {
 	key, call := tr.newKey(), tr.rec.now()
-	var res engine.ItemResult
-	err, unknown := tr.call(ctx, func(ctx context.Context) error {
-		var err error
-		res, err = tr.e.Set(ctx, engine.SetRequest{Store: store, SKU: sku, OnHand: n, Reason: "count"}, op(key))
-		return err
-	})
-	var items []engine.Item
-	if err == nil && !unknown {
-		items = []engine.Item{res.Item}
+	redo := func(ctx context.Context) (error, bool, []engine.Item) {
+		var res engine.ItemResult
+		err, unknown := tr.call(ctx, func(ctx context.Context) error {
+			var err error
+			res, err = tr.e.Set(ctx, engine.SetRequest{Store: store, SKU: sku, OnHand: n, Reason: "count"}, op(key))
+			return err
+		})
+		if err == nil && !unknown {
+			return nil, false, []engine.Item{res.Item}
+		}
+		return err, unknown, nil
 	}
-	tr.record(w, opSet, itemName(store, sku), n, key, call, err, unknown, items)
+	err, unknown, items := redo(ctx)
+	tr.settle(w, opSet, itemName(store, sku), n, key, call, redo, err, unknown, items)
 }
 
 func (tr *traffic) reserve(ctx context.Context, w int, store, sku string, n int64) (held, bool) {
 	key, call := tr.newKey(), tr.rec.now()
 	var res engine.ReservationResult
+	redo := func(ctx context.Context) (error, bool, []engine.Item) {
+		var res engine.ReservationResult
+		err, unknown := tr.call(ctx, func(ctx context.Context) error {
+			var err error
+			res, err = tr.e.Reserve(ctx, engine.ReserveRequest{Store: store, Lines: []engine.Line{{SKU: sku, Qty: n}}, TTL: time.Hour}, op(key))
+			return err
+		})
+		return err, unknown, res.Items
+	}
 	err, unknown := tr.call(ctx, func(ctx context.Context) error {
 		var err error
 		res, err = tr.e.Reserve(ctx, engine.ReserveRequest{Store: store, Lines: []engine.Line{{SKU: sku, Qty: n}}, TTL: time.Hour}, op(key))
 		return err
 	})
-	tr.record(w, opReserve, itemName(store, sku), n, key, call, err, unknown, res.Items)
+	tr.settle(w, opReserve, itemName(store, sku), n, key, call, redo, err, unknown, res.Items)
 	if err != nil || unknown {
 		return held{}, false
 	}
@@ -357,7 +427,7 @@ func (tr *traffic) finish(ctx context.Context, w int, h held, commit bool) {
 	if commit {
 		kind = opCommit
 	}
-	err, unknown := tr.call(ctx, func(ctx context.Context) error {
+	attempt := func(ctx context.Context) error {
 		var err error
 		if commit {
 			res, err = tr.e.Commit(ctx, h.id, op(key))
@@ -365,12 +435,22 @@ func (tr *traffic) finish(ctx context.Context, w int, h held, commit bool) {
 			res, err = tr.e.Release(ctx, h.id, op(key))
 		}
 		return err
-	})
-	if err != nil && !unknown && !(tr.cfg.lossy && errors.Is(err, engine.ErrNotFound)) {
-		// A hold of an hour cannot expire here: a refusal is a bug.
-		tr.fail("%s of held reservation %s: %v", kind, h.id, err)
 	}
-	tr.record(w, kind, h.item, h.qty, key, call, err, unknown, res.Items)
+	check := func(err error, unknown bool) {
+		if err != nil && !unknown && !(tr.cfg.lossy && errors.Is(err, engine.ErrNotFound)) {
+			// A hold of an hour cannot expire here: a refusal is a bug.
+			tr.fail("%s of held reservation %s: %v", kind, h.id, err)
+		}
+	}
+	redo := func(ctx context.Context) (error, bool, []engine.Item) {
+		res = engine.ReservationResult{}
+		err, unknown := tr.call(ctx, attempt)
+		check(err, unknown)
+		return err, unknown, res.Items
+	}
+	err, unknown := tr.call(ctx, attempt)
+	check(err, unknown)
+	tr.settle(w, kind, h.item, h.qty, key, call, redo, err, unknown, res.Items)
 }
 
 // summary is a one-line account of the run, for the log.
