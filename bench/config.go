@@ -61,6 +61,12 @@ type Config struct {
 	// than at saturation. Defaults to 0: every worker goes as fast as it can.
 	Rate float64
 
+	// RateFraction, when positive, runs every target a second time, paced
+	// at this fraction of the operations per second its full-speed run
+	// reached, reported as "<target>@<percent>%": latency at a given share
+	// of peak (say 0.5) rather than at saturation. Must be below 1.
+	RateFraction float64
+
 	// Stock is the hot SKU's units in a flash sale. Defaults to 20000.
 	Stock int64
 	// Qty is the units one buyer takes per checkout. Defaults to 1.
@@ -217,6 +223,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("bench config: Duration must be 100ms..1h, got %s", c.Duration)
 	case c.Rate < 0 || c.Rate > 10_000_000:
 		return fmt.Errorf("bench config: Rate must be 0..10000000, got %g", c.Rate)
+	case c.RateFraction < 0 || c.RateFraction >= 1:
+		return fmt.Errorf("bench config: RateFraction must be 0..1 (exclusive), got %g", c.RateFraction)
+	case c.RateFraction > 0 && c.Rate > 0:
+		return fmt.Errorf("bench config: set Rate or RateFraction, not both")
 	case c.MaxOps < 1:
 		return fmt.Errorf("bench config: MaxOps must be positive, got %d", c.MaxOps)
 	case c.Stock < 1 || c.Stock > 1_000_000_000:
@@ -244,7 +254,7 @@ func (c Config) validate() error {
 	if c.Client == ClientWrk && c.Scenario != ScenarioFlashSale {
 		return fmt.Errorf("bench config: Client wrk drives the flash-sale scenario only")
 	}
-	if c.Client == ClientWrk && c.Rate > 0 {
+	if c.Client == ClientWrk && (c.Rate > 0 || c.RateFraction > 0) {
 		return fmt.Errorf("bench config: Client wrk cannot pace a load (Rate)")
 	}
 	if contains(c.Targets, TargetHTTP) {

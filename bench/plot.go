@@ -132,10 +132,12 @@ func WritePlot(w io.Writer, r *Report) error {
 	lat.axes(&b)
 	ops.axes(&b)
 	ly := 120.0
+	spare := []string{"#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#843c39"}
 	for _, res := range r.Results {
 		color := palette[res.Target]
 		if color == "" {
-			color = "#17becf"
+			color = spare[0]
+			spare = append(spare[1:], spare[0])
 		}
 		var p50, p99, rate [][2]float64
 		for _, s := range res.Timeline {

@@ -27,6 +27,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 	workers := fs.Int("workers", 0, "concurrent clients: buyers, tills or importers (default 200; 8 for bulk)")
 	fs.Var(aliasOf(fs, "workers"), "buyers", "same as --workers")
 	duration := fs.Duration("duration", 20*time.Second, "load duration per target")
+	rateFraction := fs.Float64("rate-fraction", 0, "also run each target paced at this fraction of the ops/s it reached, e.g. 0.5 for latency at half of peak")
 	rate := fs.Float64("rate", 0, "pace each target at this many operations per second in all, latency counted from when each was due (0: as fast as the workers go)")
 	maxOps := fs.Int64("max-ops", 0, "bound on each target's operations (default 4×stock+workers for flash-sale, 10M otherwise)")
 	stock := fs.Int64("stock", 0, "flash-sale stock of the hot SKU (default 20000)")
@@ -59,7 +60,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 		Stock: *stock, RedisURL: cfg.RedisURL, DatabaseURL: cfg.DatabaseURL, Partitions: cfg.Partitions,
 		NoLedger: *noLedger, URL: *url, Token: *token, OutDir: *out, Progress: stderr,
 		MaxOps: *maxOps, Qty: *qty, Stores: *stores, SKUs: *skus, ReservationTTL: *holdTTL,
-		BulkItems: *items, BulkLines: *lines, BulkChunk: *chunk, PGConns: *pgConns, LedgerSchema: *ledgerSchema, Client: *client, Rate: *rate, CPUProfile: *cpuProfile,
+		BulkItems: *items, BulkLines: *lines, BulkChunk: *chunk, PGConns: *pgConns, LedgerSchema: *ledgerSchema, Client: *client, Rate: *rate, RateFraction: *rateFraction, CPUProfile: *cpuProfile,
 	}
 	rep, err := bench.Run(ctx, bc)
 	if err != nil {
