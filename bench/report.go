@@ -81,6 +81,12 @@ func WriteSummary(w io.Writer, r *Report) error {
 				res.Target, v, 100*v/math.Max(res.Throughput, 1), res.Unit, res.Extra["ledger_check_seconds"])
 		}
 	}
+	if gs := Goals(r); len(gs) > 0 {
+		fmt.Fprintf(&b, "\ngoals (issue 5), measured in this run:\n")
+		for _, g := range gs {
+			fmt.Fprintf(&b, "  %s\n", g)
+		}
+	}
 	fmt.Fprintln(&b)
 	broken := false
 	for _, res := range r.Results {

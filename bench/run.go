@@ -20,6 +20,8 @@ type Report struct {
 	Results  []*TargetResult `json:"results"`
 	// Passed is true when every target set up, ran and passed every check.
 	Passed bool `json:"passed"`
+	// Goals are the performance goals this run's targets allow to measure.
+	Goals []Goal `json:"goals"`
 	// Files are the paths written: json, svg, txt.
 	Files map[string]string `json:"files,omitempty"`
 }
@@ -111,6 +113,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	r.Finished = cfg.Now().UTC()
 	ratios(r.Results)
+	r.Goals = Goals(r)
 	r.Passed = len(r.Results) >= len(cfg.Targets)
 	for _, res := range r.Results {
 		r.Passed = r.Passed && res.Passed
