@@ -70,10 +70,15 @@ func WriteSummary(w io.Writer, r *Report) error {
 			fmt.Fprintf(&b, "%s outcomes other than success: %s (unknown outcome: %d)\n", res.Target, strings.Join(kinds, " "), res.Unknown)
 		}
 	}
+	cpuShown := false
 	for _, res := range r.Results {
 		if len(res.CPU) > 0 {
 			fmt.Fprintf(&b, "%s CPU during the load (%% of one core): %s\n", res.Target, cpuString(res.CPU, r.Machine.CPUs))
+			cpuShown = true
 		}
+	}
+	if cpuShown {
+		fmt.Fprintf(&b, "(redis and postgres count all their clients' work, not only this run's: on a shared machine, compare them with what the target touches)\n")
 	}
 	for _, res := range r.Results {
 		if v, ok := res.Extra["persisted_events_per_sec"].(float64); ok {
