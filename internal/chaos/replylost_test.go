@@ -73,7 +73,8 @@ func TestReplyLostRetryAppliesOnce(t *testing.T) {
 	require.Equal(t, 1, n, "one event carries the key")
 }
 
-// Scenario 1 under load: replies are lost in bursts while clients sell,
+// Scenario 1 under load: replies are lost in bursts (swallowed, or the
+// connection cut as the reply comes back) while clients sell,
 // restock and reserve with keys and retry; every keyed request applies at
 // most once (exactly once when acknowledged) and the history is
 // linearizable.
@@ -87,7 +88,13 @@ func TestReplyLostUnderLoad(t *testing.T) {
 		rng := rand.New(rand.NewSource(1))
 		for ctx.Err() == nil {
 			sleepCtx(ctx, time.Duration(200+rng.Intn(300))*time.Millisecond)
-			w.rproxy.Add("lost", "timeout", "downstream", `{"timeout":0}`)
+			if rng.Intn(2) == 0 {
+				// Replies are swallowed; connections hang until clients give up.
+				w.rproxy.Add("lost", "timeout", "downstream", `{"timeout":0}`)
+			} else {
+				// The connection is cut as the reply comes back.
+				w.rproxy.Add("lost", "reset_peer", "downstream", `{"timeout":0}`)
+			}
 			sleepCtx(ctx, time.Duration(300+rng.Intn(600))*time.Millisecond)
 			w.rproxy.Remove("lost")
 		}
