@@ -114,6 +114,10 @@ type Config struct {
 	// each target's load to OutDir, for `go tool pprof`.
 	CPUProfile bool
 
+	// Command is the command line that started the run, recorded in the
+	// report so it can be reproduced. Optional.
+	Command string
+
 	// OutDir receives the JSON file and the SVG plot. Defaults to
 	// "bench/results".
 	OutDir string

@@ -20,6 +20,9 @@ func WriteSummary(w io.Writer, r *Report) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s run %s  %s  %d CPUs (%s), load %.2f at start, %s\n", r.Scenario, r.Run,
 		r.Started.Format("2006-01-02 15:04:05Z"), r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Load1, r.Machine.GoVersion)
+	if r.Command != "" {
+		fmt.Fprintf(&b, "command: %s\n", r.Command)
+	}
 	fmt.Fprintf(&b, "params: %s\n\n", paramString(r.Params))
 	var bases []string
 	for _, x := range Baselines {

@@ -12,6 +12,7 @@ import (
 // Report is everything a run measured and checked. It is written as JSON.
 type Report struct {
 	Scenario string          `json:"scenario"`
+	Command  string          `json:"command,omitempty"`
 	Run      string          `json:"run"`
 	Started  time.Time       `json:"started"`
 	Finished time.Time       `json:"finished"`
@@ -85,7 +86,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	r := &Report{Scenario: cfg.Scenario, Run: randomHex(4), Started: cfg.Now().UTC(), Machine: machine(), Params: params(cfg)}
+	r := &Report{Scenario: cfg.Scenario, Command: cfg.Command, Run: randomHex(4), Started: cfg.Now().UTC(), Machine: machine(), Params: params(cfg)}
 	for _, name := range cfg.Targets {
 		if ctx.Err() != nil {
 			break

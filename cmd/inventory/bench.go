@@ -61,6 +61,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 		NoLedger: *noLedger, URL: *url, Token: *token, OutDir: *out, Progress: stderr,
 		MaxOps: *maxOps, Qty: *qty, Stores: *stores, SKUs: *skus, ReservationTTL: *holdTTL,
 		BulkItems: *items, BulkLines: *lines, BulkChunk: *chunk, PGConns: *pgConns, LedgerSchema: *ledgerSchema, Client: *client, Rate: *rate, RateFraction: *rateFraction, CPUProfile: *cpuProfile,
+		Command: strings.TrimSpace("inventory bench " + strings.Join(args, " ")),
 	}
 	rep, err := bench.Run(ctx, bc)
 	if err != nil {
