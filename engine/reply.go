@@ -3,6 +3,7 @@ package engine
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -70,8 +71,28 @@ func optional(n int64) *int64 {
 	return &n
 }
 
-// item reads the 8 values of an item.
+// item reads an item: one packed string
+// "store,sku,on_hand,reserved,version,reorder_point,max_per_customer,updated_at_ms",
+// or (a result stored by an earlier version) eight values.
 func (r *reply) item() Item {
+	if r.i < len(r.a) {
+		if s, ok := r.a[r.i].(string); ok && strings.Count(s, ",") == 7 {
+			r.i++
+			store, rest, _ := strings.Cut(s, ",")
+			sku, rest, _ := strings.Cut(rest, ",")
+			nums := strings.Split(rest, ",")
+			var n [6]int64
+			for j, x := range nums {
+				v, err := strconv.ParseInt(x, 10, 64)
+				if err != nil && r.err == nil {
+					r.err = fmt.Errorf("script reply: malformed item %q", s)
+				}
+				n[j] = v
+			}
+			return Item{Store: store, SKU: sku, OnHand: n[0], Reserved: n[1], Available: n[0] - n[1], Version: n[2],
+				ReorderPoint: optional(n[3]), MaxPerCustomer: optional(n[4]), UpdatedAt: time.UnixMilli(n[5]).UTC()}
+		}
+	}
 	it := Item{Store: r.str(), SKU: r.str(), OnHand: r.int(), Reserved: r.int(), Version: r.int()}
 	it.Available = it.OnHand - it.Reserved
 	it.ReorderPoint = optional(r.int())

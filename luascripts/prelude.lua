@@ -158,12 +158,17 @@ local function load(store, sku)
     return nil
   end
   it = unpack_item(store, sku, v)
+  it.ck = ck
   CACHE[ck] = it
   return it
 end
 
 local function save(it)
-  local ck = it.store .. ':' .. it.sku
+  local ck = it.ck
+  if not ck then
+    ck = it.store .. ':' .. it.sku
+    it.ck = ck
+  end
   CACHE[ck] = it
   if not DIRTY[ck] then
     DIRTY[ck] = true
@@ -196,20 +201,17 @@ local function index(it)
   redis.call('SADD', BASE .. 'stores', it.store)
 end
 
--- push_item appends an item's 8 values, numbers as strings (see S).
+-- push_item appends an item as one string,
+-- "store,sku,on_hand,reserved,version,reorder_point,max_per_customer,
+-- updated_at_ms": one reply element instead of eight (a reply costs per
+-- element, and a batch returns many items).
 local function push_item(out, it)
   local ua = NOW_S
   if it.ua ~= NOW then
     ua = S(it.ua)
   end
-  out[#out + 1] = it.store
-  out[#out + 1] = it.sku
-  out[#out + 1] = S(it.oh)
-  out[#out + 1] = S(it.rs)
-  out[#out + 1] = S(it.v)
-  out[#out + 1] = S(it.rp)
-  out[#out + 1] = S(it.mpc)
-  out[#out + 1] = ua
+  out[#out + 1] = it.store .. ',' .. it.sku .. ',' .. S(it.oh) .. ',' .. S(it.rs) .. ',' .. S(it.v) .. ',' ..
+    S(it.rp) .. ',' .. S(it.mpc) .. ',' .. ua
 end
 
 -- emit appends the one event of a change. Every event has the same fields in
