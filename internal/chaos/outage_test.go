@@ -25,7 +25,7 @@ func TestRedisUnreachable(t *testing.T) {
 	outage := pick(1500*time.Millisecond, 10*time.Second)
 	var down, up time.Time
 	stop := background(t, "fault loop", func(ctx context.Context) error {
-		for ctx.Err() == nil {
+		for i := 0; i < 10000 && ctx.Err() == nil; i++ { // bounded; stops with the traffic
 			sleepCtx(ctx, 800*time.Millisecond)
 			if ctx.Err() != nil {
 				return nil
@@ -89,7 +89,7 @@ func TestScriptFlushTransparent(t *testing.T) {
 		workers: 6, ops: pick(500, 20000), dur: pick(4*time.Second, 60*time.Second)})
 	flushes := 0
 	stop := background(t, "script flush loop", func(ctx context.Context) error {
-		for ctx.Err() == nil {
+		for i := 0; i < 10000 && ctx.Err() == nil; i++ { // bounded; stops with the traffic
 			sleepCtx(ctx, 100*time.Millisecond)
 			if err := w.direct.ScriptFlush(context.Background()).Err(); err != nil {
 				return err

@@ -86,7 +86,7 @@ func TestReplyLostUnderLoad(t *testing.T) {
 		workers: 8, ops: pick(600, 20000), dur: pick(5*time.Second, 60*time.Second), attempt: 600 * time.Millisecond})
 	stop := background(t, "fault loop", func(ctx context.Context) error {
 		rng := rand.New(rand.NewSource(1))
-		for ctx.Err() == nil {
+		for i := 0; i < 10000 && ctx.Err() == nil; i++ { // bounded; stops with the traffic
 			sleepCtx(ctx, time.Duration(200+rng.Intn(300))*time.Millisecond)
 			if rng.Intn(2) == 0 {
 				// Replies are swallowed; connections hang until clients give up.
