@@ -767,3 +767,25 @@ func TestIsUnavailable(t *testing.T) {
 		require.True(t, engine.IsUnavailable(err), "%v", err)
 	}
 }
+
+func TestRestoreKeepsCustomerUnits(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		e := b.make(t, engine.Config{})
+		_, err := e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "tv", OnHand: 10, MaxPerCustomer: i64(2)}, engine.Op{})
+		require.NoError(t, err)
+		_, err = e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Customer: "ann", Lines: []engine.Line{{SKU: "tv", Qty: 2}}}, engine.Op{})
+		require.NoError(t, err)
+		it := mustGet(t, e, "s1", "tv")
+		st := engine.ItemState{Store: "s1", SKU: "tv", OnHand: 7, Version: it.Version + 1, ReorderPoint: -1, MaxPerCustomer: 2, KeepCustomerUnits: true}
+		require.NoError(t, e.RestoreItem(ctx, st, it.Version))
+		_, err = e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Customer: "ann", Lines: []engine.Line{{SKU: "tv", Qty: 1}}}, engine.Op{})
+		var ple *engine.PurchaseLimitError
+		require.ErrorAs(t, err, &ple, "ann's units were kept")
+		st.Version++
+		st.KeepCustomerUnits = false
+		require.NoError(t, e.RestoreItem(ctx, st, st.Version-1))
+		_, err = e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Customer: "ann", Lines: []engine.Line{{SKU: "tv", Qty: 1}}}, engine.Op{})
+		require.NoError(t, err, "without KeepCustomerUnits they are replaced (here by none)")
+	})
+}

@@ -17,6 +17,10 @@ type ItemState struct {
 	ReorderPoint, MaxPerCustomer int64
 	UpdatedAt                    time.Time
 	CustomerUnits                map[string]int64
+	// KeepCustomerUnits leaves the units customers hold or bought of the
+	// item in Redis as they are, instead of replacing them with
+	// CustomerUnits.
+	KeepCustomerUnits bool
 }
 
 // RestoreItem overwrites an item in Redis with state from the ledger, without
@@ -41,6 +45,9 @@ func (e *Engine) RestoreItem(ctx context.Context, s ItemState, expectCurrent int
 	}
 	if len(cu) > 0 {
 		req["cu"] = cu
+	}
+	if s.KeepCustomerUnits {
+		req["keepcu"] = true
 	}
 	b, err := json.Marshal(req)
 	if err != nil {

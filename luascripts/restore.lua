@@ -20,11 +20,13 @@ if type(n.ua) ~= 'number' or n.ua < 0 then n.ua = NOW end
 save(n)
 flush()
 index(n)
-local ck = cukey(n.store, n.sku)
-redis.call('DEL', ck)
-if type(req.cu) == 'table' then
-  for i = 1, #req.cu do
-    if req.cu[i][2] > 0 then redis.call('HSET', ck, req.cu[i][1], req.cu[i][2]) end
+if not req.keepcu then
+  local ck = cukey(n.store, n.sku)
+  redis.call('DEL', ck)
+  if type(req.cu) == 'table' then
+    for i = 1, #req.cu do
+      if req.cu[i][2] > 0 then redis.call('HSET', ck, req.cu[i][1], req.cu[i][2]) end
+    end
   end
 end
 return { 1 }
