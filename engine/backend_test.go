@@ -138,7 +138,3 @@ func mustEngine(t *testing.T, cfg engine.Config) *engine.Engine {
 func backends() []backend {
 	return []backend{realBackend(), singleBackend(), miniBackend(), clusterBackend()}
 }
-
-func redisClientAt(addr string) *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
@@ -752,11 +753,18 @@ func TestIsUnavailable(t *testing.T) {
 	ctx := context.Background()
 	e := realBackend().make(t, engine.Config{})
 	// a Redis nobody listens on
-	dead, err := engine.New(engine.Config{Client: redisClientAt("127.0.0.1:1"), Prefix: e.Prefix()})
+	opt, err := redis.ParseURL("redis://127.0.0.1:1/0")
 	require.NoError(t, err)
+	engine.FailFast(opt)
+	dc := redis.NewClient(opt)
+	defer dc.Close()
+	dead, err := engine.New(engine.Config{Client: dc, Prefix: e.Prefix()})
+	require.NoError(t, err)
+	t0 := time.Now()
 	_, err = dead.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "x", Qty: 1}}}, engine.Op{})
 	require.Error(t, err)
 	require.True(t, engine.IsUnavailable(err), "unreachable Redis: %v", err)
+	t.Logf("a write to an unreachable Redis failed after %s", time.Since(t0))
 	_, err = dead.GetItem(ctx, "s1", "x")
 	require.True(t, engine.IsUnavailable(err), "unreachable Redis on read: %v", err)
 	for _, err := range []error{engine.ErrNotFound, &engine.InsufficientStockError{}, &engine.ValidationError{Field: "x"},

@@ -61,7 +61,9 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger, withPG bool) (*d
 		addrs := strings.Split(cfg.RedisClusterAddrs, ",")
 		// go-redis reloads the slot map on MOVED/ASK only; a dead master sends
 		// neither, so reload it periodically too.
-		d.rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: poolSize, ClusterStateReloadInterval: 5 * time.Second})
+		copt := &redis.ClusterOptions{Addrs: addrs, PoolSize: poolSize, ClusterStateReloadInterval: 5 * time.Second}
+		engine.FailFastCluster(copt)
+		d.rdb = redis.NewClusterClient(copt)
 	case cfg.embedded():
 		m := miniredis.NewMiniRedis()
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
@@ -78,6 +80,7 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger, withPG bool) (*d
 			return nil, fmt.Errorf("INVENTORY_REDIS_URL: %w", err)
 		}
 		opt.PoolSize = poolSize
+		engine.FailFast(opt)
 		d.rdb = redis.NewClient(opt)
 	}
 	closers = append(closers, func() { _ = d.rdb.Close() })
