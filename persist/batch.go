@@ -19,7 +19,7 @@ const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS persist_staging (
 	delta_on_hand bigint, delta_reserved bigint, on_hand bigint, reserved bigint,
 	reorder_point bigint, max_per_customer bigint, reservation_id text, customer text,
 	op_id text, reason text, principal text, occurred_at timestamptz, expires_at timestamptz,
-	stream_id text
+	stream_id text, held boolean NOT NULL DEFAULT false
 ) ON COMMIT DELETE ROWS`
 
 var stagingColumns = []string{"store_id", "sku", "version", "type",
@@ -29,9 +29,9 @@ var stagingColumns = []string{"store_id", "sku", "version", "type",
 
 // insertEventsSQL appends the staged events. A row whose (store, sku,
 // version) is already stored is skipped: that is a re-delivery, or a fork
-// that forksSQL records. Sorted, so concurrent batches take locks in one order.
+// that heldFindingsSQL records. Sorted, so concurrent batches take locks in one order.
 const insertEventsSQL = `INSERT INTO inventory_events (` + eventColumns + `)
-SELECT ` + eventColumns + ` FROM persist_staging
+SELECT ` + eventColumns + ` FROM persist_staging WHERE NOT held
 ORDER BY store_id, sku, version
 ON CONFLICT (store_id, sku, version) DO NOTHING`
 
@@ -39,23 +39,75 @@ ON CONFLICT (store_id, sku, version) DO NOTHING`
 // fast path when no staged event is in the ledger yet (the common case). A
 // unique violation sends the batch down the ON CONFLICT path instead.
 const appendEventsSQL = `INSERT INTO inventory_events (` + eventColumns + `)
-SELECT ` + eventColumns + ` FROM persist_staging
+SELECT ` + eventColumns + ` FROM persist_staging WHERE NOT held
 ORDER BY store_id, sku, version`
 
-// forksSQL records every staged event that meets a stored row of the same
-// version carrying another operation id: two histories of one item (a Redis
-// failover lost acknowledged writes and the same versions were issued
-// again). Recorded once per stream entry.
-const forksSQL = `INSERT INTO drift_findings (kind, store_id, sku, version, stream_id, before, after, action, detail)
-SELECT 'fork', s.store_id, s.sku, s.version, s.stream_id,
-	jsonb_build_object('op_id', e.op_id, 'type', e.type, 'on_hand', e.on_hand, 'reserved', e.reserved, 'stream_id', e.stream_id),
-	jsonb_build_object('op_id', s.op_id, 'type', s.type, 'on_hand', s.on_hand, 'reserved', s.reserved, 'stream_id', s.stream_id),
-	'kept the stored event; the incoming one is recorded here only',
-	'an event of this version with another operation id is already in the ledger'
+// Holding back forked items. A Redis failover can lose an item's last
+// versions after the persister wrote them; new writes then reuse those
+// version numbers under other operation ids (a fork), and every later event
+// of the item is computed from a state the ledger never had. Such events
+// are held back: neither appended to the ledger nor applied to
+// inventory_items, but recorded whole in drift_findings, from which the
+// reconciler merges the new history into the ledger (reconcile_fork.go).
+//
+// holdForkedSQL marks, before the insert, every staged event of an item
+// from the first one that must not go in: all of them when the item has an
+// unresolved fork, and from the first staged event that does not continue
+// the ledger's state (its state minus its deltas is not inventory_items'
+// state at the version before). The second catches a new history whose
+// versions run past the ledger's, and a batch that commits before the
+// batch holding the fork itself (two workers on one partition).
+const holdForkedSQL = `UPDATE persist_staging s SET held = true
+FROM (SELECT f.store_id, f.sku, min(f.version) AS v FROM (
+	SELECT g.store_id, g.sku, g.lo AS version
+	FROM (SELECT store_id, sku, min(version) AS lo FROM persist_staging GROUP BY store_id, sku) g
+	WHERE EXISTS (SELECT 1 FROM drift_findings d WHERE d.kind IN ('fork', 'held_back')
+		AND d.resolved_run_id IS NULL AND d.store_id = g.store_id AND d.sku = g.sku)
+	UNION ALL
+	SELECT t.store_id, t.sku, t.version
+	FROM (SELECT DISTINCT ON (store_id, sku) store_id, sku, version, on_hand - delta_on_hand AS oh, reserved - delta_reserved AS rs
+		FROM persist_staging ORDER BY store_id, sku, version) t
+	JOIN inventory_items i ON i.store_id = t.store_id AND i.sku = t.sku AND i.version = t.version - 1
+	WHERE i.on_hand <> t.oh OR i.reserved <> t.rs) f
+	GROUP BY f.store_id, f.sku) h
+WHERE s.store_id = h.store_id AND s.sku = h.sku AND s.version >= h.v AND NOT s.held`
+
+// holdConflictsSQL marks, once the plain insert met a stored version, the
+// staged events of every item from its first event that meets a stored row
+// of the same version carrying another operation id (a fork).
+const holdConflictsSQL = `UPDATE persist_staging s SET held = true
+FROM (SELECT t.store_id, t.sku, min(t.version) AS v FROM persist_staging t
+	JOIN inventory_events e ON e.store_id = t.store_id AND e.sku = t.sku AND e.version = t.version
+	WHERE e.op_id <> t.op_id
+	GROUP BY t.store_id, t.sku) h
+WHERE s.store_id = h.store_id AND s.sku = h.sku AND s.version >= h.v AND NOT s.held`
+
+// heldFindingsSQL records every held-back event with the whole event in
+// "after": kind 'fork' when the ledger has another event of its version
+// (then "before" is that event), 'held_back' otherwise. A held event that
+// is in the ledger already (same version and operation id) is a
+// re-delivery, and one already recorded under either kind is not recorded
+// again, so re-delivery stays harmless even after the fork was resolved.
+const heldFindingsSQL = `INSERT INTO drift_findings (kind, store_id, sku, version, stream_id, before, after, action, detail)
+SELECT CASE WHEN e.op_id IS NULL THEN 'held_back' ELSE 'fork' END, s.store_id, s.sku, s.version, s.stream_id,
+	CASE WHEN e.op_id IS NULL THEN NULL ELSE
+		jsonb_build_object('op_id', e.op_id, 'type', e.type, 'on_hand', e.on_hand, 'reserved', e.reserved, 'stream_id', e.stream_id) END,
+	jsonb_build_object('op_id', s.op_id, 'type', s.type, 'version', s.version,
+		'delta_on_hand', s.delta_on_hand, 'delta_reserved', s.delta_reserved, 'on_hand', s.on_hand, 'reserved', s.reserved,
+		'customer', s.customer, 'reservation_id', s.reservation_id,
+		'reorder_point', s.reorder_point, 'max_per_customer', s.max_per_customer,
+		'stream_id', s.stream_id, 'time', s.occurred_at),
+	'held back from the ledger until the reconciler merges the fork',
+	CASE WHEN e.op_id IS NULL THEN 'a later event of an item with a fork'
+		ELSE 'an event of this version with another operation id is already in the ledger' END
 FROM persist_staging s
-JOIN inventory_events e ON e.store_id = s.store_id AND e.sku = s.sku AND e.version = s.version
-WHERE e.op_id <> s.op_id
-ON CONFLICT (store_id, sku, version, stream_id) WHERE kind = 'fork' DO NOTHING`
+LEFT JOIN inventory_events e ON e.store_id = s.store_id AND e.sku = s.sku AND e.version = s.version
+WHERE s.held AND (e.op_id IS NULL OR e.op_id <> s.op_id)
+	AND NOT EXISTS (SELECT 1 FROM drift_findings d WHERE d.kind IN ('fork', 'held_back')
+		AND d.store_id = s.store_id AND d.sku = s.sku AND d.version = s.version AND d.stream_id = s.stream_id)
+ORDER BY s.store_id, s.sku, s.version
+ON CONFLICT DO NOTHING
+RETURNING kind`
 
 // gapsSQL records, before the items move on, a version range to inspect
 // for every item whose staged versions skip some: a hole among them, or a
@@ -66,7 +118,7 @@ ON CONFLICT (store_id, sku, version, stream_id) WHERE kind = 'fork' DO NOTHING`
 const gapsSQL = `INSERT INTO ledger_gaps AS l (store_id, sku, from_version, to_version)
 SELECT g.store_id, g.sku, least(coalesce(i.version, 0) + 1, g.lo), g.hi - 1
 FROM (SELECT store_id, sku, min(version) AS lo, max(version) AS hi, count(*) AS n
-	FROM persist_staging GROUP BY store_id, sku) g
+	FROM persist_staging WHERE NOT held GROUP BY store_id, sku) g
 LEFT JOIN inventory_items i ON i.store_id = g.store_id AND i.sku = g.sku
 WHERE g.hi - g.lo + 1 <> g.n OR g.lo > coalesce(i.version, 0) + 1
 ON CONFLICT (store_id, sku, from_version) DO UPDATE SET to_version = greatest(l.to_version, EXCLUDED.to_version)`
@@ -76,7 +128,7 @@ ON CONFLICT (store_id, sku, from_version) DO UPDATE SET to_version = greatest(l.
 const upsertItemsSQL = `INSERT INTO inventory_items AS i
 	(store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, updated_at)
 SELECT DISTINCT ON (store_id, sku) store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, occurred_at
-FROM persist_staging
+FROM persist_staging WHERE NOT held
 ORDER BY store_id, sku, version DESC
 ON CONFLICT (store_id, sku) DO UPDATE SET
 	on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved, version = EXCLUDED.version,
@@ -88,13 +140,15 @@ WHERE i.version < EXCLUDED.version`
 type batchResult struct {
 	inserted int64 // new ledger rows
 	forks    int64 // fork findings recorded
+	heldBack int64 // held_back findings recorded
 }
 
 // hookFunc is the shape of the persister's failure-injection hooks.
 type hookFunc = func(ctx context.Context, partition int, events []engine.Event) error
 
-// writeBatch writes events in one transaction: COPY into staging, insert the
-// events, record forks and skipped versions, upsert the items, then beforeCommit (may be nil),
+// writeBatch writes events in one transaction: COPY into staging, hold back
+// forked items' events, insert the others, record the held ones and skipped
+// versions, upsert the items, then beforeCommit (may be nil),
 // then COMMIT. Nothing is written when it returns an error.
 func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, beforeCommit hookFunc) (batchResult, error) {
 	var res batchResult
@@ -109,18 +163,33 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persist_staging"}, stagingColumns, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("copy into staging: %w", err)
 		}
-		inserted, err := insertEvents(ctx, tx)
+		tag, err := tx.Exec(ctx, holdForkedSQL)
+		if err != nil {
+			return fmt.Errorf("hold back forked items: %w", err)
+		}
+		held := tag.RowsAffected()
+		inserted, forked, err := insertEvents(ctx, tx)
 		if err != nil {
 			return err
 		}
 		res.inserted = inserted
-		if res.inserted < int64(len(events)) {
-			// Some rows were there already: re-delivered, or forks.
-			tag, err := tx.Exec(ctx, forksSQL)
+		held += forked
+		if held > 0 {
+			rows, err := tx.Query(ctx, heldFindingsSQL)
 			if err != nil {
 				return fmt.Errorf("record forks: %w", err)
 			}
-			res.forks = tag.RowsAffected()
+			var kind string
+			if _, err := pgx.ForEachRow(rows, []any{&kind}, func() error {
+				if kind == KindFork {
+					res.forks++
+				} else {
+					res.heldBack++
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("record forks: %w", err)
+			}
 		}
 		if _, err := tx.Exec(ctx, gapsSQL); err != nil {
 			return fmt.Errorf("record gaps: %w", err)
@@ -141,34 +210,41 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.
 	return res, nil
 }
 
-// insertEvents appends the staged events to the ledger and returns how many
-// rows are new. It tries a plain INSERT under a savepoint first: speculative
+// insertEvents appends the staged events that are not held back to the
+// ledger and returns how many rows are new, and how many more events it
+// held back as forks. It tries a plain INSERT under a savepoint first: speculative
 // insertion (ON CONFLICT) costs about a third more per row, and conflicts
-// only come with re-deliveries and forks.
-func insertEvents(ctx context.Context, tx pgx.Tx) (int64, error) {
+// only come with re-deliveries and forks. After a conflict, the forks among
+// the staged events are held back before the conflict-tolerant insert, so a
+// fork's later events never reach the ledger.
+func insertEvents(ctx context.Context, tx pgx.Tx) (int64, int64, error) {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("insert events: %w", err)
+		return 0, 0, fmt.Errorf("insert events: %w", err)
 	}
 	tag, err := sp.Exec(ctx, appendEventsSQL)
 	if err == nil {
 		if err := sp.Commit(ctx); err != nil {
-			return 0, fmt.Errorf("insert events: %w", err)
+			return 0, 0, fmt.Errorf("insert events: %w", err)
 		}
-		return tag.RowsAffected(), nil
+		return tag.RowsAffected(), 0, nil
 	}
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
-		return 0, fmt.Errorf("insert events: %w", err)
+		return 0, 0, fmt.Errorf("insert events: %w", err)
 	}
 	if err := sp.Rollback(ctx); err != nil {
-		return 0, fmt.Errorf("insert events: %w", err)
+		return 0, 0, fmt.Errorf("insert events: %w", err)
+	}
+	held, err := tx.Exec(ctx, holdConflictsSQL)
+	if err != nil {
+		return 0, 0, fmt.Errorf("hold back forks: %w", err)
 	}
 	tag, err = tx.Exec(ctx, insertEventsSQL)
 	if err != nil {
-		return 0, fmt.Errorf("insert events: %w", err)
+		return 0, 0, fmt.Errorf("insert events: %w", err)
 	}
-	return tag.RowsAffected(), nil
+	return tag.RowsAffected(), held.RowsAffected(), nil
 }
 
 func eventRow(ev *engine.Event) []any {

@@ -25,6 +25,7 @@ const (
 	logStreamID     = "stream_id"
 	logBackoff      = "backoff"
 	logForks        = "forks"
+	logHeldBack     = "held_back"
 	logItems        = "items"
 	logReservations = "reservations"
 	logTook         = "took"
@@ -185,8 +186,12 @@ type PersisterStats struct {
 	Batches int64 `json:"batches"`
 	// DeadLetters counts entries moved to a dead-letter stream.
 	DeadLetters int64 `json:"dead_letters"`
-	// Forks counts fork findings recorded.
+	// Forks counts fork findings recorded (events of a version the ledger
+	// holds under another operation id, held back).
 	Forks int64 `json:"forks"`
+	// HeldBack counts the other events held back because their item has a
+	// fork (recorded as held_back findings until the reconciler merges them).
+	HeldBack int64 `json:"held_back"`
 	// Claimed counts entries taken over from other consumers.
 	Claimed int64 `json:"claimed"`
 	// WriteErrors counts failed attempts to write a batch (each retried).
@@ -208,7 +213,7 @@ type Persister struct {
 	cfg  PersisterConfig
 	log  *zap.Logger
 
-	events, acked, batches, deadLetters, forks, claimed, writeErrors, lastBatch atomic.Int64
+	events, acked, batches, deadLetters, forks, heldBack, claimed, writeErrors, lastBatch atomic.Int64
 
 	mu  sync.Mutex
 	lag map[int]int64
@@ -232,7 +237,7 @@ func NewPersister(e *engine.Engine, pool *pgxpool.Pool, cfg PersisterConfig) (*P
 func (p *Persister) Stats() PersisterStats {
 	s := PersisterStats{
 		EventsPersisted: p.events.Load(), EntriesAcked: p.acked.Load(), Batches: p.batches.Load(),
-		DeadLetters: p.deadLetters.Load(), Forks: p.forks.Load(), Claimed: p.claimed.Load(),
+		DeadLetters: p.deadLetters.Load(), Forks: p.forks.Load(), HeldBack: p.heldBack.Load(), Claimed: p.claimed.Load(),
 		WriteErrors: p.writeErrors.Load(), LastBatchSize: p.lastBatch.Load(), Lag: map[int]int64{},
 	}
 	p.mu.Lock()
@@ -463,8 +468,10 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMe
 		p.batches.Add(1)
 		p.events.Add(res.inserted)
 		p.forks.Add(res.forks)
-		if res.forks > 0 {
-			log.Warn("fork found: events of an existing version with another operation id", zap.Int64(logForks, res.forks))
+		p.heldBack.Add(res.heldBack)
+		if res.forks > 0 || res.heldBack > 0 {
+			log.Warn("fork found: events held back until the reconciler merges them",
+				zap.Int64(logForks, res.forks), zap.Int64(logHeldBack, res.heldBack))
 		}
 		if p.cfg.AfterCommit != nil {
 			if err := p.cfg.AfterCommit(ctx, st.id, events); err != nil {

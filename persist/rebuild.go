@@ -361,6 +361,30 @@ WHERE e.store_id = ANY($1) AND e.type = 'RESERVE' AND e.reservation_id <> ''
 			AND f.reservation_id <> '' AND f.type <> 'RESERVE')
 ORDER BY e.reservation_id, e.stream_id`
 
+// collectHolds reads the rows of openHoldsSQL (or a query of the same
+// columns and order) into reservations.
+func collectHolds(rows pgx.Rows) ([]engine.Reservation, error) {
+	var (
+		holds         []engine.Reservation
+		id, st, c, sk string
+		qty           int64
+		x             *time.Time
+	)
+	_, err := pgx.ForEachRow(rows, []any{&id, &st, &c, &sk, &qty, &x}, func() error {
+		if n := len(holds); n == 0 || holds[n-1].ID != id {
+			h := engine.Reservation{ID: id, Store: st, Customer: c, Status: engine.StatusHeld}
+			if x != nil {
+				h.ExpiresAt = *x
+			}
+			holds = append(holds, h)
+		}
+		h := &holds[len(holds)-1]
+		h.Lines = append(h.Lines, engine.Line{SKU: sk, Qty: qty})
+		return nil
+	})
+	return holds, err
+}
+
 // partitionStores returns the ledger's stores that map to partition p.
 func partitionStores(ctx context.Context, e *engine.Engine, pool *pgxpool.Pool, p int) ([]string, error) {
 	all, err := storesByPartition(ctx, e, pool)
@@ -445,24 +469,7 @@ func (r *Rebuilder) restore(ctx context.Context, p int, renew func() error) (int
 	if err != nil {
 		return 0, 0, fmt.Errorf("rebuild partition %d: open reservations: %w", p, err)
 	}
-	var (
-		holds         []engine.Reservation
-		id, st, c, sk string
-		qty           int64
-		x             *time.Time
-	)
-	_, err = pgx.ForEachRow(rows, []any{&id, &st, &c, &sk, &qty, &x}, func() error {
-		if n := len(holds); n == 0 || holds[n-1].ID != id {
-			h := engine.Reservation{ID: id, Store: st, Customer: c, Status: engine.StatusHeld}
-			if x != nil {
-				h.ExpiresAt = *x
-			}
-			holds = append(holds, h)
-		}
-		h := &holds[len(holds)-1]
-		h.Lines = append(h.Lines, engine.Line{SKU: sk, Qty: qty})
-		return nil
-	})
+	holds, err := collectHolds(rows)
 	if err != nil {
 		return 0, 0, fmt.Errorf("rebuild partition %d: open reservations: %w", p, err)
 	}

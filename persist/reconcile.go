@@ -53,8 +53,11 @@ const (
 	// KindPartitionNotReady: a partition has no readiness marker. Repair
 	// rebuilds it from the ledger.
 	KindPartitionNotReady = "partition_not_ready"
-	// KindFork: recorded by the persister (never by a run) when an event
-	// meets a stored one of the same version with another operation id.
+	// KindFork: recorded by the persister when an event meets a stored one
+	// of the same version with another operation id (two histories of one
+	// item after a Redis failover); the persister holds back the item's
+	// events from there on. A run reports every item with unresolved forks
+	// under this kind; repair merges the histories (reconcile_fork.go).
 	KindFork = "fork"
 )
 
@@ -342,7 +345,8 @@ type candidate struct {
 	ref engine.ItemRef
 }
 
-// partition reconciles one partition: first every ledger item (read from
+// partition reconciles one partition: first the items with forks, then
+// the gaps the persister saw, then every other ledger item (read from
 // PostgreSQL before Redis, so a concurrent persist never looks like Redis
 // being behind), then the Redis items the ledger lacks, then the items
 // Redis has ahead of the ledger.
@@ -367,6 +371,10 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 		}
 		rep.Findings = append(rep.Findings, f)
 		return nil
+	}
+	forked, err := r.forks(ctx, p, stores, rep)
+	if err != nil {
+		return err
 	}
 	if err := r.gaps(ctx, p, stores, rep); err != nil {
 		return err
@@ -398,6 +406,9 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 			return err
 		}
 		for i := range page {
+			if forked[page[i].ref] {
+				continue // settled by the fork phase
+			}
 			rep.ItemsChecked++
 			c, err := r.compare(ctx, rep, &page[i], red[i])
 			if err != nil {
@@ -567,6 +578,13 @@ func (r *Reconciler) restoreRedis(ctx context.Context, rep *Report, f Finding, e
 		switch {
 		case err == nil:
 			f.Action = "restored Redis from the ledger"
+			n, err := r.restoreHolds(ctx, engine.ItemRef{Store: f.Store, SKU: f.SKU})
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				f.Action += fmt.Sprintf(", with %d open reservations", n)
+			}
 		case errors.As(err, &vm):
 			f.Action = fmt.Sprintf("none: the item changed meanwhile (now version %d); the next run decides", vm.Current)
 		default:
@@ -575,6 +593,48 @@ func (r *Reconciler) restoreRedis(ctx context.Context, rep *Report, f Finding, e
 	}
 	rep.Findings = append(rep.Findings, f)
 	return nil
+}
+
+// itemOpenHoldsSQL lists the lines of every open reservation (as
+// openHoldsSQL finds them) with a line on one item.
+const itemOpenHoldsSQL = `SELECT e.reservation_id, e.store_id, e.customer, e.sku, e.delta_reserved, e.expires_at
+FROM inventory_events e
+WHERE e.store_id = $1 AND e.type = 'RESERVE' AND e.reservation_id IN (
+		SELECT reservation_id FROM inventory_events
+		WHERE store_id = $1 AND sku = $2 AND type = 'RESERVE' AND reservation_id <> '')
+	AND NOT EXISTS (SELECT 1 FROM inventory_events f
+		WHERE f.store_id = e.store_id AND f.reservation_id = e.reservation_id
+			AND f.reservation_id <> '' AND f.type <> 'RESERVE')
+ORDER BY e.reservation_id, e.stream_id`
+
+// restoreHolds puts back in Redis every open reservation of the ledger with
+// a line on ref that Redis lacks (lost with the writes restoreRedis just
+// restored), so its units can be committed, released or expire. It returns
+// how many it put back.
+func (r *Reconciler) restoreHolds(ctx context.Context, ref engine.ItemRef) (int, error) {
+	rows, err := r.pool.Query(ctx, itemOpenHoldsSQL, ref.Store, ref.SKU)
+	if err != nil {
+		return 0, fmt.Errorf("open reservations of %s/%s: %w", ref.Store, ref.SKU, err)
+	}
+	holds, err := collectHolds(rows)
+	if err != nil {
+		return 0, fmt.Errorf("open reservations of %s/%s: %w", ref.Store, ref.SKU, err)
+	}
+	n := 0
+	for _, h := range holds {
+		_, err := r.e.GetReservation(ctx, h.ID)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, engine.ErrNotFound) {
+			return n, err
+		}
+		if err := r.e.RestoreReservation(ctx, h); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // streamScanChunk is how many entries one XRANGE of the lag check reads.
