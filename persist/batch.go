@@ -62,7 +62,7 @@ FROM (SELECT f.store_id, f.sku, min(f.version) AS v FROM (
 	SELECT g.store_id, g.sku, g.lo AS version
 	FROM (SELECT store_id, sku, min(version) AS lo FROM persist_staging GROUP BY store_id, sku) g
 	WHERE EXISTS (SELECT 1 FROM drift_findings d WHERE d.kind IN ('fork', 'held_back')
-		AND d.resolved_run_id IS NULL AND d.store_id = g.store_id AND d.sku = g.sku)
+		AND d.run_id IS NULL AND d.resolved_run_id IS NULL AND d.store_id = g.store_id AND d.sku = g.sku)
 	UNION ALL
 	SELECT t.store_id, t.sku, t.version
 	FROM (SELECT DISTINCT ON (store_id, sku) store_id, sku, version, on_hand - delta_on_hand AS oh, reserved - delta_reserved AS rs
@@ -103,7 +103,7 @@ SELECT CASE WHEN e.op_id IS NULL THEN 'held_back' ELSE 'fork' END, s.store_id, s
 FROM persist_staging s
 LEFT JOIN inventory_events e ON e.store_id = s.store_id AND e.sku = s.sku AND e.version = s.version
 WHERE s.held AND (e.op_id IS NULL OR e.op_id <> s.op_id)
-	AND NOT EXISTS (SELECT 1 FROM drift_findings d WHERE d.kind IN ('fork', 'held_back')
+	AND NOT EXISTS (SELECT 1 FROM drift_findings d WHERE d.kind IN ('fork', 'held_back') AND d.run_id IS NULL
 		AND d.store_id = s.store_id AND d.sku = s.sku AND d.version = s.version AND d.stream_id = s.stream_id)
 ORDER BY s.store_id, s.sku, s.version
 ON CONFLICT DO NOTHING

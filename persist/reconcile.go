@@ -191,6 +191,9 @@ type Reconciler struct {
 	cfg  ReconcilerConfig
 	log  *zap.Logger
 	rb   *Rebuilder
+	// beforeForkRestore, when set (tests), runs in a fork merge just before
+	// Redis is restored.
+	beforeForkRestore func(engine.ItemRef)
 }
 
 // NewReconciler returns a Reconciler of e against the ledger in pool. It

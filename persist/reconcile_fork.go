@@ -34,7 +34,7 @@ const openForksSQL = `SELECT store_id, sku, min(version) - 1, array_agg(after->>
 	(array_agg((after->>'reorder_point')::bigint ORDER BY version DESC, id DESC))[1],
 	(array_agg((after->>'max_per_customer')::bigint ORDER BY version DESC, id DESC))[1]
 FROM drift_findings
-WHERE kind IN ('fork', 'held_back') AND resolved_run_id IS NULL AND store_id = ANY($1)
+WHERE kind IN ('fork', 'held_back') AND run_id IS NULL AND resolved_run_id IS NULL AND store_id = ANY($1)
 GROUP BY store_id, sku ORDER BY store_id, sku`
 
 const (
@@ -42,7 +42,7 @@ const (
 	lastEventSQL = `SELECT version, on_hand, reserved, reorder_point, max_per_customer
 FROM inventory_events WHERE store_id = $1 AND sku = $2 ORDER BY version DESC LIMIT 1`
 	resolveForksSQL = `UPDATE drift_findings SET resolved_run_id = $3
-WHERE kind IN ('fork', 'held_back') AND resolved_run_id IS NULL AND store_id = $1 AND sku = $2`
+WHERE kind IN ('fork', 'held_back') AND run_id IS NULL AND resolved_run_id IS NULL AND store_id = $1 AND sku = $2`
 )
 
 // forkedItem is an item with unresolved forks.
@@ -282,6 +282,9 @@ func (r *Reconciler) mergeFork(ctx context.Context, runID int64, fi *forkedItem,
 		}
 		if tip.MaxPerCustomer != nil {
 			s.MaxPerCustomer = *tip.MaxPerCustomer
+		}
+		if r.beforeForkRestore != nil {
+			r.beforeForkRestore(fi.ref)
 		}
 		err = r.e.RestoreItem(ctx, s, vR)
 		var vm *engine.VersionMismatchError

@@ -1,0 +1,7 @@
+package persist
+
+import "github.com/shelfline/inventory/engine"
+
+// SetBeforeForkRestore makes r call f in every fork merge just before it
+// restores Redis (to move the item meanwhile).
+func SetBeforeForkRestore(r *Reconciler, f func(engine.ItemRef)) { r.beforeForkRestore = f }
