@@ -249,6 +249,10 @@ type Op struct {
 	Fingerprint string
 }
 
+// GeneratedOpPrefix starts every operation id the engine generates for a
+// write without a client key, so the ledger tells them from client keys.
+const GeneratedOpPrefix = "~g"
+
 // ValidIdempotencyKey reports whether k is 1..255 printable ASCII.
 func ValidIdempotencyKey(k string) bool {
 	if len(k) < 1 || len(k) > MaxKeyLen {
@@ -304,7 +308,7 @@ func (l wireLine) MarshalJSON() ([]byte, error) {
 func identify(r *wreq, op Op) error {
 	r.PR = op.Principal
 	if op.IdempotencyKey == "" {
-		r.OpID = randomHex(16)
+		r.OpID = GeneratedOpPrefix + randomHex(16)
 		r.Gen = true
 		return nil
 	}

@@ -35,6 +35,10 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrCorrupt: stored state breaks an invariant; nothing was changed.
 	ErrCorrupt = errors.New("stored state is inconsistent")
+	// ErrAlreadyApplied: the idempotency key's request was applied before
+	// Redis lost its data; the ledger knows it was applied, but its first
+	// response is gone. Nothing was changed now.
+	ErrAlreadyApplied = errors.New("request already applied; its first response was lost with Redis' data")
 )
 
 // ValidationError reports an invalid request field. Nothing was changed.
@@ -144,6 +148,8 @@ func interpretCode(code, detail string, orig error) error {
 		return ErrBackpressure
 	case "IDEMPOTENCY_MISMATCH":
 		return ErrIdempotencyMismatch
+	case "ALREADY_APPLIED":
+		return ErrAlreadyApplied
 	case "NOT_FOUND":
 		return &NotFoundError{What: detail}
 	case "VERSION_MISMATCH":

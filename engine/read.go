@@ -227,5 +227,5 @@ func isDomain(err error) bool {
 	)
 	return errors.Is(err, ErrNotFound) || errors.Is(err, ErrVersionMismatch) || errors.Is(err, ErrIdempotencyMismatch) ||
 		errors.Is(err, ErrReservationNotHeld) || errors.Is(err, ErrCustomerRequired) || errors.Is(err, ErrConflict) ||
-		errors.Is(err, ErrCorrupt) || errors.As(err, &ise) || errors.As(err, &ple)
+		errors.Is(err, ErrCorrupt) || errors.Is(err, ErrAlreadyApplied) || errors.As(err, &ise) || errors.As(err, &ple)
 }

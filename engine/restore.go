@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // ItemState is an item's full state as the ledger knows it, with the units
@@ -81,3 +85,38 @@ func (e *Engine) RestoreReservation(ctx context.Context, r Reservation) error {
 	}
 	return nil
 }
+
+// KeyedOp is a request made with a client's idempotency key, as the ledger
+// recorded it.
+type KeyedOp struct {
+	Principal, Key string
+	// Until is when the key's record would have expired.
+	Until time.Time
+}
+
+// RestoreIdempotency puts back, for requests the ledger shows applied with
+// a client key, a record that makes a retry of the same key answer
+// ErrAlreadyApplied instead of applying it again (the first response is not
+// in the ledger). For the rebuild of partition p after Redis lost its data;
+// an existing record is kept. Keys past Until are skipped.
+func (e *Engine) RestoreIdempotency(ctx context.Context, p int, ops []KeyedOp) error {
+	now := e.Now()
+	base := e.KeyBase(p) + "idem:"
+	_, err := e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for _, o := range ops {
+			ttl := o.Until.Sub(now)
+			if ttl < time.Second || o.Key == "" || strings.HasPrefix(o.Key, GeneratedOpPrefix) {
+				continue
+			}
+			pipe.SetNX(ctx, base+strconv.Itoa(len(o.Principal))+":"+o.Principal+":"+o.Key, "*\n", ttl)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restore idempotency records of partition %d: %w", p, err)
+	}
+	return nil
+}
+
+// IdempotencyTTL returns how long a client key's record is kept.
+func (e *Engine) IdempotencyTTL() time.Duration { return e.cfg.IdempotencyTTL }

@@ -106,6 +106,9 @@ func problemFor(err error) *Problem {
 		return problem(http.StatusNotFound, "not-found", err.Error())
 	case errors.Is(err, engine.ErrIdempotencyMismatch):
 		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", err.Error())
+	case errors.Is(err, engine.ErrAlreadyApplied):
+		return problem(http.StatusConflict, "already-applied", "this Idempotency-Key's request was applied before Redis lost its data, "+
+			"and its first response was lost with it; nothing was changed now: read the item for its current state")
 	case errors.Is(err, engine.ErrConflict):
 		return problem(http.StatusConflict, "conflict", err.Error())
 	case errors.Is(err, engine.ErrPartitionNotReady):

@@ -400,6 +400,11 @@ local function idem_check(req)
   if not v then
     return nil
   end
+  if string.sub(v, 1, 2) == '*\n' then
+    -- a tombstone restored from the ledger after Redis lost its data: the
+    -- request was applied, its response is gone
+    return fail('ALREADY_APPLIED', '')
+  end
   local sep = string.find(v, '\n', 1, true)
   if string.sub(v, 1, sep - 1) ~= (req.fp or '') then
     return fail('IDEMPOTENCY_MISMATCH', '')

@@ -238,6 +238,9 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 	if err != nil {
 		return err
 	}
+	if _, err := r.restoreKeyedOps(ctx, p); err != nil {
+		return err
+	}
 	if err := r.e.MarkReady(ctx, p); err != nil {
 		return err
 	}
