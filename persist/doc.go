@@ -29,6 +29,21 @@
 // re-delivery into a no-op. Redis trims a stream only behind what is
 // acknowledged.
 //
+// # Forks after a Redis failover
+//
+// Redis replicates asynchronously, so a new master can lack an item's last
+// versions that the ledger already holds; new writes then reuse those
+// versions under other operation ids. The persister holds back every event
+// of such an item from the first conflicting one on (and any event that
+// does not continue the ledger's state), records each whole in
+// drift_findings ('fork', 'held_back') and acknowledges it. The
+// reconciler's repair merges the two histories once none of the item's
+// events waits in the stream: one RECONCILE event at the ledger's next
+// version carries what the new history changed since the shared version,
+// Redis is restored to the merged state, and the findings are marked
+// resolved. A merge that would sell units twice is clamped and reported as
+// 'oversold' for a person.
+//
 // # Wiring it
 //
 // With a ledger, a process calls Migrate, then the engine's LoadScripts (not

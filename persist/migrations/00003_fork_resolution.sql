@@ -7,6 +7,12 @@
 -- +goose Up
 ALTER TABLE drift_findings ADD COLUMN resolved_run_id bigint NULL;
 
+-- Forks recorded before this migration were not held back: their item's
+-- later events may be in the ledger already, so merging them now would
+-- count those twice. They are marked resolved by "run 0" (no run): a
+-- person reviews them (SELECT * FROM drift_findings WHERE resolved_run_id = 0).
+UPDATE drift_findings SET resolved_run_id = 0 WHERE kind = 'fork' AND run_id IS NULL;
+
 -- The unresolved forks of an item: read by the persister for every batch
 -- and by the reconciler; small, since forks are rare and resolved soon.
 -- A run's findings (run_id set) are reports, not records of forks: a run
