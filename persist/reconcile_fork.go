@@ -24,18 +24,31 @@ const (
 	KindOversold = "oversold"
 )
 
-// openForksSQL lists the items of the given stores with unresolved forks:
-// the version after which the histories diverged, the held-back operation
-// ids in version order, and the state after the last held-back event.
-const openForksSQL = `SELECT store_id, sku, min(version) - 1, array_agg(after->>'op_id' ORDER BY version, id),
+// forkColumns aggregate an item's unresolved fork records: the version
+// after which the histories diverged, the held-back operation ids in
+// version order, and the state after the last held-back event.
+const forkColumns = `store_id, sku, min(version) - 1, array_agg(after->>'op_id' ORDER BY version, id),
 	max(version),
 	(array_agg((after->>'on_hand')::bigint ORDER BY version DESC, id DESC))[1],
 	(array_agg((after->>'reserved')::bigint ORDER BY version DESC, id DESC))[1],
 	(array_agg((after->>'reorder_point')::bigint ORDER BY version DESC, id DESC))[1],
-	(array_agg((after->>'max_per_customer')::bigint ORDER BY version DESC, id DESC))[1]
-FROM drift_findings
+	(array_agg((after->>'max_per_customer')::bigint ORDER BY version DESC, id DESC))[1]`
+
+const (
+	// openForksSQL lists the items of the given stores with unresolved forks.
+	openForksSQL = `SELECT ` + forkColumns + ` FROM drift_findings
 WHERE kind IN ('fork', 'held_back') AND run_id IS NULL AND resolved_run_id IS NULL AND store_id = ANY($1)
 GROUP BY store_id, sku ORDER BY store_id, sku`
+	// itemForksSQL is openForksSQL for one item.
+	itemForksSQL = `SELECT ` + forkColumns + ` FROM drift_findings
+WHERE kind IN ('fork', 'held_back') AND run_id IS NULL AND resolved_run_id IS NULL AND store_id = $1 AND sku = $2
+GROUP BY store_id, sku`
+)
+
+func scanFork(row pgx.Row, fi *forkedItem) error {
+	return row.Scan(&fi.ref.Store, &fi.ref.SKU, &fi.base, &fi.ops,
+		&fi.held.Version, &fi.held.OnHand, &fi.held.Reserved, &fi.held.ReorderPoint, &fi.held.MaxPerCustomer)
+}
 
 const (
 	lockItemSQL  = `SELECT version FROM inventory_items WHERE store_id = $1 AND sku = $2 FOR UPDATE`
@@ -56,7 +69,7 @@ type forkedItem struct {
 // merge is the outcome of merging a forked item's two histories.
 type merge struct {
 	base, last ItemSnapshot // the ledger's state at the shared version and at its last
-	merged     ItemSnapshot // last + (tip - base), at last's version + 1
+	merged     ItemSnapshot // last + (held - base), at last's version + 1
 	unclamped  *ItemSnapshot
 }
 
@@ -67,9 +80,11 @@ type querier interface {
 
 // computeMerge reads the ledger's state at the shared version and at its
 // last one, and adds to the latter what the other history changed since the
-// shared version (tip is its state now). It clamps a merged state that breaks 0 <= reserved <=
+// shared version: the state after its last held-back event minus the
+// shared version's state. It clamps a merged state that breaks 0 <= reserved <=
 // on_hand (and says so in unclamped).
-func computeMerge(ctx context.Context, q querier, fi *forkedItem, tip *ItemSnapshot) (*merge, error) {
+func computeMerge(ctx context.Context, q querier, fi *forkedItem) (*merge, error) {
+	tip := &fi.held
 	m := &merge{}
 	if err := q.QueryRow(ctx, lastEventSQL, fi.ref.Store, fi.ref.SKU).Scan(&m.last.Version, &m.last.OnHand, &m.last.Reserved,
 		&m.last.ReorderPoint, &m.last.MaxPerCustomer); err != nil {
@@ -108,8 +123,9 @@ var (
 // them, so the other phases leave them alone. Check mode reports each one
 // (with the merge a repair would make). Repair merges an item's two
 // histories when none of its events is waiting in the stream: a RECONCILE
-// event at the ledger's next version carries what Redis' history changed
-// since the shared version, inventory_items and Redis move to the merged
+// event at the ledger's next version carries what the other history changed
+// since the shared version (from its recorded events, not from Redis'
+// state, which may have been rebuilt from the ledger since), inventory_items and Redis move to the merged
 // state, and the item's fork findings are marked resolved by this run, all
 // in one PostgreSQL transaction committed after Redis was restored (guarded
 // by the version Redis had; an item that moved meanwhile is lag, retried by
@@ -124,8 +140,7 @@ func (r *Reconciler) forks(ctx context.Context, p int, stores []string, rep *Rep
 	}
 	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (forkedItem, error) {
 		var fi forkedItem
-		err := row.Scan(&fi.ref.Store, &fi.ref.SKU, &fi.base, &fi.ops,
-			&fi.held.Version, &fi.held.OnHand, &fi.held.Reserved, &fi.held.ReorderPoint, &fi.held.MaxPerCustomer)
+		err := scanFork(row, &fi)
 		return fi, err
 	})
 	if err != nil {
@@ -140,17 +155,18 @@ func (r *Reconciler) forks(ctx context.Context, p int, stores []string, rep *Rep
 		skip[items[i].ref] = true
 		refs[i] = items[i].ref
 	}
-	var inStream map[engine.ItemRef]map[int64]bool
-	if rep.Mode == ModeRepair {
-		// Read Redis after the stream: an event of the version Redis has is
-		// then either in the stream or recorded.
-		if inStream, err = r.streamVersions(ctx, p, skip); err != nil {
-			return nil, err
-		}
-	}
+	// Redis first, then the stream, then (in the merge) the fork records:
+	// every event of a version Redis has is then either still in the
+	// stream (lag) or recorded.
 	red, err := r.e.LoadItems(ctx, refs)
 	if err != nil {
 		return nil, err
+	}
+	var inStream map[engine.ItemRef]map[int64]bool
+	if rep.Mode == ModeRepair {
+		if inStream, err = r.streamVersions(ctx, p, skip); err != nil {
+			return nil, err
+		}
 	}
 	for i := range items {
 		fi := &items[i]
@@ -159,22 +175,16 @@ func (r *Reconciler) forks(ctx context.Context, p int, stores []string, rep *Rep
 			rep.Lagging++
 			continue
 		}
-		// The other history's state now: Redis', unless Redis is not past
-		// the last held-back event (it lost that history again, or was
-		// rebuilt from the ledger meanwhile): then that event's.
-		tip, vR := &fi.held, int64(0)
+		var vR int64
 		if red[i] != nil {
 			vR = red[i].Version
-			if vR > fi.held.Version {
-				tip = snapshotOf(red[i])
-			}
 		}
 		f := Finding{Kind: KindFork, Store: fi.ref.Store, SKU: fi.ref.SKU, Before: snapshotOf(red[i]), Action: "none (check mode)"}
 		var m *merge
 		if rep.Mode == ModeRepair {
-			m, err = r.mergeFork(ctx, rep.RunID, fi, tip, vR)
+			m, err = r.mergeFork(ctx, rep.RunID, fi, vR)
 		} else {
-			m, err = computeMerge(ctx, r.pool, fi, tip)
+			m, err = computeMerge(ctx, r.pool, fi)
 		}
 		switch {
 		case errors.Is(err, errRedisMoved), errors.Is(err, errLedgerMoved):
@@ -189,8 +199,11 @@ func (r *Reconciler) forks(ctx context.Context, p int, stores []string, rep *Rep
 			return nil, err
 		}
 		f.After = &m.merged
-		f.Detail = fmt.Sprintf("histories diverged after version %d: the ledger's runs to version %d, the other to version %d (operations %s); merged: the ledger's state plus the other's change since version %d",
-			fi.base, m.last.Version, tip.Version, opList(fi.ops), fi.base)
+		f.Detail = fmt.Sprintf("histories diverged after version %d: the ledger's runs to version %d, the other (Redis') to version %d (operations %s); merged: the ledger's state plus the other's change since version %d",
+			fi.base, m.last.Version, fi.held.Version, opList(fi.ops), fi.base)
+		if vR != fi.held.Version {
+			f.Detail += fmt.Sprintf("; Redis is at version %d, not at the last held-back event's", vR)
+		}
 		if rep.Mode == ModeRepair {
 			f.Action = fmt.Sprintf("merged into the ledger: RECONCILE event at version %d, Redis restored to it", m.merged.Version)
 		}
@@ -200,7 +213,7 @@ func (r *Reconciler) forks(ctx context.Context, p int, stores []string, rep *Rep
 				Action: "none (check mode)",
 				Detail: fmt.Sprintf("both histories sold or reserved the same units: merged on_hand %d reserved %d (ledger at version %d: %d/%d, the other history's change since version %d: %+d/%+d)",
 					m.unclamped.OnHand, m.unclamped.Reserved, m.last.Version, m.last.OnHand, m.last.Reserved, fi.base,
-					tip.OnHand-m.base.OnHand, tip.Reserved-m.base.Reserved)}
+					fi.held.OnHand-m.base.OnHand, fi.held.Reserved-m.base.Reserved)}
 			if rep.Mode == ModeRepair {
 				o.Action = "clamped to the nearest valid state; a person must act on the units sold twice"
 			}
@@ -231,17 +244,26 @@ func opList(ops []string) string {
 // mergeFork merges one forked item (see forks). It returns errRedisMoved
 // or errLedgerMoved, having changed nothing, when Redis or the ledger moved
 // meanwhile.
-func (r *Reconciler) mergeFork(ctx context.Context, runID int64, fi *forkedItem, tip *ItemSnapshot, vR int64) (*merge, error) {
+func (r *Reconciler) mergeFork(ctx context.Context, runID int64, fi *forkedItem, vR int64) (*merge, error) {
 	var m *merge
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		var lv int64
 		if err := tx.QueryRow(ctx, lockItemSQL, fi.ref.Store, fi.ref.SKU).Scan(&lv); err != nil {
 			return fmt.Errorf("lock %s/%s: %w", fi.ref.Store, fi.ref.SKU, err)
 		}
+		// The records again, now that Redis and the stream were read (see
+		// forks); the persister may have recorded more since the listing.
+		if err := scanFork(tx.QueryRow(ctx, itemForksSQL, fi.ref.Store, fi.ref.SKU), fi); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return errLedgerMoved
+			}
+			return fmt.Errorf("fork records of %s/%s: %w", fi.ref.Store, fi.ref.SKU, err)
+		}
 		var err error
-		if m, err = computeMerge(ctx, tx, fi, tip); err != nil {
+		if m, err = computeMerge(ctx, tx, fi); err != nil {
 			return err
 		}
+		tip := &fi.held
 		if m.last.Version != lv {
 			return errLedgerMoved
 		}

@@ -299,3 +299,34 @@ func TestReconcileRestoresLostHold(t *testing.T) {
 	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
 	v.checkLedger(t)
 }
+
+// Redis rebuilt from the ledger after the fork (its state is then the
+// ledger's, not the new history's): the merge still counts the new history
+// once, from its recorded events.
+func TestReconcileForkAfterRedisRebuilt(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	_, err := v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "a", OnHand: 10}, engine.Op{})
+	require.NoError(t, err)
+	v.adjust(t, "s1", "a", 5, "a-lost-1")
+	v.adjust(t, "s1", "a", -1, "a-lost-2")
+	p, _ := v.startPersister(t, persist.PersisterConfig{})
+	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	v.failover(t, "s1", "a", 1)
+	v.adjust(t, "s1", "a", -2, "a-new-1")
+	v.drained(t, p)
+	require.Equal(t, int64(1), p.Stats().Forks)
+	v.failover(t, "s1", "a", 3) // Redis restored from the ledger's state
+
+	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
+	require.NoError(t, err)
+	rep, err := rc.Reconcile(ctx, persist.ModeRepair)
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"s1/a": persist.KindFork}, kinds(rep))
+	it, err := v.e.GetItem(ctx, "s1", "a")
+	require.NoError(t, err)
+	require.Equal(t, int64(4), it.Version)
+	require.Equal(t, int64(14-2), it.OnHand, "the ledger's 14 and the sale of 2 made after the failover")
+	v.checkLedger(t)
+}
