@@ -109,7 +109,7 @@ func definitive(err error) bool {
 		ise *engine.InsufficientStockError
 		ve  *engine.ValidationError
 	)
-	return errors.As(err, &ise) || errors.Is(err, engine.ErrConflict) || errors.Is(err, engine.ErrNotFound) ||
+	return errors.As(err, &ise) || errors.Is(err, engine.ErrAlreadyApplied) || errors.Is(err, engine.ErrConflict) || errors.Is(err, engine.ErrNotFound) ||
 		errors.Is(err, engine.ErrReservationNotHeld) || errors.Is(err, engine.ErrVersionMismatch) || errors.As(err, &ve)
 }
 
@@ -313,6 +313,11 @@ func (tr *traffic) record(w int, kind opKind, item string, n int64, key string, 
 		out.Unknown = true
 		outcome = "unknown"
 		tr.unknown.Add(1)
+	case err != nil && errors.Is(err, engine.ErrAlreadyApplied):
+		// Applied before Redis lost its data (the ledger has it), its
+		// first response lost with it: nothing changes now.
+		out.Noop = true
+		tr.ok.Add(1)
 	case err != nil && errors.Is(err, engine.ErrNotFound):
 		out.Noop = true
 		outcome = "refused"
@@ -437,7 +442,7 @@ func (tr *traffic) finish(ctx context.Context, w int, h held, commit bool) {
 		return err
 	}
 	check := func(err error, unknown bool) {
-		if err != nil && !unknown && !(tr.cfg.lossy && errors.Is(err, engine.ErrNotFound)) {
+		if err != nil && !unknown && !errors.Is(err, engine.ErrAlreadyApplied) && !(tr.cfg.lossy && errors.Is(err, engine.ErrNotFound)) {
 			// A hold of an hour cannot expire here: a refusal is a bug.
 			tr.fail("%s of held reservation %s: %v", kind, h.id, err)
 		}
