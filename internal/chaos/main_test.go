@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -19,5 +20,9 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(envChild); role != "" {
 		os.Exit(childMain(role))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if inventoryBin.path != "" {
+		_ = os.RemoveAll(filepath.Dir(inventoryBin.path))
+	}
+	os.Exit(code)
 }
