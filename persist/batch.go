@@ -56,19 +56,19 @@ ORDER BY store_id, sku, version`
 // the ledger's state (its state minus its deltas is not inventory_items'
 // state at the version before). The second catches a new history whose
 // versions run past the ledger's, and a batch that commits before the
-// batch holding the fork itself (two workers on one partition).
+// batch holding the fork itself (two workers on one partition). Both are
+// hash joins without a sort (a text sort of a 5000-event batch cost four
+// times as much), and the first is empty at once when no fork is open.
 const holdForkedSQL = `UPDATE persist_staging s SET held = true
 FROM (SELECT f.store_id, f.sku, min(f.version) AS v FROM (
-	SELECT g.store_id, g.sku, g.lo AS version
-	FROM (SELECT store_id, sku, min(version) AS lo FROM persist_staging GROUP BY store_id, sku) g
-	WHERE EXISTS (SELECT 1 FROM drift_findings d WHERE d.kind IN ('fork', 'held_back')
-		AND d.run_id IS NULL AND d.resolved_run_id IS NULL AND d.store_id = g.store_id AND d.sku = g.sku)
+	SELECT t.store_id, t.sku, t.version FROM persist_staging t
+	JOIN (SELECT DISTINCT store_id, sku FROM drift_findings
+		WHERE kind IN ('fork', 'held_back') AND run_id IS NULL AND resolved_run_id IS NULL) d
+		ON d.store_id = t.store_id AND d.sku = t.sku
 	UNION ALL
-	SELECT t.store_id, t.sku, t.version
-	FROM (SELECT DISTINCT ON (store_id, sku) store_id, sku, version, on_hand - delta_on_hand AS oh, reserved - delta_reserved AS rs
-		FROM persist_staging ORDER BY store_id, sku, version) t
+	SELECT t.store_id, t.sku, t.version FROM persist_staging t
 	JOIN inventory_items i ON i.store_id = t.store_id AND i.sku = t.sku AND i.version = t.version - 1
-	WHERE i.on_hand <> t.oh OR i.reserved <> t.rs) f
+	WHERE i.on_hand <> t.on_hand - t.delta_on_hand OR i.reserved <> t.reserved - t.delta_reserved) f
 	GROUP BY f.store_id, f.sku) h
 WHERE s.store_id = h.store_id AND s.sku = h.sku AND s.version >= h.v AND NOT s.held`
 
