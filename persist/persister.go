@@ -212,6 +212,10 @@ type Persister struct {
 	pool *pgxpool.Pool
 	cfg  PersisterConfig
 	log  *zap.Logger
+	// healer repairs items a rebuild missed (heal.go); made on first use,
+	// used by one partition goroutine at a time under healMu.
+	healMu sync.Mutex
+	healer *Reconciler
 
 	events, acked, batches, deadLetters, forks, heldBack, claimed, writeErrors, lastBatch atomic.Int64
 
@@ -290,6 +294,9 @@ type partition struct {
 	// running count of entries acknowledged, to find the RetentionCount cut.
 	persisted []mark
 	total     int64
+	// epoch is the readiness marker read before the entries being written
+	// (heal.go).
+	epoch string
 }
 
 type mark struct {
@@ -315,6 +322,7 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 			}
 			groupOK = true
 		}
+		st.epoch = p.readyEpoch(ctx, part)
 		msgs, err := p.next(ctx, st)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -472,6 +480,13 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMe
 		if res.forks > 0 || res.heldBack > 0 {
 			log.Warn("fork found: events held back until the reconciler merges them",
 				zap.Int64(logForks, res.forks), zap.Int64(logHeldBack, res.heldBack))
+		}
+		if st.epoch != "" {
+			if now := p.readyEpoch(ctx, st.id); now != "" && now != st.epoch {
+				if err := p.healAfterRebuild(ctx, st.id, events); err != nil {
+					log.Warn("restore items a rebuild missed; the reconciler will", zap.Error(err))
+				}
+			}
 		}
 		if p.cfg.AfterCommit != nil {
 			if err := p.cfg.AfterCommit(ctx, st.id, events); err != nil {
