@@ -186,6 +186,10 @@ func TestValidation(t *testing.T) {
 				_, err := e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "sofa", Delta: 1, Reason: string(long)}, engine.Op{})
 				return err
 			}},
+			{"reason not UTF-8", func() error {
+				_, err := e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "sofa", Delta: 1, Reason: "bad \xff byte"}, engine.Op{})
+				return err
+			}},
 			{"zero delta", func() error {
 				_, err := e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "sofa", Delta: 0}, engine.Op{})
 				return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // SetRequest sets an item's on_hand absolutely, creating the item if absent.
@@ -46,6 +47,9 @@ func validStoreSKU(store, sku string) error {
 func validReason(r string) error {
 	if len(r) > MaxReasonLen {
 		return invalid("reason", "at most %d characters", MaxReasonLen)
+	}
+	if !utf8.ValidString(r) {
+		return invalid("reason", "must be valid UTF-8")
 	}
 	return nil
 }
