@@ -142,7 +142,7 @@ func FuzzRequestBuilding(f *testing.F) {
 		onHand := qty % 1000
 		before := streamLens(t, e, rdb)
 		r, err := e.Set(ctx, engine.SetRequest{Store: store, SKU: sku, OnHand: onHand + 1000, Reason: reason}, op)
-		invalid := !refValidID(store) || !refValidID(sku) || len(reason) > engine.MaxReasonLen || badKey
+		invalid := !refValidID(store) || !refValidID(sku) || len(reason) > engine.MaxReasonLen || !utf8.ValidString(reason) || badKey
 		if invalid {
 			if !isValidation(err) {
 				t.Fatalf("set %q/%q reason %q key %q: want a ValidationError, got %v", store, sku, reason, op.IdempotencyKey, err)
