@@ -32,7 +32,14 @@ func newEngineTarget(ctx context.Context, cfg Config, run string) (*engineTarget
 		return nil, err
 	}
 	t := &engineTarget{rdb: rdb, prefix: "bench-" + run}
-	e, err := engine.New(engine.Config{Client: rdb, Prefix: t.prefix, Partitions: cfg.Partitions, Logger: cfg.Logger})
+	ecfg := engine.Config{Client: rdb, Prefix: t.prefix, Partitions: cfg.Partitions, Logger: cfg.Logger}
+	if cfg.NoLedger {
+		// No persister trims the streams, so the backpressure watermark
+		// would refuse every write past it: off, as in the engine's own
+		// benchmark. The streams go when the target closes.
+		ecfg.StreamHighWatermark = -1
+	}
+	e, err := engine.New(ecfg)
 	if err != nil {
 		rdb.Close()
 		return nil, err
