@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -23,6 +24,9 @@ type bulkResult struct {
 }
 
 // lineKey derives the engine's key for line i of a batch sent with key.
+// bulkWorkers bounds the lines of one bulk request in flight at once.
+const bulkWorkers = 64
+
 func lineKey(key string, i int) string {
 	suffix := "#" + strconv.Itoa(i)
 	if len(key)+len(suffix) > engine.MaxKeyLen {
@@ -54,8 +58,9 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 	}
 	return s.doWriteTimeout(c, s.cfg.RequestTimeout+time.Duration(len(b.Updates))*10*time.Millisecond, func(ctx context.Context, op engine.Op) (result, error) {
 		out := make([]bulkResult, len(b.Updates))
-		anyReplayed := false
-		for i, u := range b.Updates {
+		replayed := make([]bool, len(b.Updates))
+		line := func(i int) {
+			u := b.Updates[i]
 			lop := op
 			lop.Fingerprint = op.Fingerprint + "#" + strconv.Itoa(i)
 			if op.IdempotencyKey != "" {
@@ -72,8 +77,8 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 				if err == nil {
 					it := r.Item
 					out[i] = bulkResult{Status: http.StatusOK, Item: &it}
-					anyReplayed = anyReplayed || r.Replayed
-					continue
+					replayed[i] = r.Replayed
+					return
 				}
 			}
 			p := problemFor(err)
@@ -82,6 +87,39 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 			}
 			out[i] = bulkResult{Status: p.Status, Error: p}
 			s.m.countProblem(p)
+		}
+		// Lines of one item apply in the order given; different items
+		// apply concurrently, so the engine's group commit batches them.
+		groups := map[string][]int{}
+		var order []string
+		for i, u := range b.Updates {
+			k := u.Store + "\x00" + u.SKU
+			if _, ok := groups[k]; !ok {
+				order = append(order, k)
+			}
+			groups[k] = append(groups[k], i)
+		}
+		work := make(chan []int)
+		var wg sync.WaitGroup
+		for w := 0; w < min(bulkWorkers, len(order)); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for idx := range work {
+					for _, i := range idx {
+						line(i)
+					}
+				}
+			}()
+		}
+		for _, k := range order {
+			work <- groups[k]
+		}
+		close(work)
+		wg.Wait()
+		anyReplayed := false
+		for _, r := range replayed {
+			anyReplayed = anyReplayed || r
 		}
 		return result{status: http.StatusOK, body: fiber.Map{"results": out}, replayed: anyReplayed}, nil
 	})
