@@ -33,9 +33,6 @@
 // FuzzValidID, FuzzValidIdempotencyKey and FuzzRequestBuilding with their
 // seed corpus in testdata/fuzz.
 //
-// Tests named TestKnownBug… show bugs found in other packages; they assert
-// only with INVENTORY_CHAOS_KNOWN_BUGS=1 until those are fixed.
-//
 // Every scenario runs a short version by default (go test, make test); with
 // INVENTORY_CHAOS=long (make chaos) traffic and outages last longer.
 // INVENTORY_TEST_DATABASE_URL points at PostgreSQL (default the local "test"

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -11,20 +10,6 @@ import (
 
 	"github.com/shelfline/inventory/engine"
 )
-
-// Tests of bugs found in code this package does not own. Each asserts the
-// behaviour the design asks for and fails today; they run when
-// INVENTORY_CHAOS_KNOWN_BUGS=1 (so that make test stays green until their
-// owners fix them: then drop the gate). Without it they run the same steps
-// and log what they observe.
-
-func knownBug(t *testing.T) (assert bool) {
-	if os.Getenv("INVENTORY_CHAOS_KNOWN_BUGS") == "1" {
-		return true
-	}
-	t.Log("known bug: asserting only with INVENTORY_CHAOS_KNOWN_BUGS=1")
-	return false
-}
 
 // Redis unreachable with the Redis client the binary builds
 // (cmd/inventory/connect.go: redis.ParseURL, then engine.FailFast): a write

@@ -72,7 +72,7 @@ func TestRedisUnreachable(t *testing.T) {
 // failFastClient: one dial attempt, no retries by go-redis (the engine
 // retries itself): an unreachable Redis is known at once. The binary's
 // client (go-redis defaults) is slower: see
-// TestKnownBugUnreachableRedisFailsSlowly.
+// TestUnreachableRedisFailsFastWithTheBinarysClient.
 func failFastClient(o *redis.Options) {
 	o.DialTimeout = 300 * time.Millisecond
 	o.DialerRetries = 1

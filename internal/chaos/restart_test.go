@@ -43,8 +43,9 @@ func TestRedisRestartedEmpty(t *testing.T) {
 	_, err := w.e.GetItem(ctx, "s1", "sofa")
 	require.ErrorIs(t, err, engine.ErrPartitionNotReady, "a read of a lost item is unavailable, not 404")
 	// A persister batch read from the old Redis may still be committing:
-	// let the ledger settle before rebuilding from it. The Rebuilder does
-	// not wait by itself (TestKnownBugRebuildRacesInFlightBatch).
+	// let the ledger settle before rebuilding from it, so this test compares
+	// with a fixed ledger. (A batch that commits after the rebuild is healed
+	// by the persister: TestRebuildRacingAnInFlightBatchIsHealed.)
 	settled, last, lastChange := time.Now().Add(10*time.Second), int64(-1), time.Now()
 	for time.Now().Before(settled) && time.Since(lastChange) < 500*time.Millisecond {
 		if n := w.count(`SELECT count(*) FROM inventory_events`); n != last {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"sort"
 	"strings"
@@ -19,18 +18,6 @@ import (
 	"github.com/shelfline/inventory/internal/redistest"
 	"github.com/shelfline/inventory/persist"
 )
-
-// knownBug reports whether a test of a bug in code this package does not own
-// asserts: with INVENTORY_SCALEOUT_KNOWN_BUGS=1. Without it the test runs
-// the same steps and logs what it observes, so the suite stays green until
-// the owner fixes the bug (then drop the gate).
-func knownBug(t *testing.T) (assert bool) {
-	if os.Getenv("INVENTORY_SCALEOUT_KNOWN_BUGS") == "1" {
-		return true
-	}
-	t.Log("known bug: asserting only with INVENTORY_SCALEOUT_KNOWN_BUGS=1")
-	return false
-}
 
 // startPersister runs an in-process persister over every partition on its
 // own cluster client (as a separate worker would have), stopped when the
@@ -232,12 +219,10 @@ func TestFailoverDuringTrafficReconciled(t *testing.T) {
 		require.Empty(t, problems, "the ledger agrees with Redis")
 		return
 	}
-	// A fork: the lost tail was persisted and its versions issued again.
-	// See TestFailoverLostTailForkRepair for what that leaves.
+	// A fork: the lost tail was persisted and its versions issued again;
+	// the repair merged both histories (TestFailoverLostTailForkRepair).
 	t.Logf("forks met; ledger problems: %v; missing: %v", problems, missing)
-	if knownBug(t) {
-		require.Empty(t, problems, "the ledger agrees with Redis after a fork")
-	}
+	require.Empty(t, problems, "the ledger agrees with Redis after a fork")
 }
 
 func storesOn(masterOf map[string]string, addr string) []string {
