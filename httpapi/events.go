@@ -74,6 +74,12 @@ func (s *Server) runSSE(f *feed, conn net.Conn, w *bufio.Writer) {
 	// The id-only message sets the client's Last-Event-ID at once, so a
 	// reconnect before the first event still resumes from here.
 	fmt.Fprintf(w, "retry: 2000\nid: %s\n\n", f.ID())
+	if len(f.gaps) > 0 {
+		// The position is older than the retained events of these
+		// partitions: say so, so the client reloads what it shows.
+		b, _ := json.Marshal(gapMessage(f.gaps))
+		fmt.Fprintf(w, "event: gap\ndata: %s\n\n", b)
+	}
 	if !flush() {
 		return
 	}
@@ -118,7 +124,16 @@ func (s *Server) runSSE(f *feed, conn net.Conn, w *bufio.Writer) {
 // position after it (send it back as ?last_event_id= to resume).
 type wsMessage struct {
 	ID    string `json:"id"`
-	Event any    `json:"event"`
+	Event any    `json:"event,omitempty"`
+	// Gap, on the first message of a resumed feed, says which partitions'
+	// events after the position were already trimmed.
+	Gap any `json:"gap,omitempty"`
+}
+
+// gapMessage describes the partitions a resumed feed missed events in.
+func gapMessage(parts []int) map[string]any {
+	return map[string]any{"partitions": parts,
+		"detail": "events after Last-Event-ID were already trimmed in these partitions (older than the retention window); reload the state you show"}
 }
 
 // websocket serves GET /v1/ws: the same feed as /v1/events, one JSON
@@ -165,6 +180,15 @@ func (s *Server) runWS(f *feed, ws *websocket.Conn) {
 	ctx = ws.CloseRead(ctx) // we only send; this answers pings and closes
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
+	if len(f.gaps) > 0 {
+		b, _ := json.Marshal(wsMessage{ID: f.ID(), Gap: gapMessage(f.gaps)})
+		wctx, wcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		err := ws.Write(wctx, websocket.MessageText, b)
+		wcancel()
+		if err != nil {
+			return
+		}
+	}
 	for {
 		wake := s.notify.changed()
 		for {

@@ -21,6 +21,10 @@ type feed struct {
 	store string // "" = every store
 	parts []int  // partitions read
 	pos   []string
+	// gaps lists the partitions whose events after the resumed position
+	// were trimmed already (older than the streams' retention window): the
+	// client missed changes there and should reload the state it shows.
+	gaps []int
 }
 
 var streamIDRE = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
@@ -53,6 +57,7 @@ func newFeed(ctx context.Context, e *engine.Engine, store, lastID string) (*feed
 			}
 			f.pos[i] = id
 		}
+		f.gaps = trimmedAfter(ctx, e, f.parts, f.pos)
 		return f, nil
 	}
 	cmds := make([]*redis.XMessageSliceCmd, e.Partitions())
@@ -113,4 +118,54 @@ func (f *feed) poll(ctx context.Context, batch int64) ([]feedEvent, error) {
 		}
 	}
 	return out, nil
+}
+
+// trimmedAfter returns the partitions whose streams have lost entries after
+// pos to trimming: some entries were removed (entries-added > length) and
+// pos is older than the first entry kept (or, in an emptied stream, than
+// the last one added). It may flag a position that missed nothing but was
+// itself trimmed: the client then reloads for nothing, never misses a
+// change silently. A stream that cannot be inspected counts as whole.
+func trimmedAfter(ctx context.Context, e *engine.Engine, parts []int, pos []string) []int {
+	cmds := make([]*redis.XInfoStreamCmd, len(parts))
+	_, _ = e.Client().Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, part := range parts {
+			cmds[i] = p.XInfoStream(ctx, e.StreamKey(part))
+		}
+		return nil
+	})
+	var gaps []int
+	for i, part := range parts {
+		info, err := cmds[i].Result()
+		if err != nil || info.EntriesAdded <= info.Length {
+			continue
+		}
+		kept := info.FirstEntry.ID
+		if info.Length == 0 {
+			if streamIDLess(pos[part], info.LastGeneratedID) {
+				gaps = append(gaps, part)
+			}
+			continue
+		}
+		if streamIDLess(pos[part], kept) {
+			gaps = append(gaps, part)
+		}
+	}
+	return gaps
+}
+
+// streamIDLess compares two stream ids "ms-seq".
+func streamIDLess(a, b string) bool {
+	am, as, _ := strings.Cut(a, "-")
+	bm, bs, _ := strings.Cut(b, "-")
+	if len(am) != len(bm) {
+		return len(am) < len(bm)
+	}
+	if am != bm {
+		return am < bm
+	}
+	if len(as) != len(bs) {
+		return len(as) < len(bs)
+	}
+	return as < bs
 }
