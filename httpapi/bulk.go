@@ -62,8 +62,8 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 		line := func(i int) {
 			u := b.Updates[i]
 			lop := op
-			lop.Fingerprint = op.Fingerprint + "#" + strconv.Itoa(i)
 			if op.IdempotencyKey != "" {
+				lop.Fingerprint = op.Fingerprint + "#" + strconv.Itoa(i)
 				lop.IdempotencyKey = lineKey(op.IdempotencyKey, i)
 			}
 			var err error

@@ -38,10 +38,13 @@ func (s *Server) doWriteTimeout(c *fiber.Ctx, timeout time.Duration, fn func(ctx
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cl := callerOf(c)
-	op := engine.Op{Principal: cl.principal, Fingerprint: fingerprint(c.Method(), c.OriginalURL(), c.Body())}
+	op := engine.Op{Principal: cl.principal}
 	key := ""
 	owned := false
 	if k := c.Get("Idempotency-Key"); k != "" {
+		// Only a keyed request needs its fingerprint (the engine and the
+		// stored response compare it); hashing every body was wasted work.
+		op.Fingerprint = fingerprint(c.Method(), c.OriginalURL(), c.Body())
 		key = utils.CopyString(k)
 		prev, own, err := s.idem.claim(ctx, cl.principal, key, op.Fingerprint)
 		if err != nil {

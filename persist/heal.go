@@ -2,10 +2,8 @@ package persist
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/shelfline/inventory/engine"
@@ -77,7 +75,7 @@ func (p *Persister) healAfterRebuild(ctx context.Context, part int, events []eng
 		}
 		f := Finding{Kind: KindRedisBehind, Store: ref.Store, SKU: ref.SKU, After: l,
 			Detail: "a batch from the Redis that lost its data committed after the partition was rebuilt"}
-		if err := p.healer.restoreRedis(ctx, rep, f, have); err != nil && !errors.Is(err, redis.Nil) {
+		if err := p.healer.restoreRedis(ctx, rep, f, have); err != nil {
 			return fmt.Errorf("heal %s/%s: %w", ref.Store, ref.SKU, err)
 		}
 	}

@@ -45,9 +45,27 @@ type deps struct {
 	close func()
 }
 
+// start makes a subcommand's logger and connects Redis and, unless the
+// ledger is off, PostgreSQL; stop closes them and flushes the log.
+func start(ctx context.Context, cfg *config) (d *deps, stop func(), err error) {
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err = connect(ctx, cfg, log)
+	if err != nil {
+		_ = log.Sync()
+		return nil, nil, err
+	}
+	return d, func() {
+		d.close()
+		_ = log.Sync()
+	}, nil
+}
+
 // connect opens Redis (or the embedded miniredis) and, unless the ledger is
-// off or withPG is false, PostgreSQL, and builds the engine.
-func connect(ctx context.Context, cfg *config, log *zap.Logger, withPG bool) (*deps, error) {
+// off, PostgreSQL, and builds the engine.
+func connect(ctx context.Context, cfg *config, log *zap.Logger) (*deps, error) {
 	d := &deps{log: log}
 	var closers []func()
 	d.close = func() {
@@ -105,7 +123,7 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger, withPG bool) (*d
 			log.Warn(w)
 		}
 	}
-	if withPG && !cfg.ledgerOff() {
+	if !cfg.ledgerOff() {
 		pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
 		if err != nil {
 			d.close()

@@ -62,16 +62,12 @@ func runPersist(ctx context.Context, args []string, _, stderr *os.File) error {
 	if err != nil {
 		return fmt.Errorf("--own: %w", err)
 	}
-	log, err := newLogger(cfg.LogLevel)
+	d, stop, err := start(ctx, &cfg)
 	if err != nil {
 		return err
 	}
-	defer log.Sync() //nolint:errcheck
-	d, err := connect(ctx, &cfg, log, true)
-	if err != nil {
-		return err
-	}
-	defer d.close()
+	defer stop()
+	log := d.log
 	if err := persist.Migrate(ctx, d.pool); err != nil {
 		return err
 	}
@@ -102,16 +98,12 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr *os.File) e
 	if cfg.ledgerOff() {
 		return errNeedLedger
 	}
-	log, err := newLogger(cfg.LogLevel)
+	d, stop, err := start(ctx, &cfg)
 	if err != nil {
 		return err
 	}
-	defer log.Sync() //nolint:errcheck
-	d, err := connect(ctx, &cfg, log, true)
-	if err != nil {
-		return err
-	}
-	defer d.close()
+	defer stop()
+	log := d.log
 	r, err := persist.NewReconciler(d.e, d.pool, persist.ReconcilerConfig{Logger: log.Named("reconciler")})
 	if err != nil {
 		return err

@@ -74,16 +74,11 @@ func runSeed(ctx context.Context, args []string, stdout, stderr *os.File) error 
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel)
+	d, stop, err := start(ctx, &cfg)
 	if err != nil {
 		return err
 	}
-	defer log.Sync() //nolint:errcheck
-	d, err := connect(ctx, &cfg, log, true)
-	if err != nil {
-		return err
-	}
-	defer d.close()
+	defer stop()
 	if err := prepare(ctx, &cfg, d, true); err != nil {
 		return err
 	}

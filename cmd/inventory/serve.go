@@ -86,16 +86,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel)
+	d, stop, err := start(ctx, &cfg)
 	if err != nil {
 		return err
 	}
-	defer log.Sync() //nolint:errcheck
-	d, err := connect(ctx, &cfg, log, true)
-	if err != nil {
-		return err
-	}
-	defer d.close()
+	defer stop()
+	log := d.log
 	if err := prepare(ctx, &cfg, d, *migrate); err != nil {
 		return err
 	}
