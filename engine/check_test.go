@@ -4,18 +4,28 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/redistest"
 )
 
+// TestCheckRedisConfig changes maxmemory-policy, so it runs on a private
+// redis-server: the shared one's settings belong to every other test and to
+// `make run`.
 func TestCheckRedisConfig(t *testing.T) {
-	e := realBackend().make(t, engine.Config{})
-	ctx := context.Background()
-	c := e.Client()
-	pol := c.ConfigGet(ctx, "maxmemory-policy").Val()["maxmemory-policy"]
-	t.Cleanup(func() { c.ConfigSet(context.Background(), "maxmemory-policy", pol) })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := redistest.StartServer(ctx, redistest.Options{})
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	c := srv.NewClient(nil)
+	t.Cleanup(func() { c.Close() })
+	e, err := engine.New(engine.Config{Client: c, Prefix: "cfgcheck"})
+	require.NoError(t, err)
+
 	require.NoError(t, c.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err())
 	for _, w := range e.CheckRedisConfig(ctx) {
 		require.NotContains(t, w, "maxmemory-policy is")

@@ -59,11 +59,23 @@ ensure_pg() {
 		sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
 		pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -1)" main reload
 	fi
-	psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where datname='test'" | grep -q 1 ||
-		psql -h 127.0.0.1 -U postgres -d postgres -c 'create database test' >/dev/null
+}
+
+# ensure_test_db creates the database the tests default to, whether this
+# script started PostgreSQL or found it running.
+# INVENTORY_TEST_DB_NAME names it (default test; letters, digits, _).
+ensure_test_db() {
+	local db="${INVENTORY_TEST_DB_NAME:-test}"
+	case "$db" in *[!A-Za-z0-9_]*|"") log "bad database name $db"; return 1 ;; esac
+	psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where datname='$db'" | grep -q 1 ||
+		psql -h 127.0.0.1 -U postgres -d postgres -c "create database $db" >/dev/null
 }
 
 rc=0
 ensure_redis || { log "Redis is not reachable on 127.0.0.1:6379"; rc=1; }
-ensure_pg || { log "PostgreSQL is not reachable on 127.0.0.1:5432"; rc=1; }
+if ensure_pg; then
+	ensure_test_db || { log "cannot create the database test"; rc=1; }
+else
+	log "PostgreSQL is not reachable on 127.0.0.1:5432"; rc=1
+fi
 exit $rc
