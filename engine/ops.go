@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-	"unicode/utf8"
 )
 
 // SetRequest sets an item's on_hand absolutely, creating the item if absent.
@@ -44,15 +43,9 @@ func validStoreSKU(store, sku string) error {
 	return nil
 }
 
-func validReason(r string) error {
-	if len(r) > MaxReasonLen {
-		return invalid("reason", "at most %d characters", MaxReasonLen)
-	}
-	if !utf8.ValidString(r) {
-		return invalid("reason", "must be valid UTF-8")
-	}
-	return nil
-}
+// validReason checks a reason: free text (see text.go) of at most
+// MaxReasonLen characters.
+func validReason(r string) error { return validText("reason", r, MaxReasonLen) }
 
 // Set sets an item's on_hand. Errors: *ValidationError, *VersionMismatchError,
 // ErrConflict (below reserved), ErrIdempotencyMismatch, ErrBackpressure,

@@ -217,9 +217,6 @@ func (s *Server) adjust(c *fiber.Ctx) error {
 	if b.Delta.V == 0 || b.Delta.V < -engine.MaxOnHand || b.Delta.V > engine.MaxOnHand {
 		return badRequest("delta must be non-zero and within ±1000000000000").with("field", "delta")
 	}
-	if len(b.Reason) > engine.MaxReasonLen {
-		return badRequest("reason must be at most 256 characters").with("field", "reason")
-	}
 	im := c.Get(fiber.HeaderIfMatch)
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
 		if im != "" {
