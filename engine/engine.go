@@ -247,6 +247,9 @@ type Op struct {
 	// fingerprint is ErrIdempotencyMismatch. Empty: the engine derives one
 	// from the operation and its arguments.
 	Fingerprint string
+	// line, when positive, is the 1-based line of a bulk request made under
+	// IdempotencyKey: the line runs under its own operation id.
+	line int
 }
 
 // GeneratedOpPrefix starts every operation id the engine generates for a
@@ -332,7 +335,10 @@ func identify(r *wreq, op Op) error {
 		r.FP = hex.EncodeToString(sum[:16])
 	}
 	r.OpID = op.IdempotencyKey
-	r.IDK = strconv.Itoa(len(op.Principal)) + ":" + op.Principal + ":" + op.IdempotencyKey
+	if op.line > 0 {
+		r.OpID += LineOpSeparator + strconv.Itoa(op.line-1)
+	}
+	r.IDK = strconv.Itoa(len(op.Principal)) + ":" + op.Principal + ":" + r.OpID
 	return nil
 }
 

@@ -2,12 +2,8 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -21,19 +17,6 @@ type bulkResult struct {
 	Status int          `json:"status"`
 	Item   *engine.Item `json:"item,omitempty"`
 	Error  *Problem     `json:"error,omitempty"`
-}
-
-// lineKey derives the engine's key for line i of a batch sent with key.
-// bulkWorkers bounds the lines of one bulk request in flight at once.
-const bulkWorkers = 64
-
-func lineKey(key string, i int) string {
-	suffix := "#" + strconv.Itoa(i)
-	if len(key)+len(suffix) > engine.MaxKeyLen {
-		sum := sha256.Sum256([]byte(key))
-		key = "sha256:" + hex.EncodeToString(sum[:])
-	}
-	return key + suffix
 }
 
 func (s *Server) bulkAdjust(c *fiber.Ctx) error {
@@ -56,70 +39,43 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 			return forbidden(fmt.Sprintf("updates[%d]: this token may only use store %s", i, cl.Store))
 		}
 	}
-	return s.doWriteTimeout(c, s.cfg.RequestTimeout+time.Duration(len(b.Updates))*10*time.Millisecond, func(ctx context.Context, op engine.Op) (result, error) {
-		out := make([]bulkResult, len(b.Updates))
-		replayed := make([]bool, len(b.Updates))
-		line := func(i int) {
-			u := b.Updates[i]
-			lop := op
-			if op.IdempotencyKey != "" {
-				lop.Fingerprint = op.Fingerprint + "#" + strconv.Itoa(i)
-				lop.IdempotencyKey = lineKey(op.IdempotencyKey, i)
-			}
-			var err error
-			if u.Delta.Null || !u.Delta.Set {
-				err = badRequest("delta is required and must be an integer").with("field", "delta")
-			} else if verr := validItemIDs(u.Store, u.SKU); verr != nil {
-				err = verr
-			} else {
-				var r engine.ItemResult
-				r, err = s.e.Adjust(ctx, engine.AdjustRequest{Store: u.Store, SKU: u.SKU, Delta: u.Delta.V, Reason: u.Reason}, lop)
-				if err == nil {
-					it := r.Item
-					out[i] = bulkResult{Status: http.StatusOK, Item: &it}
-					replayed[i] = r.Replayed
-					return
-				}
-			}
-			p := problemFor(err)
-			if p.Status >= 500 && p.Status != http.StatusServiceUnavailable {
-				s.log.Error("bulk adjustment line failed", zapErr(err))
-			}
+	out := make([]bulkResult, len(b.Updates))
+	// Lines without a delta are refused here; the engine applies the rest.
+	var reqs []engine.AdjustRequest
+	var at []int
+	for i, u := range b.Updates {
+		if u.Delta.Null || !u.Delta.Set {
+			p := badRequest("delta is required and must be an integer").with("field", "delta")
 			out[i] = bulkResult{Status: p.Status, Error: p}
 			s.m.countProblem(p)
+			continue
 		}
-		// Lines of one item apply in the order given; different items
-		// apply concurrently, so the engine's group commit batches them.
-		groups := map[string][]int{}
-		var order []string
-		for i, u := range b.Updates {
-			k := u.Store + "\x00" + u.SKU
-			if _, ok := groups[k]; !ok {
-				order = append(order, k)
-			}
-			groups[k] = append(groups[k], i)
-		}
-		work := make(chan []int)
-		var wg sync.WaitGroup
-		for w := 0; w < min(bulkWorkers, len(order)); w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for idx := range work {
-					for _, i := range idx {
-						line(i)
-					}
-				}
-			}()
-		}
-		for _, k := range order {
-			work <- groups[k]
-		}
-		close(work)
-		wg.Wait()
+		reqs = append(reqs, engine.AdjustRequest{Store: u.Store, SKU: u.SKU, Delta: u.Delta.V, Reason: u.Reason})
+		at = append(at, i)
+	}
+	timeout := s.cfg.RequestTimeout + time.Duration(len(b.Updates))*10*time.Millisecond
+	return s.doWriteTimeout(c, timeout, func(ctx context.Context, op engine.Op) (result, error) {
 		anyReplayed := false
-		for _, r := range replayed {
-			anyReplayed = anyReplayed || r
+		if len(reqs) > 0 {
+			res, err := s.e.AdjustMany(ctx, reqs, op)
+			if err != nil {
+				return result{}, err
+			}
+			for j, r := range res {
+				i := at[j]
+				if r.Err == nil {
+					it := r.Item
+					out[i] = bulkResult{Status: http.StatusOK, Item: &it}
+					anyReplayed = anyReplayed || r.Replayed
+					continue
+				}
+				p := problemFor(r.Err)
+				if p.Status >= 500 && p.Status != http.StatusServiceUnavailable {
+					s.log.Error("bulk adjustment line failed", zapErr(r.Err))
+				}
+				out[i] = bulkResult{Status: p.Status, Error: p}
+				s.m.countProblem(p)
+			}
 		}
 		return result{status: http.StatusOK, body: fiber.Map{"results": out}, replayed: anyReplayed}, nil
 	})
