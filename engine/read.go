@@ -178,8 +178,9 @@ func (e *Engine) Stores(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// GetReservation reads a reservation. Errors: *ValidationError,
-// ErrNotFound, ErrPartitionNotReady.
+// GetReservation reads a reservation. A hold past its expires_at reads as
+// expired at once. Errors: *ValidationError, ErrNotFound,
+// ErrPartitionNotReady.
 func (e *Engine) GetReservation(ctx context.Context, id string) (Reservation, error) {
 	p, err := e.ReservationPartition(id)
 	if err != nil {
@@ -190,6 +191,11 @@ func (e *Engine) GetReservation(ctx context.Context, id string) (Reservation, er
 		return Reservation{}, fmt.Errorf("get reservation %s: %w", id, err)
 	}
 	res := r.reservation()
+	if r.err == nil && res.Status == StatusHeld && !e.Now().Before(res.ExpiresAt) {
+		// Past expires_at the hold is over, whether or not the sweeper has
+		// given its units back yet (it does within seconds).
+		res.Status = StatusExpired
+	}
 	return res, r.err
 }
 
