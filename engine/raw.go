@@ -78,10 +78,9 @@ func (e *Engine) DeleteItem(ctx context.Context, store, sku string) error {
 	if err := validStoreSKU(store, sku); err != nil {
 		return err
 	}
-	base := e.KeyBase(e.Partition(store))
 	_, err := e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		pipe.HDel(ctx, e.StoreKey(store), sku)
-		pipe.Del(ctx, base+"cu:"+store+":"+sku)
+		pipe.Del(ctx, e.customerUnitsKey(store, sku))
 		return nil
 	})
 	if err != nil {
@@ -93,7 +92,7 @@ func (e *Engine) DeleteItem(ctx context.Context, store, sku string) error {
 // ScanItems calls fn with the refs of every item Redis holds in partition p,
 // in batches of up to batch refs, ignoring the readiness marker.
 func (e *Engine) ScanItems(ctx context.Context, p, batch int, fn func([]ItemRef) error) error {
-	stores, err := e.rdb.SMembers(ctx, e.KeyBase(p)+"stores").Result()
+	stores, err := e.rdb.SMembers(ctx, e.storesKey(p)).Result()
 	if err != nil {
 		return fmt.Errorf("scan partition %d: %w", p, err)
 	}

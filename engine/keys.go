@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"strconv"
+)
+
+// Every Redis key the product uses is named in this file. Each key of
+// partition p starts with "<prefix>:{p}:": the hash tag keeps a partition in
+// one Redis Cluster slot, so one script can touch all of it. The Lua prelude
+// derives the same names from KEYS[1] (the partition's stream), and a test
+// checks that both sides agree. docs/design.md lists every key.
+
+// KeyBase returns the prefix of every key of partition p, "<prefix>:{p}:".
+func (e *Engine) KeyBase(p int) string {
+	return e.cfg.Prefix + ":{" + strconv.Itoa(p) + "}:"
+}
+
+// StreamKey returns the key of partition p's event stream (a Redis stream;
+// the fields of an entry are in event.go).
+func (e *Engine) StreamKey(p int) string { return e.KeyBase(p) + "events" }
+
+// ReadyKey returns the key of partition p's readiness marker (a string: the
+// unix milliseconds at which the partition was marked ready).
+func (e *Engine) ReadyKey(p int) string { return e.KeyBase(p) + "ready" }
+
+// StoreKey returns the key of the hash holding a store's items: field SKU,
+// value the packed item (see ParsePackedItem).
+func (e *Engine) StoreKey(store string) string {
+	return e.KeyBase(e.Partition(store)) + "st:" + store
+}
+
+// DeadLetterKey returns the key of partition p's dead-letter stream: stream
+// entries the ledger could not take, with the reason.
+func (e *Engine) DeadLetterKey(p int) string { return e.KeyBase(p) + "deadletter" }
+
+// RebuildLockKey returns the key of the lock held while partition p is
+// rebuilt from the ledger (a string: the holder's token, with a TTL).
+func (e *Engine) RebuildLockKey(p int) string { return e.KeyBase(p) + "rebuild-lock" }
+
+// storesKey is the set of the stores of partition p.
+func (e *Engine) storesKey(p int) string { return e.KeyBase(p) + "stores" }
+
+// customerUnitsKey is the hash of an item's units counted against its
+// purchase limit: field customer, value units.
+func (e *Engine) customerUnitsKey(store, sku string) string {
+	return e.KeyBase(e.Partition(store)) + "cu:" + store + ":" + sku
+}
+
+// reservationKey is the hash of a reservation of partition p.
+func (e *Engine) reservationKey(p int, id string) string { return e.KeyBase(p) + "r:" + id }
+
+// expiriesKey is the sorted set of partition p's held reservations by
+// expires_at (unix milliseconds).
+func (e *Engine) expiriesKey(p int) string { return e.KeyBase(p) + "rexp" }
+
+// idemKey is the record of a request made with a client key: idk is
+// "<len(principal)>:<principal>:<operation id>" (see identify).
+func (e *Engine) idemKey(p int, idk string) string { return e.KeyBase(p) + "idem:" + idk }
+
+// generatedIdemKey is the record of a request under a generated operation id.
+func (e *Engine) generatedIdemKey(p int, op string) string { return e.KeyBase(p) + "idem:g:" + op }
+
+// batchKey is the record of a batch call's results, under its batch id.
+func (e *Engine) batchKey(p int, id string) string { return e.KeyBase(p) + "idem:b:" + id }
+
+// idemKeyOf is idemKey for a principal and operation id.
+func idemKeyOf(principal, opID string) string {
+	return strconv.Itoa(len(principal)) + ":" + principal + ":" + opID
+}
