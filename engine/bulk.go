@@ -2,6 +2,10 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"sync"
 )
@@ -24,20 +28,45 @@ type BulkResult struct {
 	Err error
 }
 
+// BulkResults is the outcome of AdjustMany: one result per line, in order.
+type BulkResults struct {
+	Lines []BulkResult
+	// Replayed is true when the request was made before under the same key:
+	// every line answers as it did then.
+	Replayed bool
+}
+
 // AdjustMany applies each line on its own, like Adjust, and returns one
 // result per line in order. Lines of one item apply in the order given;
 // lines of different items apply concurrently, so group commit batches them.
 // With a client key in op, line i runs under its own operation id derived
 // from the key (see LineOpSeparator), so a retry of the whole request
 // replays every line that was applied and applies the rest. The returned
-// error is only for a call that is invalid as a whole (no lines, or more
-// than MaxBulkLines).
-func (e *Engine) AdjustMany(ctx context.Context, lines []AdjustRequest, op Op) ([]BulkResult, error) {
+// error is for a call that fails as a whole: no lines or more than
+// MaxBulkLines (*ValidationError), a key reused for another request
+// (ErrIdempotencyMismatch), or Redis unreachable for the claim.
+func (e *Engine) AdjustMany(ctx context.Context, lines []AdjustRequest, op Op) (BulkResults, error) {
 	if len(lines) < 1 || len(lines) > MaxBulkLines {
-		return nil, invalid("updates", "must hold 1..%d lines", MaxBulkLines)
+		return BulkResults{}, invalid("updates", "must hold 1..%d lines", MaxBulkLines)
 	}
-	if op.IdempotencyKey != "" && !ValidIdempotencyKey(op.IdempotencyKey) {
-		return nil, invalid("Idempotency-Key", "must be 1..255 printable ASCII characters")
+	repeat := false
+	if op.IdempotencyKey != "" {
+		if !ValidIdempotencyKey(op.IdempotencyKey) {
+			return BulkResults{}, invalid("Idempotency-Key", "must be 1..255 printable ASCII characters")
+		}
+		fp := op.Fingerprint
+		if fp == "" {
+			b, err := json.Marshal(lines)
+			if err != nil {
+				return BulkResults{}, fmt.Errorf("bulk fingerprint: %w", err)
+			}
+			fp = string(b)
+		}
+		sum := sha256.Sum256([]byte("bulk\x00" + fp))
+		var err error
+		if repeat, err = e.claim(ctx, op.Principal, op.IdempotencyKey, hex.EncodeToString(sum[:16])); err != nil {
+			return BulkResults{}, fmt.Errorf("bulk adjustment: %w", err)
+		}
 	}
 	out := make([]BulkResult, len(lines))
 	apply := func(i int) {
@@ -78,5 +107,5 @@ func (e *Engine) AdjustMany(ctx context.Context, lines []AdjustRequest, op Op) (
 	}
 	close(work)
 	wg.Wait()
-	return out, nil
+	return BulkResults{Lines: out, Replayed: repeat}, nil
 }

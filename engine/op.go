@@ -64,6 +64,9 @@ type wreq struct {
 	IDK      string     `json:"idk,omitempty"`
 	FP       string     `json:"fp,omitempty"`
 	Gen      bool       `json:"gen,omitempty"`
+	// Sticky: a refusal is recorded under the operation id too (a bulk
+	// request's line), so a retry answers it again.
+	Sticky bool `json:"sticky,omitempty"`
 }
 
 // wireLine encodes a line as [sku, qty].
@@ -112,6 +115,7 @@ func identify(r *wreq, op Op) error {
 	r.OpID = op.IdempotencyKey
 	if op.line > 0 {
 		r.OpID += LineOpSeparator + strconv.Itoa(op.line-1)
+		r.Sticky = true
 	}
 	r.IDK = idemKeyOf(op.Principal, r.OpID)
 	return nil
@@ -134,6 +138,14 @@ func (e *Engine) write(ctx context.Context, p int, r *wreq, op Op) (*reply, erro
 	if err != nil {
 		return nil, fmt.Errorf("encode request: %w", err)
 	}
+	claimed := false
+	if op.IdempotencyKey != "" && op.line == 0 {
+		repeat, err := e.claim(ctx, op.Principal, op.IdempotencyKey, r.FP)
+		if err != nil {
+			return nil, err
+		}
+		claimed = !repeat
+	}
 	var res any
 	if e.cfg.DisableGroupCommit {
 		res, err = e.run(ctx, e.scripts.Ops[r.O], p, string(b))
@@ -141,6 +153,9 @@ func (e *Engine) write(ctx context.Context, p int, r *wreq, op Op) (*reply, erro
 		res, err = e.batcher(p).submit(ctx, string(b))
 	}
 	if err != nil {
+		if claimed && refusedUnchanged(err) {
+			e.unclaim(op.Principal, op.IdempotencyKey, r.FP)
+		}
 		return nil, err
 	}
 	arr, ok := res.([]any)

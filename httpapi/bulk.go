@@ -61,7 +61,8 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 			if err != nil {
 				return result{}, err
 			}
-			for j, r := range res {
+			anyReplayed = res.Replayed
+			for j, r := range res.Lines {
 				i := at[j]
 				if r.Err == nil {
 					it := r.Item

@@ -90,11 +90,14 @@ type Set struct {
 	RestoreReservation *redis.Script
 	// Read runs the read operations.
 	Read *redis.Script
+	// Unlock deletes a key only while it holds a given value (a lock's
+	// token, an idempotency claim's fingerprint). It has no prelude.
+	Unlock *redis.Script
 }
 
 // Source returns the full source of the named composed script: a write
 // operation ("set", "adjust", "checkout", "reserve", "commit", "release"),
-// "batch", "expire", "restore", "restore_reservation" or "read".
+// "batch", "expire", "restore", "restore_reservation", "read" or "unlock".
 func Source(name string) (string, error) {
 	prelude, err := files.ReadFile("prelude.lua")
 	if err != nil {
@@ -121,6 +124,12 @@ func Source(name string) (string, error) {
 		}
 		b.Write(src)
 		b.WriteString(singleMain)
+	case "unlock":
+		src, err := files.ReadFile(name + ".lua")
+		if err != nil {
+			return "", fmt.Errorf("read %s.lua: %w", name, err)
+		}
+		return string(src), nil
 	case "expire", "restore", "restore_reservation", "read":
 		src, err := files.ReadFile(name + ".lua")
 		if err != nil {
@@ -149,6 +158,7 @@ func New() (*Set, error) {
 	}{
 		{"batch", &s.Batch}, {"expire", &s.Expire},
 		{"restore", &s.Restore}, {"restore_reservation", &s.RestoreReservation}, {"read", &s.Read},
+		{"unlock", &s.Unlock},
 	} {
 		src, err := Source(x.name)
 		if err != nil {
@@ -161,7 +171,7 @@ func New() (*Set, error) {
 
 // All returns every script of the set.
 func (s *Set) All() []*redis.Script {
-	all := []*redis.Script{s.Batch, s.Expire, s.Restore, s.RestoreReservation, s.Read}
+	all := []*redis.Script{s.Batch, s.Expire, s.Restore, s.RestoreReservation, s.Read, s.Unlock}
 	for _, op := range writeOps {
 		all = append(all, s.Ops[op])
 	}
