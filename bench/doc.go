@@ -12,7 +12,7 @@
 //     own PostgreSQL schema (unless Config.NoLedger), and the reservation
 //     sweeper.
 //   - http: a running server at a URL, driven through the HTTP API
-//     (DESIGN §7) with a bearer token. Its items live in stores named after
+//     (docs/design.md §12) with a bearer token. Its items live in stores named after
 //     the run, so a run never touches anyone else's stock.
 //   - server: the product's full HTTP server (httpapi) started in-process on
 //     a loopback port over an engine target, persister and sweeper beside

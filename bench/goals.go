@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Goal is one of the product's performance goals (issue 5), as measured by
+// Goal is one of the product's performance goals (docs/design.md §16), as measured by
 // a run that had the targets it compares.
 type Goal struct {
 	Goal     string  `json:"goal"`

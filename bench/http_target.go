@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// httpClient drives the HTTP API (DESIGN §7) of a server at base with a
+// httpClient drives the HTTP API (docs/design.md §12) of a server at base with a
 // bearer token, over a keep-alive client with an idle connection per worker.
 type httpClient struct {
 	base   string

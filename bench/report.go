@@ -90,7 +90,7 @@ func WriteSummary(w io.Writer, r *Report) error {
 		}
 	}
 	if gs := Goals(r); len(gs) > 0 {
-		fmt.Fprintf(&b, "\ngoals (issue 5), measured in this run:\n")
+		fmt.Fprintf(&b, "\ngoals, measured in this run:\n")
 		for _, g := range gs {
 			fmt.Fprintf(&b, "  %s\n", g)
 		}

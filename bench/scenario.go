@@ -342,8 +342,8 @@ func mixed(ctx context.Context, cfg Config, name, run string, t target) (*outcom
 	})
 	o := &outcome{rec: rec, elapsed: elapsed, units: units.Load(), unit: "ops"}
 	o.extra = map[string]any{"items": len(c.seed), "committed": committed.Load(), "released": released.Load(), "left_to_expire": expiredLeft.Load()}
-	// Holds left to expire must be gone within 2s of their expiry (DESIGN
-	// §8): poll until none is held. Only a read that began after that
+	// Holds left to expire must be gone within 2s of their expiry
+	// (docs/design.md §3.5): poll until none is held. Only a read that began after that
 	// bound and still finds a hold breaks the contract (a slow read, over
 	// HTTP, may have met an item before its hold expired).
 	var states []ItemState

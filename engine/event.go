@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Event types (DESIGN §5).
+// Event types (docs/design.md §5.1).
 const (
 	EventSet       = "SET"
 	EventAdjust    = "ADJUST"

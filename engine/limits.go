@@ -11,7 +11,7 @@ var (
 	resIDRE  = regexp.MustCompile(`^([0-9]{1,5})-[0-9a-f]{32}$`)
 )
 
-// Limits of the data model (DESIGN §2).
+// Limits of the data model (docs/design.md §2).
 const (
 	MaxQty       = 1_000_000_000
 	MaxOnHand    = 1_000_000_000_000

@@ -170,7 +170,7 @@ func jsonKind(k string) string {
 	return k
 }
 
-// Request bodies (DESIGN §7). Members not listed are refused.
+// Request bodies (docs/design.md §12). Members not listed are refused.
 
 type setBody struct {
 	OnHand         Int `json:"on_hand"`

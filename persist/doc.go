@@ -18,7 +18,7 @@
 // by time: it is kept for audit and read by item, not by period, and a time
 // key would have to join the primary key. Finally, store_id is the
 // distribution column a distributed PostgreSQL (Citus) needs, so the same
-// schema scales out by store when one server is not enough (DESIGN §9).
+// schema scales out by store when one server is not enough (docs/design.md §14).
 //
 // # Delivery guarantees
 //

@@ -2,7 +2,7 @@
 // the reconciler, the rebuilder and the reservation sweeper, together
 // (`inventory serve`) or one role per process.
 //
-// Configuration comes from the environment (DESIGN §8) with flags over it;
+// Configuration comes from the environment (docs/design.md §15) with flags over it;
 // `inventory <command> --help` lists both.
 package main
 

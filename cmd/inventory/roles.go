@@ -81,7 +81,7 @@ func runPersist(ctx context.Context, args []string, _, stderr *os.File) error {
 
 func runReconcile(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	var cfg config
-	fs := newFlagSet("reconcile", "Compare Redis with the ledger once and print the report as JSON (DESIGN §6).\n"+
+	fs := newFlagSet("reconcile", "Compare Redis with the ledger once and print the report as JSON.\n"+
 		"check only reports; repair also fixes. Exit status 3 when check mode found drift.", stderr)
 	cfg.register(fs, os.Getenv)
 	mode := fs.String("mode", "check", "check or repair")

@@ -1,4 +1,4 @@
-// Package chaos holds the fault-injection suite of the inventory (issue 6):
+// Package chaos holds the fault-injection suite of the inventory:
 // scenarios that run real concurrent traffic against real Redis and
 // PostgreSQL processes while faults are injected on loopback (toxiproxy in
 // front of Redis and PostgreSQL, SIGKILLed processes, Redis restarted empty,

@@ -13,9 +13,8 @@ import (
 
 // Redis unreachable with the Redis client the binary builds
 // (cmd/inventory/connect.go: redis.ParseURL, then engine.FailFast): a write
-// fails within a second and is unavailable, so the API answers 503 at once
-// (issue 6: "Redis unreachable → 503 quickly"). With go-redis' defaults it
-// took about 5 s (five dials, three retries), which was a known bug.
+// fails within a second and is unavailable, so the API answers 503 at once.
+// With go-redis' defaults it took about 5 s (five dials, three retries).
 func TestUnreachableRedisFailsFastWithTheBinarysClient(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, worldOpts{})
