@@ -28,8 +28,9 @@ type Op struct {
 }
 
 // GeneratedOpPrefix starts every operation id the engine generates for a
-// write without a client key, so the ledger tells them from client keys.
-const GeneratedOpPrefix = "~g"
+// write without a client key, so the ledger tells them from client keys: a
+// client key is printable ASCII and cannot start with it.
+const GeneratedOpPrefix = "·g"
 
 // ValidIdempotencyKey reports whether k is 1..255 printable ASCII.
 func ValidIdempotencyKey(k string) bool {
