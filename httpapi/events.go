@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/coder/websocket"
@@ -17,29 +19,43 @@ import (
 
 const feedBatch = 200
 
-// feedFor authorises a feed request and starts its feed. A store token
-// follows only its own store.
-func (s *Server) feedFor(c *fiber.Ctx, lastID string) (*feed, error) {
+// feedFor authorises a feed request, takes a feed slot and starts its feed.
+// A store token follows only its own store. The caller must call release
+// when the feed ends (or did not start).
+func (s *Server) feedFor(c *fiber.Ctx, lastID string) (f *feed, release func(), err error) {
 	cl := callerOf(c)
 	store := utils.CopyString(c.Query("store"))
 	if store != "" && !validStoreID(store) {
-		return nil, badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
+		return nil, nil, badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
 	}
 	if cl.Role == RoleStore {
 		if store == "" {
 			store = cl.Store
 		}
 		if err := cl.mustRead(store); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	if s.streams.Load() >= int64(s.cfg.MaxStreams) {
-		s.m.shed.WithLabelValues("feeds").Inc()
-		return nil, unavailable("too many open event feeds; retry shortly")
+	free, err := s.slots.acquire(cl.principal)
+	if err != nil {
+		limit := "feeds"
+		if p := (*Problem)(nil); errors.As(err, &p) && p.Status == http.StatusTooManyRequests {
+			limit = "feeds_per_token"
+		}
+		s.m.shed.WithLabelValues(limit).Inc()
+		return nil, nil, err
 	}
+	s.streams.Add(1)
+	var once sync.Once
+	release = func() { once.Do(func() { free(); s.streams.Add(-1) }) }
 	ctx, cancel := s.ctx()
 	defer cancel()
-	return newFeed(ctx, s.e, store, utils.CopyString(lastID))
+	f, err = newFeed(ctx, s.e, store, utils.CopyString(lastID))
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return f, release, nil
 }
 
 // sse serves GET /v1/events as Server-Sent Events.
@@ -48,25 +64,54 @@ func (s *Server) sse(c *fiber.Ctx) error {
 	if lastID == "" {
 		lastID = c.Query("last_event_id")
 	}
-	f, err := s.feedFor(c, lastID)
+	f, release, err := s.feedFor(c, lastID)
 	if err != nil {
 		return err
 	}
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no")
+	// The connection ends with the feed: nothing follows it on this
+	// connection, so the server may watch it for the client going away.
+	c.Context().SetConnectionClose()
 	conn := c.Context().Conn()
-	s.streams.Add(1)
 	s.feeds.Add(1)
 	c.Status(http.StatusOK).Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer s.feeds.Done()
-		defer s.streams.Add(-1)
-		s.runSSE(f, conn, w)
+		defer release()
+		s.runSSE(f, conn, w, watchGone(conn))
 	})
 	return nil
 }
 
-func (s *Server) runSSE(f *feed, conn net.Conn, w *bufio.Writer) {
+// watchGone returns a channel closed when the client of an SSE feed closes
+// or resets its connection. An SSE client sends nothing after its request,
+// so the server reads the connection only to see it end: a feed whose
+// client vanished frees its slot at once, not at its next failed write.
+// The watch ends when the connection is closed, which the server does when
+// the feed ends (the response says Connection: close).
+func watchGone(conn net.Conn) <-chan struct{} {
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		buf := make([]byte, 512)
+		for {
+			// The server's read timeouts were for the request; the feed
+			// waits on its client for as long as the feed runs.
+			_ = conn.SetReadDeadline(time.Time{})
+			if _, err := conn.Read(buf); err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue
+				}
+				return
+			}
+		}
+	}()
+	return gone
+}
+
+func (s *Server) runSSE(f *feed, conn net.Conn, w *bufio.Writer, gone <-chan struct{}) {
 	flush := func() bool {
 		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		return w.Flush() == nil
@@ -110,6 +155,8 @@ func (s *Server) runSSE(f *feed, conn net.Conn, w *bufio.Writer) {
 		select {
 		case <-s.done:
 			return
+		case <-gone:
+			return
 		case <-wake:
 		case <-heartbeat.C:
 			fmt.Fprintf(w, ": ping\n\n")
@@ -142,7 +189,7 @@ func (s *Server) websocket(c *fiber.Ctx) error {
 	if !c.Context().Request.Header.ConnectionUpgrade() {
 		return problem(http.StatusUpgradeRequired, "upgrade-required", "this route speaks WebSocket only").with("upgrade", "websocket")
 	}
-	f, err := s.feedFor(c, c.Query("last_event_id"))
+	f, release, err := s.feedFor(c, c.Query("last_event_id"))
 	if err != nil {
 		return err
 	}
@@ -150,16 +197,16 @@ func (s *Server) websocket(c *fiber.Ctx) error {
 	// request, then take over the connection.
 	req, err := http.NewRequest(http.MethodGet, "http://"+utils.CopyString(c.Hostname())+"/v1/ws", nil)
 	if err != nil {
+		release()
 		return err
 	}
 	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
 	c.Request().Header.VisitAll(func(k, v []byte) { req.Header.Add(string(k), string(v)) })
-	s.streams.Add(1)
 	s.feeds.Add(1)
 	c.Context().HijackSetNoResponse(true)
 	c.Context().Hijack(func(conn net.Conn) {
 		defer s.feeds.Done()
-		defer s.streams.Add(-1)
+		defer release()
 		rw := &hijackWriter{conn: conn, h: http.Header{}}
 		// Any origin may connect: the feed authenticates by bearer token
 		// (header or access_token), never by cookie, so a foreign page

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"math"
 	"net/http"
 	"sync"
@@ -10,7 +11,7 @@ import (
 )
 
 // limitInFlight answers 503 with Retry-After when MaxInFlight requests are
-// already being served.
+// already being served. It is what sheds real overload.
 func (s *Server) limitInFlight(c *fiber.Ctx) error {
 	n := s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
@@ -21,8 +22,9 @@ func (s *Server) limitInFlight(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// rateLimit answers 429 with Retry-After when the caller's token is over its
-// rate.
+// rateLimit answers 429 with Retry-After when the caller's key is over its
+// rate: its own (rate= in INVENTORY_API_KEYS) or the server's default. By
+// default there is none.
 func (s *Server) rateLimit(c *fiber.Ctx) error {
 	if wait, ok := s.limiter.allow(callerOf(c).principal); !ok {
 		s.m.shed.WithLabelValues("rate").Inc()
@@ -36,14 +38,34 @@ func (s *Server) rateLimit(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// rateLimiter is a token bucket per principal.
+// rateLimiter is a token bucket per principal. Every principal has the
+// default rate unless it was given its own with limit.
 type rateLimiter struct {
-	rate  float64
-	burst float64
-	now   func() time.Time
+	def rateSpec
+	now func() time.Time
 
 	mu      sync.Mutex
+	own     map[string]rateSpec
 	buckets map[string]*bucket
+}
+
+// rateSpec is a bucket's refill rate per second and size. A rate of zero or
+// less means no limit.
+type rateSpec struct {
+	rate, burst float64
+}
+
+// specFor returns the rate spec of rate and burst: burst zero is twice the
+// rate, at least 1.
+func specFor(rate float64, burst int) rateSpec {
+	if rate <= 0 {
+		return rateSpec{}
+	}
+	b := float64(burst)
+	if burst <= 0 {
+		b = math.Max(1, math.Ceil(2*rate))
+	}
+	return rateSpec{rate: rate, burst: b}
 }
 
 type bucket struct {
@@ -51,29 +73,88 @@ type bucket struct {
 	last   time.Time
 }
 
+// newRateLimiter returns a limiter whose default is rate per second with a
+// bucket of burst (zero: twice the rate); a rate of zero or less means no
+// default limit.
 func newRateLimiter(rate float64, burst int, now func() time.Time) *rateLimiter {
-	return &rateLimiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
+	return &rateLimiter{def: specFor(rate, burst), now: now, own: map[string]rateSpec{}, buckets: map[string]*bucket{}}
+}
+
+// limit gives principal its own rate and burst instead of the default; a
+// rate below zero exempts it.
+func (l *rateLimiter) limit(principal string, rate float64, burst int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.own[principal] = specFor(rate, burst)
 }
 
 // allow takes one token for principal, or reports how long until one is
 // available.
 func (l *rateLimiter) allow(principal string) (time.Duration, bool) {
-	if l.rate < 0 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sp, ok := l.own[principal]
+	if !ok {
+		sp = l.def
+	}
+	if sp.rate <= 0 {
 		return 0, true
 	}
 	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	b := l.buckets[principal]
 	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
+		b = &bucket{tokens: sp.burst, last: now}
 		l.buckets[principal] = b
 	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.tokens = math.Min(sp.burst, b.tokens+now.Sub(b.last).Seconds()*sp.rate)
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--
 		return 0, true
 	}
-	return time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), false
+	return time.Duration((1 - b.tokens) / sp.rate * float64(time.Second)), false
+}
+
+// feedSlots counts the open feeds (SSE and WebSocket), in all and per
+// principal, so that no one token can take every slot.
+type feedSlots struct {
+	max, perToken int
+
+	mu    sync.Mutex
+	total int
+	by    map[string]int
+}
+
+func newFeedSlots(max, perToken int) *feedSlots {
+	return &feedSlots{max: max, perToken: perToken, by: map[string]int{}}
+}
+
+// acquire takes a slot for principal: a 429 problem when the principal
+// holds its share already, a 503 one when every slot is taken. The release
+// it returns gives the slot back; calling it more than once is harmless.
+func (f *feedSlots) acquire(principal string) (release func(), err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.by[principal] >= f.perToken {
+		p := problem(http.StatusTooManyRequests, "too-many-feeds",
+			fmt.Sprintf("this token has %d event feeds open, its most; close one or retry later", f.by[principal]))
+		p.RetryAfter = retryAfterSeconds
+		return nil, p
+	}
+	if f.total >= f.max {
+		return nil, unavailable("too many open event feeds; retry shortly")
+	}
+	f.total++
+	f.by[principal]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.total--
+			if f.by[principal]--; f.by[principal] <= 0 {
+				delete(f.by, principal)
+			}
+		})
+	}, nil
 }

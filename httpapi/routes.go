@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"strings"
@@ -60,18 +61,40 @@ func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
 	return c.Next()
 }
 
-// checkIdempotencyKey refuses a malformed Idempotency-Key before anything
-// else looks at the request.
+// headerIdempotencyKey is the request header of an idempotent write.
+const headerIdempotencyKey = "Idempotency-Key"
+
+// checkIdempotencyKey refuses a malformed or repeated Idempotency-Key
+// before anything else looks at the request.
 func (s *Server) checkIdempotencyKey(c *fiber.Ctx) error {
 	if m := c.Method(); m != fiber.MethodPost && m != fiber.MethodPut {
 		return c.Next() // reads ignore the header
 	}
-	if k := c.Request().Header.Peek("Idempotency-Key"); k != nil {
-		if err := validKeyHeader(string(k)); err != nil {
+	k, err := singleHeader(c, headerIdempotencyKey)
+	if err != nil {
+		return err
+	}
+	if c.Request().Header.Peek(headerIdempotencyKey) != nil {
+		if err := validKeyHeader(k); err != nil {
 			return err
 		}
 	}
 	return c.Next()
+}
+
+// singleHeader returns the value of the request header name, copied (Fiber
+// reuses the request's memory), or "" when it is absent. A request that
+// sends the header more than once is refused with 400: which value was meant
+// is not for the server to guess.
+func singleHeader(c *fiber.Ctx, name string) (string, error) {
+	vs := c.Request().Header.PeekAll(name)
+	switch len(vs) {
+	case 0:
+		return "", nil
+	case 1:
+		return string(vs[0]), nil
+	}
+	return "", badRequest(fmt.Sprintf("the request has %d %s headers; send exactly one", len(vs), name)).with("field", name)
 }
 
 // requireJSON answers 415 unless the request says its body is JSON. With

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -62,13 +63,23 @@ type Config struct {
 	// RequestTimeout bounds one request's work in Redis. Defaults to 5s.
 	RequestTimeout time.Duration
 	// MaxInFlight is the most requests served at once (streams aside);
-	// beyond it the API answers 503 with Retry-After. Defaults to 2048.
+	// beyond it the API answers 503 with Retry-After: this is what sheds
+	// overload. Defaults to 2048.
 	MaxInFlight int
-	// MaxStreams is the most open SSE and WebSocket feeds. Defaults to 512.
+	// MaxStreams is the most open SSE and WebSocket feeds; beyond it a new
+	// feed is answered 503 with Retry-After. Defaults to 512.
 	MaxStreams int
-	// RatePerSecond and RateBurst are each token's request rate limit
-	// (token bucket); beyond it the API answers 429 with Retry-After.
-	// Default to 2000 and 4000. Negative RatePerSecond disables the limit.
+	// MaxStreamsPerToken is the most feeds one token may hold open, so that
+	// one token cannot take every slot; beyond it a new feed of that token
+	// is answered 429 with Retry-After. At most MaxStreams. Defaults to half
+	// of MaxStreams, at least 1.
+	MaxStreamsPerToken int
+	// RatePerSecond and RateBurst are the request rate limit (token bucket)
+	// of every key that has none of its own (Key.Rate); beyond it the API
+	// answers 429 with Retry-After. RatePerSecond zero or negative, the
+	// default, means no limit: one token may go at the engine's full speed,
+	// and only MaxInFlight sheds load. RateBurst zero is twice the rate, at
+	// least 1.
 	RatePerSecond float64
 	RateBurst     int
 	// IdempotencyTTL is how long a response is kept for replay. Defaults
@@ -80,6 +91,9 @@ type Config struct {
 	// EventPoll is how often the server looks for new events for its
 	// feeds (one pipeline for all of them). Defaults to 100ms.
 	EventPoll time.Duration
+	// Now returns the current time, for the rate limits. Defaults to
+	// time.Now.
+	Now func() time.Time
 	// Version is reported by /healthz.
 	Version string
 	// PersisterStats, when set, is exported on /metrics.
@@ -124,11 +138,11 @@ func (c Config) withDefaults() Config {
 	if c.MaxStreams == 0 {
 		c.MaxStreams = 512
 	}
-	if c.RatePerSecond == 0 {
-		c.RatePerSecond = 2000
+	if c.MaxStreamsPerToken == 0 {
+		c.MaxStreamsPerToken = max(1, c.MaxStreams/2)
 	}
-	if c.RateBurst == 0 {
-		c.RateBurst = 4000
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.IdempotencyTTL == 0 {
 		c.IdempotencyTTL = 24 * time.Hour
@@ -154,6 +168,17 @@ func (c Config) validate() error {
 		return errors.New("httpapi config: MaxInFlight must be positive")
 	case c.MaxStreams < 1:
 		return errors.New("httpapi config: MaxStreams must be positive")
+	case c.MaxStreamsPerToken < 1 || c.MaxStreamsPerToken > c.MaxStreams:
+		return fmt.Errorf("httpapi config: MaxStreamsPerToken must be 1..MaxStreams (%d)", c.MaxStreams)
+	case math.IsNaN(c.RatePerSecond) || math.IsInf(c.RatePerSecond, 0):
+		return errors.New("httpapi config: RatePerSecond must be a number")
+	case c.RateBurst < 0:
+		return errors.New("httpapi config: RateBurst must not be negative")
+	}
+	for _, k := range c.Keys {
+		if math.IsNaN(k.Rate) || math.IsInf(k.Rate, 0) || k.Burst < 0 {
+			return fmt.Errorf("httpapi config: Keys: key %s has an invalid Rate or Burst", k.Principal())
+		}
 	}
 	return nil
 }
@@ -169,10 +194,12 @@ type Server struct {
 	idem    *idemStore
 	m       *metrics
 	limiter *rateLimiter
+	slots   *feedSlots
 	notify  *notifier
 
 	inFlight atomic.Int64
-	streams  atomic.Int64
+	// streams is the number of open feeds (slots holds them by token).
+	streams atomic.Int64
 
 	// done is closed when shutdown begins, to end open feeds.
 	done     chan struct{}
@@ -195,7 +222,13 @@ func New(cfg Config) (*Server, error) {
 		idem: &idemStore{rdb: cfg.Engine.Client(), prefix: cfg.Engine.Prefix(), ttl: cfg.IdempotencyTTL},
 		done: make(chan struct{}),
 	}
-	s.limiter = newRateLimiter(cfg.RatePerSecond, cfg.RateBurst, time.Now)
+	s.limiter = newRateLimiter(cfg.RatePerSecond, cfg.RateBurst, cfg.Now)
+	for _, k := range s.keys.keys {
+		if k.Rate != 0 {
+			s.limiter.limit(k.Principal(), k.Rate, k.Burst)
+		}
+	}
+	s.slots = newFeedSlots(cfg.MaxStreams, cfg.MaxStreamsPerToken)
 	s.notify = newNotifier(cfg.Engine, cfg.EventPoll, cfg.Logger, s.done)
 	m, err := newMetrics(cfg.Registry, s)
 	if err != nil {

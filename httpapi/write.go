@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/utils"
 	"go.uber.org/zap"
 
 	"github.com/shelfline/inventory/engine"
@@ -39,13 +38,19 @@ func (s *Server) doWriteTimeout(c *fiber.Ctx, timeout time.Duration, fn func(ctx
 	defer cancel()
 	cl := callerOf(c)
 	op := engine.Op{Principal: cl.principal}
+	// A repeated Idempotency-Key is refused (400), never decided by the
+	// first one; singleHeader copies the value, which outlives the request.
+	k, err := singleHeader(c, headerIdempotencyKey)
+	if err != nil {
+		return err
+	}
 	key := ""
 	owned := false
-	if k := c.Get("Idempotency-Key"); k != "" {
+	if k != "" {
 		// Only a keyed request needs its fingerprint (the engine and the
 		// stored response compare it); hashing every body was wasted work.
 		op.Fingerprint = fingerprint(c.Method(), c.OriginalURL(), c.Body())
-		key = utils.CopyString(k)
+		key = k
 		prev, own, err := s.idem.claim(ctx, cl.principal, key, op.Fingerprint)
 		if err != nil {
 			return err

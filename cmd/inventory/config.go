@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// config is the configuration every subcommand shares (DESIGN §8):
+// config is the configuration every subcommand shares (docs/design.md §15):
 // environment variables, with flags over them.
 type config struct {
 	Addr              string
@@ -33,7 +33,8 @@ var settings = []setting{
 	{"INVENTORY_REDIS_PREFIX", "redis-prefix", "inv", "prefix of every Redis key"},
 	{"INVENTORY_PARTITIONS", "partitions", "16", "number of partitions (fixed for a deployment's life)"},
 	{"INVENTORY_DATABASE_URL", "database-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "PostgreSQL URL; 'off' runs without the ledger"},
-	{"INVENTORY_API_KEYS", "api-keys", "", "token:role[:store],… (admin, reader, store:<id>); empty: serve makes an admin token"},
+	{"INVENTORY_API_KEYS", "api-keys", "", "token:role[:store][:rate=R[:burst=B]],… (role admin, reader or store:<id>; rate=R limits the key\n" +
+		"to R requests/s, burst=B its bucket (default 2R), rate=off exempts it from --rate-limit); empty: serve makes an admin token"},
 	{"INVENTORY_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn, error"},
 }
 

@@ -76,15 +76,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	rebuilder := fs.Bool("rebuilder", true, "rebuild partitions whose readiness marker is missing from the ledger")
 	sweeper := fs.Bool("sweeper", true, "expire due reservations")
 	migrate := fs.Bool("migrate", true, "apply pending migrations at start")
-	rate := fs.Float64("rate-limit", 5000, "requests per second each token may make (token bucket; negative: no limit)")
-	burst := fs.Int("rate-burst", 10000, "burst of the per-token rate limit")
-	maxInFlight := fs.Int("max-in-flight", 4096, "requests served at once; beyond, 503 with Retry-After")
+	rate := fs.Float64("rate-limit", 0, "default request rate limit, requests per second, of each token without its own rate= in\n"+
+		"INVENTORY_API_KEYS (token bucket; beyond it 429 with Retry-After); 0 or negative: none, so one token may go at full speed")
+	burst := fs.Int("rate-burst", 0, "bucket size of the --rate-limit default (0: twice the rate)")
+	maxInFlight := fs.Int("max-in-flight", 4096, "requests served at once; beyond, 503 with Retry-After (this is what sheds overload)")
+	maxFeeds := fs.Int("max-feeds", 512, "open event feeds (SSE and WebSocket) at once; beyond, 503 with Retry-After")
+	maxFeedsPerToken := fs.Int("max-feeds-per-token", 0, "open event feeds one token may hold; beyond, 429 with Retry-After (0: half of --max-feeds)")
 	seedDemoChain := fs.Bool("seed-demo", false, "load the demo chain at start when there are no stores yet (the way to seed the embedded Redis)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {
 		return err
+	}
+	switch {
+	case *burst < 0:
+		return fmt.Errorf("--rate-burst must not be negative (0: twice the rate)")
+	case *maxFeeds < 1:
+		return fmt.Errorf("--max-feeds must be positive")
+	case *maxFeedsPerToken < 0 || *maxFeedsPerToken > *maxFeeds:
+		return fmt.Errorf("--max-feeds-per-token must be 0..--max-feeds (%d)", *maxFeeds)
+	}
+	// A bad key is reported before anything connects.
+	keys, err := httpapi.ParseKeys(cfg.APIKeys)
+	if err != nil {
+		return fmt.Errorf("INVENTORY_API_KEYS: %w", err)
 	}
 	d, stop, err := start(ctx, &cfg)
 	if err != nil {
@@ -102,10 +118,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		}
 	}
 
-	keys, err := httpapi.ParseKeys(cfg.APIKeys)
-	if err != nil {
-		return fmt.Errorf("INVENTORY_API_KEYS: %w", err)
-	}
 	if len(keys) == 0 && *api {
 		tok := randomToken()
 		keys = []httpapi.Key{{Token: tok, Role: httpapi.RoleAdmin}}
@@ -113,7 +125,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	}
 
 	hcfg := httpapi.Config{Engine: e, Keys: keys, Logger: log.Named("http"), Version: buildVersion(),
-		RatePerSecond: *rate, RateBurst: *burst, MaxInFlight: *maxInFlight}
+		RatePerSecond: *rate, RateBurst: *burst, MaxInFlight: *maxInFlight,
+		MaxStreams: *maxFeeds, MaxStreamsPerToken: *maxFeedsPerToken}
 	type worker struct {
 		role string
 		run  func(context.Context) error
