@@ -177,21 +177,49 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// PersisterPartition is one partition's state in PersisterStats.
+type PersisterPartition struct {
+	// Partition is the partition's number.
+	Partition int
+	// Lag is the number of the partition's events not yet written to
+	// PostgreSQL (pending in the persister's consumer group or never
+	// delivered to it); negative while not measured yet.
+	Lag int64
+	// Failing is set when the persister's attempts to write the
+	// partition's events have kept failing for longer than its threshold:
+	// /readyz then shows the partition degraded (still 200).
+	Failing bool
+	// FailingSince is when those failures began; zero while there are none.
+	FailingSince time.Time
+	// LastSuccess is when the persister last wrote a batch of the partition
+	// or found nothing left to write.
+	LastSuccess time.Time
+	// Error is the last failure's message.
+	Error string
+}
+
 type persisterCollector struct {
 	f func() PersisterStats
 }
 
 var (
-	descLag       = prometheus.NewDesc("inventory_persister_lag_events", "Events not yet written to PostgreSQL.", nil, nil)
+	descLag       = prometheus.NewDesc("inventory_persister_lag_events", "Events not yet written to PostgreSQL, all partitions.", nil, nil)
 	descPersisted = prometheus.NewDesc("inventory_persister_events_total", "Events written to PostgreSQL.", nil, nil)
 	descBatches   = prometheus.NewDesc("inventory_persister_batches_total", "Batches written to PostgreSQL.", nil, nil)
-	descDead      = prometheus.NewDesc("inventory_persister_dead_letters_total", "Unparsable events moved to the dead-letter stream.", nil, nil)
+	descDead      = prometheus.NewDesc("inventory_persister_dead_letters_total", "Events moved to the dead-letter stream: unparsable, or refused by PostgreSQL for their content.", nil, nil)
 	descErrors    = prometheus.NewDesc("inventory_persister_errors_total", "Failed persister batches.", nil, nil)
 	descBatchSize = prometheus.NewDesc("inventory_persister_last_batch_size", "Size of the last batch written.", nil, nil)
+	descPartLag   = prometheus.NewDesc("inventory_persister_partition_lag_events",
+		"Events of the partition not yet written to PostgreSQL: the persister group's pending entries plus those never delivered.", []string{"partition"}, nil)
+	descFailing = prometheus.NewDesc("inventory_persister_failing",
+		"1 while the persister's writes of the partition's events have kept failing past its threshold, else 0.", []string{"partition"}, nil)
+	descSinceOK = prometheus.NewDesc("inventory_persister_seconds_since_success",
+		"Seconds since the persister last wrote a batch of the partition or found nothing left to write.", []string{"partition"}, nil)
 )
 
 func (c *persisterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descPersisted, descBatches, descDead, descErrors, descBatchSize} {
+	for _, d := range []*prometheus.Desc{descLag, descPersisted, descBatches, descDead, descErrors, descBatchSize,
+		descPartLag, descFailing, descSinceOK} {
 		ch <- d
 	}
 }
@@ -204,4 +232,19 @@ func (c *persisterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descDead, prometheus.CounterValue, float64(st.DeadLetters))
 	ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(st.Errors))
 	ch <- prometheus.MustNewConstMetric(descBatchSize, prometheus.GaugeValue, float64(st.LastBatchSize))
+	now := time.Now()
+	for _, p := range st.Partitions {
+		part := strconv.Itoa(p.Partition)
+		if p.Lag >= 0 {
+			ch <- prometheus.MustNewConstMetric(descPartLag, prometheus.GaugeValue, float64(p.Lag), part)
+		}
+		failing := 0.0
+		if p.Failing {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descFailing, prometheus.GaugeValue, failing, part)
+		if !p.LastSuccess.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descSinceOK, prometheus.GaugeValue, max(now.Sub(p.LastSuccess).Seconds(), 0), part)
+		}
+	}
 }

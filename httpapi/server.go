@@ -108,6 +108,9 @@ type PersisterStats struct {
 	Persisted, Batches, DeadLetters, Errors int64
 	// LastBatchSize is the size of the last batch written.
 	LastBatchSize int64
+	// Partitions is each partition's lag and health, exported on /metrics;
+	// a failing one shows on /readyz as degraded.
+	Partitions []PersisterPartition
 }
 
 func (c Config) withDefaults() Config {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -141,6 +142,106 @@ type batchResult struct {
 	inserted int64 // new ledger rows
 	forks    int64 // fork findings recorded
 	heldBack int64 // held_back findings recorded
+	commits  int64 // transactions committed
+}
+
+func (r *batchResult) add(o batchResult) {
+	r.inserted += o.inserted
+	r.forks += o.forks
+	r.heldBack += o.heldBack
+	r.commits += o.commits
+}
+
+// writeFailure is what a failed write of events to PostgreSQL calls for.
+type writeFailure int
+
+const (
+	// failRetry: PostgreSQL is unreachable, shutting down, overloaded, or
+	// the transaction lost a race (serialization failure, deadlock); so is
+	// any error that is not PostgreSQL's. The same write may succeed later:
+	// retry it with backoff.
+	failRetry writeFailure = iota
+	// failContent: PostgreSQL refused the data itself (a byte sequence it
+	// cannot store, a value out of range, a constraint the row breaks).
+	// Retrying cannot help: find the events it refuses and set them aside.
+	failContent
+	// failHook: a failure-injection hook failed; stop as a crash would.
+	failHook
+)
+
+// interpretWriteError classifies an error from writing events to
+// PostgreSQL: the one place that decides between retrying a write and
+// setting its events aside. Content errors are the SQLSTATE classes 22
+// (data exception: 22021 invalid byte sequence, 22001 string too long, 22003
+// numeric out of range, 22008 datetime out of range, …) and 23 (integrity
+// constraint violation: 23514 check, 23502 not null, …), and 54000 (a value
+// too large for an index row). Everything else, SQL errors included (a
+// schema the binary does not match is fixed by a deployment, not by setting
+// events aside), is retried.
+func interpretWriteError(err error) writeFailure {
+	var he *hookError
+	if errors.As(err, &he) {
+		return failHook
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return failRetry
+	}
+	switch {
+	case strings.HasPrefix(pgErr.Code, "22"), strings.HasPrefix(pgErr.Code, "23"), pgErr.Code == "54000":
+		return failContent
+	}
+	return failRetry
+}
+
+// refusal is an event PostgreSQL refused for its content, alone.
+type refusal struct {
+	index int   // in the events given to writeEvents
+	err   error // PostgreSQL's error
+}
+
+// writeEvents writes events like writeBatch; when PostgreSQL refuses the
+// batch for its content (interpretWriteError), it finds the events it
+// refuses by writing the batch's halves as batches of their own, in order,
+// down to single events, so every event it accepts is written and those it
+// refuses alone come back as refusals, in order. Any other error is returned
+// as it came, with what the batches committed before it did: those stay
+// written, and writing them again is harmless (the ledger's primary key), so
+// the caller retries the whole batch. A batch with one refused event costs
+// about 2·log2(len(events)) transactions.
+func writeEvents(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, beforeCommit hookFunc) (batchResult, []refusal, error) {
+	var (
+		total   batchResult
+		refused []refusal
+		write   func(lo, hi int) error
+	)
+	write = func(lo, hi int) error {
+		res, err := writeBatch(ctx, pool, p, events[lo:hi], beforeCommit)
+		if err == nil {
+			total.add(res)
+			return nil
+		}
+		if interpretWriteError(err) != failContent || ctx.Err() != nil {
+			return err
+		}
+		if hi-lo == 1 {
+			refused = append(refused, refusal{index: lo, err: err})
+			return nil
+		}
+		mid := lo + (hi-lo)/2
+		if err := write(lo, mid); err != nil {
+			return err
+		}
+		return write(mid, hi)
+	}
+	if len(events) == 0 {
+		return total, nil, nil
+	}
+	err := write(0, len(events))
+	if err != nil {
+		return total, nil, err
+	}
+	return total, refused, nil
 }
 
 // hookFunc is the shape of the persister's failure-injection hooks.
@@ -207,6 +308,7 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.
 	if err != nil {
 		return batchResult{}, err
 	}
+	res.commits = 1
 	return res, nil
 }
 

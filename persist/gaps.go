@@ -12,8 +12,10 @@ import (
 
 // KindLedgerGap: versions of an item are missing from the ledger while
 // higher ones are there, and their events are not in the stream either
-// (lost before they were persisted, while later ones made it). Repair writes
-// RECONCILE events for the missing versions so the history chains again.
+// (lost before they were persisted while later ones made it, or
+// dead-lettered by the persister because PostgreSQL refused them; the
+// detail says which). Repair writes RECONCILE events for the missing
+// versions so the history chains again.
 const KindLedgerGap = "ledger_gap"
 
 const (
@@ -97,6 +99,7 @@ func (r *Reconciler) gaps(ctx context.Context, p int, stores []string, rep *Repo
 	if err != nil {
 		return err
 	}
+	dead := r.deadLetteredOnce(ctx, p, want)
 	for i := range open {
 		g := &open[i]
 		// Read the ledger again after the stream: a version persisted
@@ -119,7 +122,11 @@ func (r *Reconciler) gaps(ctx context.Context, p int, stores []string, rep *Repo
 			rep.Lagging++
 			continue
 		}
-		if err := r.fillGap(ctx, rep, g); err != nil {
+		dl, err := dead()
+		if err != nil {
+			return err
+		}
+		if err := r.fillGap(ctx, rep, g, dl[g.ref]); err != nil {
 			return err
 		}
 	}
@@ -130,11 +137,21 @@ func (r *Reconciler) gaps(ctx context.Context, p int, stores []string, rep *Repo
 // RECONCILE event per missing version. For each run a..b of missing
 // versions, a..b-1 carry no change and b carries the difference between the
 // state after a-1 and the state before b+1 (its after-state minus its
-// deltas), so the sums of deltas chain again; their real events are lost and
-// we do not invent them.
-func (r *Reconciler) fillGap(ctx context.Context, rep *Report, g *gap) error {
+// deltas), so the sums of deltas chain again; their real events are lost
+// (or dead-lettered: dead maps those versions to why) and we do not invent
+// them.
+func (r *Reconciler) fillGap(ctx context.Context, rep *Report, g *gap, dead map[int64]string) error {
 	f := Finding{Kind: KindLedgerGap, Store: g.ref.Store, SKU: g.ref.SKU, Action: "none (check mode)",
 		Detail: fmt.Sprintf("%d versions of %d..%d are neither in the ledger nor in the stream", len(g.missing), g.from, g.to)}
+	missing := make(map[int64]string, len(dead))
+	for _, v := range g.missing {
+		if why, ok := dead[v]; ok {
+			missing[v] = why
+		}
+	}
+	if note := deadNote(missing, g.from, g.to); note != "" {
+		f.Detail += "; " + note
+	}
 	type state struct {
 		dh, dr, oh, rs int64
 		rp, mpc        *int64
@@ -181,10 +198,16 @@ func (r *Reconciler) fillGap(ctx context.Context, rep *Report, g *gap) error {
 				OnHand: prev.oh, Reserved: prev.rs, ReorderPoint: prev.rp, MaxPerCustomer: prev.mpc,
 				IdempotencyKey: fmt.Sprintf("reconcile:%d", rep.RunID), Principal: "reconciler", Time: now,
 				Reason: fmt.Sprintf("reconciliation run %d: event lost before it was persisted", rep.RunID)}
+			if _, ok := missing[v]; ok {
+				ev.Reason = fmt.Sprintf("reconciliation run %d: event dead-lettered, PostgreSQL refused it", rep.RunID)
+			}
 			if v == b {
 				ev.DeltaOnHand, ev.DeltaReserved = beforeNext.OnHand-prev.oh, beforeNext.Reserved-prev.rs
 				ev.OnHand, ev.Reserved = beforeNext.OnHand, beforeNext.Reserved
 				ev.Reason = fmt.Sprintf("reconciliation run %d: chains the ledger to version %d", rep.RunID, b+1)
+				if _, ok := missing[v]; ok {
+					ev.Reason += " (this version's event was dead-lettered: PostgreSQL refused it)"
+				}
 			}
 			rows = append(rows, eventRow(&ev))
 		}
@@ -207,11 +230,14 @@ func (r *Reconciler) fillGap(ctx context.Context, rep *Report, g *gap) error {
 			_, err = tx.Exec(ctx, deleteGapSQL, g.ref.Store, g.ref.SKU, g.from)
 			return err
 		})
+		a, refused := refusedBy(err, "the RECONCILE events")
 		switch {
 		case err == nil:
 			f.Action = fmt.Sprintf("wrote %d RECONCILE events to the ledger", len(rows))
 		case errors.Is(err, errRace):
 			f.Action = "none: the ledger changed meanwhile; the next run decides"
+		case refused:
+			f.Action = a
 		default:
 			return fmt.Errorf("fill gap of %s/%s: %w", g.ref.Store, g.ref.SKU, err)
 		}

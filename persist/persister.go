@@ -2,6 +2,7 @@ package persist
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -31,6 +32,8 @@ const (
 	logTook         = "took"
 	logRunID        = "run_id"
 	logFindings     = "findings"
+	logFailures     = "failures"
+	logFailingFor   = "failing_for"
 )
 
 // PersisterConfig configures a Persister. The zero value of every field
@@ -80,13 +83,20 @@ type PersisterConfig struct {
 	// DeadLetterMaxLen caps a partition's dead-letter stream (approximately).
 	// Defaults to 100000.
 	DeadLetterMaxLen int64
+	// FailingAfter is how long a partition's attempts to read or write its
+	// events must keep failing, with no success in between (or one write
+	// must keep running), before the partition counts as failing: in Stats,
+	// and in a record in Redis that the reconciler's runs report from any
+	// process. Defaults to 5s.
+	FailingAfter time.Duration
 	// BeforeCommit, when set, runs inside each batch's transaction just
 	// before COMMIT; AfterCommit runs after COMMIT and before XACK. For
 	// failure injection in tests: a hook that returns an error stops Run with
 	// that error and leaves the batch unacknowledged, as a crash at that
 	// point would (BeforeCommit's error also rolls the batch back).
 	BeforeCommit, AfterCommit func(ctx context.Context, partition int, events []engine.Event) error
-	// Clock returns the current time (retention). Defaults to time.Now.
+	// Clock returns the current time (retention, health). Defaults to
+	// time.Now.
 	Clock func() time.Time
 	// Logger receives the persister's logs. Defaults to zap.NewNop().
 	Logger *zap.Logger
@@ -141,6 +151,9 @@ func (c PersisterConfig) withDefaults(e *engine.Engine) PersisterConfig {
 	if c.DeadLetterMaxLen == 0 {
 		c.DeadLetterMaxLen = 100000
 	}
+	if c.FailingAfter == 0 {
+		c.FailingAfter = 5 * time.Second
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -171,6 +184,8 @@ func (c PersisterConfig) validate(e *engine.Engine) error {
 		return fmt.Errorf("persister config: RetryMin (%s) and RetryMax (%s) must be positive, RetryMin <= RetryMax", c.RetryMin, c.RetryMax)
 	case c.DeadLetterMaxLen < 1:
 		return fmt.Errorf("persister config: DeadLetterMaxLen must be positive, got %d", c.DeadLetterMaxLen)
+	case c.FailingAfter < 0:
+		return fmt.Errorf("persister config: FailingAfter must not be negative, got %s", c.FailingAfter)
 	}
 	return nil
 }
@@ -184,7 +199,8 @@ type PersisterStats struct {
 	EntriesAcked int64 `json:"entries_acked"`
 	// Batches counts committed transactions.
 	Batches int64 `json:"batches"`
-	// DeadLetters counts entries moved to a dead-letter stream.
+	// DeadLetters counts entries moved to a dead-letter stream: those that
+	// do not parse, and those PostgreSQL refuses for their content.
 	DeadLetters int64 `json:"dead_letters"`
 	// Forks counts fork findings recorded (events of a version the ledger
 	// holds under another operation id, held back).
@@ -195,12 +211,39 @@ type PersisterStats struct {
 	// Claimed counts entries taken over from other consumers.
 	Claimed int64 `json:"claimed"`
 	// WriteErrors counts failed attempts to write a batch (each retried).
+	// An event PostgreSQL refuses for its content is dead-lettered, not
+	// retried, and not counted here.
 	WriteErrors int64 `json:"write_errors"`
 	// LastBatchSize is the number of entries of the last committed batch.
 	LastBatchSize int64 `json:"last_batch_size"`
-	// Lag is, per owned partition, the entries not yet persisted (pending or
-	// never delivered), as of that partition's last trim.
+	// Lag is, per owned partition whose lag was measured, its entries not
+	// yet persisted: the consumer group's pending entries plus those never
+	// delivered. It is measured every TrimInterval, also while a batch is
+	// being retried. The group is shared, so every worker of a partition
+	// reports the same number.
 	Lag map[int]int64 `json:"lag"`
+	// Partitions is, per owned partition, its lag and health.
+	Partitions map[int]PartitionStats `json:"partitions"`
+}
+
+// PartitionStats is one owned partition's lag and health.
+type PartitionStats struct {
+	// Lag is as in PersisterStats.Lag; -1 before it was first measured.
+	Lag int64 `json:"lag"`
+	// Failing is set when the partition's attempts to read or write its
+	// events have failed for at least FailingAfter with no success in
+	// between, or one write has been running that long.
+	Failing bool `json:"failing"`
+	// FailingSince is when the first of those failures happened (or the
+	// running write began); nil while the partition is healthy.
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	// Failures counts the failed attempts since the last success.
+	Failures int64 `json:"failures"`
+	// LastError is the last failure's message; empty after a success.
+	LastError string `json:"last_error,omitempty"`
+	// LastSuccess is when the partition last wrote a batch or found nothing
+	// left to write (when its worker started, before either).
+	LastSuccess time.Time `json:"last_success"`
 }
 
 // Persister drains partitions' event streams into the ledger. Construct it
@@ -219,8 +262,18 @@ type Persister struct {
 
 	events, acked, batches, deadLetters, forks, heldBack, claimed, writeErrors, lastBatch atomic.Int64
 
-	mu  sync.Mutex
-	lag map[int]int64
+	mu     sync.Mutex
+	health map[int]*partitionHealth
+}
+
+// partitionHealth is what Stats reports of one partition, under mu.
+type partitionHealth struct {
+	lag          int64 // -1: not measured yet
+	lastSuccess  time.Time
+	failingSince time.Time // zero while healthy
+	failures     int64
+	lastErr      string
+	writingSince time.Time // a write in flight began then; zero when none
 }
 
 // NewPersister returns a persister draining e's streams into pool (whose
@@ -233,8 +286,12 @@ func NewPersister(e *engine.Engine, pool *pgxpool.Pool, cfg PersisterConfig) (*P
 	if err := cfg.validate(e); err != nil {
 		return nil, err
 	}
+	health := make(map[int]*partitionHealth, len(cfg.Partitions))
+	for _, part := range cfg.Partitions {
+		health[part] = &partitionHealth{lag: -1}
+	}
 	return &Persister{e: e, rdb: e.Client(), pool: pool, cfg: cfg,
-		log: cfg.Logger.With(zap.String(logConsumer, cfg.Consumer)), lag: map[int]int64{}}, nil
+		log: cfg.Logger.With(zap.String(logConsumer, cfg.Consumer)), health: health}, nil
 }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
@@ -243,12 +300,30 @@ func (p *Persister) Stats() PersisterStats {
 		EventsPersisted: p.events.Load(), EntriesAcked: p.acked.Load(), Batches: p.batches.Load(),
 		DeadLetters: p.deadLetters.Load(), Forks: p.forks.Load(), HeldBack: p.heldBack.Load(), Claimed: p.claimed.Load(),
 		WriteErrors: p.writeErrors.Load(), LastBatchSize: p.lastBatch.Load(), Lag: map[int]int64{},
+		Partitions: make(map[int]PartitionStats, len(p.health)),
 	}
+	now := p.cfg.Clock()
 	p.mu.Lock()
-	for k, v := range p.lag {
-		s.Lag[k] = v
+	defer p.mu.Unlock()
+	for part, h := range p.health {
+		ps := PartitionStats{Lag: h.lag, Failures: h.failures, LastError: h.lastErr, LastSuccess: h.lastSuccess}
+		if h.lag >= 0 {
+			s.Lag[part] = h.lag
+		}
+		since := h.failingSince
+		if !h.writingSince.IsZero() && now.Sub(h.writingSince) >= p.cfg.FailingAfter && (since.IsZero() || h.writingSince.Before(since)) {
+			since = h.writingSince
+			if ps.LastError == "" {
+				ps.LastError = fmt.Sprintf("a write to PostgreSQL has been running for %s", now.Sub(since).Round(time.Millisecond))
+			}
+		}
+		if !since.IsZero() {
+			t := since
+			ps.FailingSince = &t
+			ps.Failing = now.Sub(since) >= p.cfg.FailingAfter
+		}
+		s.Partitions[part] = ps
 	}
-	p.mu.Unlock()
 	return s
 }
 
@@ -262,6 +337,14 @@ func (p *Persister) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	start := p.cfg.Clock()
+	p.mu.Lock()
+	for _, h := range p.health {
+		if h.lastSuccess.IsZero() {
+			h.lastSuccess = start
+		}
+	}
+	p.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -290,6 +373,11 @@ type partition struct {
 	claimAt  string // XAUTOCLAIM cursor
 	lastClm  time.Time
 	lastTrim time.Time
+	lastLag  time.Time // when the lag was last measured
+	// published is set while this worker's failure record for the
+	// partition is in Redis; reported once the failures were logged as the
+	// partition failing.
+	published, reported bool
 	// persisted records, per acknowledged batch, its highest id and the
 	// running count of entries acknowledged, to find the RetentionCount cut.
 	persisted []mark
@@ -307,6 +395,7 @@ type mark struct {
 func (p *Persister) runPartition(ctx context.Context, part int) error {
 	st := &partition{id: part, key: p.e.StreamKey(part), readOwn: true, claimAt: "0-0"}
 	log := p.log.With(zap.Int(logPartition, part))
+	defer p.unpublish(ctx, st) // a stopped worker is not a failing one
 	backoff := p.cfg.RetryMin
 	groupOK := false
 	for ctx.Err() == nil {
@@ -315,6 +404,7 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 				if ctx.Err() != nil {
 					return nil
 				}
+				p.failed(ctx, st, err, log)
 				log.Warn("cannot create consumer group, retrying", zap.Error(err))
 				sleep(ctx, backoff)
 				backoff = nextBackoff(backoff, p.cfg.RetryMax)
@@ -334,6 +424,7 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 				st.persisted, st.total, st.claimAt = nil, 0, "0-0"
 				continue
 			}
+			p.failed(ctx, st, err, log)
 			log.Warn("read stream, retrying", zap.Error(err))
 			sleep(ctx, backoff)
 			backoff = nextBackoff(backoff, p.cfg.RetryMax)
@@ -344,6 +435,8 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 			if err := p.process(ctx, st, msgs, log); err != nil {
 				return err
 			}
+		} else {
+			p.succeeded(ctx, st, log)
 		}
 		if p.cfg.Clock().Sub(st.lastTrim) >= p.cfg.TrimInterval {
 			if err := p.trim(ctx, st); err != nil && ctx.Err() == nil {
@@ -432,64 +525,71 @@ func (p *Persister) read(ctx context.Context, key, from string, count int64, blo
 	return res[0].Messages, nil
 }
 
-// process persists one batch: dead-letters its poison entries, writes the
-// rest in one transaction (retrying with backoff until it commits or ctx is
-// done), then acknowledges every entry. It returns an error only from a
-// failure-injection hook.
+// process persists one batch: writes its events, retrying with backoff
+// until PostgreSQL takes them or ctx is done; dead-letters the entries that
+// do not parse and those PostgreSQL refuses for their content; then
+// acknowledges every entry it wrote or dead-lettered. It returns an error
+// only from a failure-injection hook.
 func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMessage, log *zap.Logger) error {
 	events := make([]engine.Event, 0, len(msgs))
-	var poison []redis.XMessage
-	var poisonErrs []error
-	for _, m := range msgs {
+	from := make([]int, 0, len(msgs)) // events[i] is msgs[from[i]]
+	dead := map[int]error{}           // by index in msgs: why it goes to the dead-letter stream
+	for i, m := range msgs {
 		ev, err := engine.ParseEvent(m.ID, m.Values)
 		if err != nil {
-			poison = append(poison, m)
-			poisonErrs = append(poisonErrs, err)
+			dead[i] = err
 			continue
 		}
 		events = append(events, ev)
+		from = append(from, i)
 	}
-	var res batchResult
+	written := events
 	if len(events) > 0 {
 		backoff := p.cfg.RetryMin
+		var refused []refusal
 		for {
-			var err error
-			res, err = writeBatch(ctx, p.pool, st.id, events, p.cfg.BeforeCommit)
+			p.setWriting(st.id, p.cfg.Clock())
+			res, rf, err := writeEvents(ctx, p.pool, st.id, events, p.cfg.BeforeCommit)
+			p.setWriting(st.id, time.Time{})
+			p.count(res, log)
 			if err == nil {
+				refused = rf
 				break
 			}
-			var he *hookError
-			if errors.As(err, &he) {
+			if interpretWriteError(err) == failHook {
 				return fmt.Errorf("partition %d: %w", st.id, err)
 			}
 			if ctx.Err() != nil {
-				return nil // abandoned: nothing committed, entries stay pending
+				return nil // abandoned: entries stay pending; what committed is re-written harmlessly
 			}
 			p.writeErrors.Add(1)
+			p.failed(ctx, st, err, log)
 			log.Warn("write batch to PostgreSQL, retrying", zap.Int(logEntries, len(events)), zap.Duration(logBackoff, backoff), zap.Error(err))
-			sleep(ctx, backoff)
+			p.wait(ctx, st, backoff)
 			if ctx.Err() != nil {
 				return nil
 			}
 			backoff = nextBackoff(backoff, p.cfg.RetryMax)
 		}
-		p.batches.Add(1)
-		p.events.Add(res.inserted)
-		p.forks.Add(res.forks)
-		p.heldBack.Add(res.heldBack)
-		if res.forks > 0 || res.heldBack > 0 {
-			log.Warn("fork found: events held back until the reconciler merges them",
-				zap.Int64(logForks, res.forks), zap.Int64(logHeldBack, res.heldBack))
+		if len(refused) > 0 {
+			written = make([]engine.Event, 0, len(events)-len(refused))
+			next := 0
+			for _, r := range refused {
+				written = append(written, events[next:r.index]...)
+				next = r.index + 1
+				dead[from[r.index]] = fmt.Errorf("PostgreSQL refused the event: %w", r.err)
+			}
+			written = append(written, events[next:]...)
 		}
-		if st.epoch != "" {
+		if st.epoch != "" && len(written) > 0 {
 			if now := p.readyEpoch(ctx, st.id); now != "" && now != st.epoch {
-				if err := p.healAfterRebuild(ctx, st.id, events); err != nil {
+				if err := p.healAfterRebuild(ctx, st.id, written); err != nil {
 					log.Warn("restore items a rebuild missed; the reconciler will", zap.Error(err))
 				}
 			}
 		}
 		if p.cfg.AfterCommit != nil {
-			if err := p.cfg.AfterCommit(ctx, st.id, events); err != nil {
+			if err := p.cfg.AfterCommit(ctx, st.id, written); err != nil {
 				return fmt.Errorf("partition %d: %w", st.id, &hookError{err: err})
 			}
 		}
@@ -498,22 +598,27 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMe
 	// ctx is cancelled, within a short deadline.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	for i, m := range poison {
-		if err := p.deadLetter(actx, st, m, poisonErrs[i]); err != nil {
-			log.Warn("dead-letter entry; it stays pending", zap.String(logStreamID, m.ID), zap.Error(err))
-			st.readOwn = true
-			continue
-		}
-		log.Error("poison entry moved to the dead-letter stream", zap.String(logStreamID, m.ID), zap.Error(poisonErrs[i]))
-		p.deadLetters.Add(1)
-	}
 	ids := make([]string, 0, len(msgs))
 	var top streamID
-	for _, m := range msgs {
+	for i, m := range msgs {
+		if cause, ok := dead[i]; ok {
+			if err := p.deadLetter(actx, st, m, cause); err != nil {
+				// Not acknowledged: it is read, and dead-lettered, again.
+				log.Warn("dead-letter entry; it stays pending", zap.String(logStreamID, m.ID), zap.Error(err))
+				st.readOwn = true
+				continue
+			}
+			log.Error("entry moved to the dead-letter stream", zap.String(logStreamID, m.ID), zap.Error(cause))
+			p.deadLetters.Add(1)
+		}
 		ids = append(ids, m.ID)
 		if id, ok := parseStreamID(m.ID); ok && top.less(id) {
 			top = id
 		}
+	}
+	p.succeeded(ctx, st, log)
+	if len(ids) == 0 {
+		return nil
 	}
 	n, err := p.rdb.XAck(actx, st.key, p.cfg.Group, ids...).Result()
 	if err != nil {
@@ -524,13 +629,43 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMe
 	}
 	p.acked.Add(n)
 	p.lastBatch.Store(int64(len(msgs)))
-	st.total += int64(len(msgs))
+	st.total += int64(len(ids))
 	st.persisted = append(st.persisted, mark{id: top, cum: st.total})
 	return nil
 }
 
-// deadLetter copies a poison entry, with its id and the parse error, to the
-// partition's dead-letter stream (KeyBase(p)+"deadletter").
+// count adds what written batches did to the counters.
+func (p *Persister) count(res batchResult, log *zap.Logger) {
+	p.batches.Add(res.commits)
+	p.events.Add(res.inserted)
+	p.forks.Add(res.forks)
+	p.heldBack.Add(res.heldBack)
+	if res.forks > 0 || res.heldBack > 0 {
+		log.Warn("fork found: events held back until the reconciler merges them",
+			zap.Int64(logForks, res.forks), zap.Int64(logHeldBack, res.heldBack))
+	}
+}
+
+// wait sleeps d, or until ctx is done, measuring the partition's lag every
+// TrimInterval meanwhile, so the lag keeps counting while a batch is
+// retried.
+func (p *Persister) wait(ctx context.Context, st *partition, d time.Duration) {
+	end := time.Now().Add(d)
+	for ctx.Err() == nil {
+		left := time.Until(end)
+		if left <= 0 {
+			return
+		}
+		sleep(ctx, min(left, p.cfg.TrimInterval))
+		if ctx.Err() == nil && p.cfg.Clock().Sub(st.lastLag) >= p.cfg.TrimInterval {
+			_ = p.measureLag(ctx, st)
+		}
+	}
+}
+
+// deadLetter copies an entry, with its id and why it cannot be persisted
+// (a parse error, or PostgreSQL's refusal), to the partition's dead-letter
+// stream (KeyBase(p)+"deadletter").
 func (p *Persister) deadLetter(ctx context.Context, st *partition, m redis.XMessage, cause error) error {
 	vals := make([]any, 0, 6+2*len(m.Values))
 	vals = append(vals, "id", m.ID, "error", cause.Error(), "consumer", p.cfg.Consumer)
@@ -543,9 +678,11 @@ func (p *Persister) deadLetter(ctx context.Context, st *partition, m redis.XMess
 }
 
 // DeadLetterKey returns the key of partition p's dead-letter stream. Each of
-// its entries holds the poison entry's id ("id"), the parse error ("error"),
-// the consumer that moved it, and the entry's fields prefixed with "f:".
-func DeadLetterKey(e *engine.Engine, p int) string { return e.KeyBase(p) + "deadletter" }
+// its entries holds the entry's id ("id"), why it was not persisted
+// ("error": the parse error, or "PostgreSQL refused the event: " and
+// PostgreSQL's error with its SQLSTATE), the consumer that moved it, and the
+// entry's fields prefixed with "f:".
+func DeadLetterKey(e *engine.Engine, p int) string { return e.DeadLetterKey(p) }
 
 // trim removes persisted entries older than the retention window, or beyond
 // RetentionCount, never at or above the persisted floor (XTRIM MINID: new
@@ -555,9 +692,7 @@ func (p *Persister) trim(ctx context.Context, st *partition) error {
 	if err != nil || !ok {
 		return err
 	}
-	p.mu.Lock()
-	p.lag[st.id] = unpersisted
-	p.mu.Unlock()
+	p.setLag(st, unpersisted)
 	now := p.cfg.Clock()
 	cut := streamID{ms: uint64(max(now.Add(-p.cfg.RetentionWindow).UnixMilli(), 0))}
 	// The RetentionCount cut: the oldest batch mark after which at most
@@ -579,6 +714,141 @@ func (p *Persister) trim(ctx context.Context, st *partition) error {
 		return fmt.Errorf("trim %s: %w", st.key, err)
 	}
 	return nil
+}
+
+// measureLag measures the partition's lag (see PersisterStats.Lag).
+func (p *Persister) measureLag(ctx context.Context, st *partition) error {
+	_, unpersisted, ok, err := persistedFloor(ctx, p.rdb, st.key, p.cfg.Group)
+	if err != nil || !ok {
+		return err
+	}
+	p.setLag(st, unpersisted)
+	return nil
+}
+
+func (p *Persister) setLag(st *partition, n int64) {
+	st.lastLag = p.cfg.Clock()
+	p.mu.Lock()
+	p.health[st.id].lag = n
+	p.mu.Unlock()
+}
+
+// setWriting records that a write of the partition's events began at t
+// (zero: it ended).
+func (p *Persister) setWriting(part int, t time.Time) {
+	p.mu.Lock()
+	p.health[part].writingSince = t
+	p.mu.Unlock()
+}
+
+// Partition health. Every failed attempt to read or write a partition's
+// events counts; a success (a batch written, or nothing left to write)
+// clears the count. Once the failures have lasted FailingAfter, the
+// partition is failing. Stats says so; and the worker records its failures
+// in Redis, in a hash per partition with one field per worker, for the
+// reconciler's runs in any process to report once they have lasted the
+// worker's FailingAfter. The record is renewed at every failure and
+// believed until healthRecordLife after that (a worker that died while
+// failing leaves a record that goes stale); a success deletes it.
+
+// healthKey returns the key of partition p's persister health hash.
+func healthKey(e *engine.Engine, p int) string { return e.KeyBase(p) + "persister-health" }
+
+// healthRecord is one worker's failure record of a partition.
+type healthRecord struct {
+	Consumer     string    `json:"consumer"`
+	FailingSince time.Time `json:"failing_since"`
+	Failures     int64     `json:"failures"`
+	Error        string    `json:"error"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	// FailingAfter is the worker's PersisterConfig.FailingAfter: the
+	// partition counts as failing from FailingSince plus it.
+	FailingAfter time.Duration `json:"failing_after"`
+	// ExpiresAt is when readers stop believing the record.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// failing reports whether the record says the partition is failing at now.
+func (h *healthRecord) failing(now time.Time) bool {
+	return !now.After(h.ExpiresAt) && now.Sub(h.FailingSince) >= h.FailingAfter
+}
+
+// healthRecordLife is how long a failure record is believed after its last
+// renewal: well past the longest wait between two attempts.
+func (p *Persister) healthRecordLife() time.Duration {
+	return max(3*p.cfg.RetryMax, 30*time.Second)
+}
+
+// maxErrorLen bounds the error text a failure record carries.
+const maxErrorLen = 1000
+
+// failed counts a failed attempt on the partition and records the failures
+// in Redis (best effort: Redis may be what fails).
+func (p *Persister) failed(ctx context.Context, st *partition, cause error, log *zap.Logger) {
+	now := p.cfg.Clock()
+	msg := cause.Error()
+	if len(msg) > maxErrorLen {
+		msg = msg[:maxErrorLen] + "…"
+	}
+	p.mu.Lock()
+	h := p.health[st.id]
+	if h.failingSince.IsZero() {
+		h.failingSince = now
+	}
+	h.failures++
+	h.lastErr = msg
+	rec := healthRecord{Consumer: p.cfg.Consumer, FailingSince: h.failingSince.UTC(), Failures: h.failures, Error: msg,
+		UpdatedAt: now.UTC(), FailingAfter: p.cfg.FailingAfter, ExpiresAt: now.Add(p.healthRecordLife()).UTC()}
+	p.mu.Unlock()
+	if !st.reported && rec.failing(now) {
+		st.reported = true
+		log.Error("partition failing: its events are not reaching PostgreSQL", zap.Int64(logFailures, rec.Failures),
+			zap.Duration(logFailingFor, now.Sub(rec.FailingSince)), zap.Error(cause))
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	key := healthKey(p.e, st.id)
+	_, err = p.rdb.TxPipelined(rctx, func(pipe redis.Pipeliner) error {
+		pipe.HSet(rctx, key, p.cfg.Consumer, b)
+		pipe.PExpire(rctx, key, p.healthRecordLife())
+		return nil
+	})
+	if err == nil {
+		st.published = true
+	}
+}
+
+// succeeded clears the partition's failures, and its record in Redis.
+func (p *Persister) succeeded(ctx context.Context, st *partition, log *zap.Logger) {
+	now := p.cfg.Clock()
+	p.mu.Lock()
+	h := p.health[st.id]
+	h.lastSuccess = now
+	since, n := h.failingSince, h.failures
+	h.failingSince, h.failures, h.lastErr = time.Time{}, 0, ""
+	p.mu.Unlock()
+	if st.reported {
+		st.reported = false
+		log.Info("partition recovered", zap.Int64(logFailures, n), zap.Duration(logFailingFor, now.Sub(since)))
+	}
+	p.unpublish(ctx, st)
+}
+
+// unpublish deletes this worker's failure record of the partition, if it
+// made one.
+func (p *Persister) unpublish(ctx context.Context, st *partition) {
+	if !st.published {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := p.rdb.HDel(rctx, healthKey(p.e, st.id), p.cfg.Consumer).Err(); err == nil {
+		st.published = false
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

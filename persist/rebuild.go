@@ -185,7 +185,7 @@ func (r *Rebuilder) missing(ctx context.Context) ([]int, error) {
 	return out, nil
 }
 
-func lockKey(e *engine.Engine, p int) string { return e.KeyBase(p) + "rebuild-lock" }
+func lockKey(e *engine.Engine, p int) string { return e.RebuildLockKey(p) }
 
 // RebuildPartition rebuilds partition p from the ledger unless it is ready:
 // it first writes to the ledger the stream entries not yet persisted (the
@@ -285,8 +285,11 @@ const drainChunk = 2000
 // drain writes to the ledger every entry of p's stream from the persister's
 // floor on (the whole stream when the group is gone), so versions continue
 // without a fork. Writes are refused while the marker is missing, so the
-// stream does not grow meanwhile. Poison entries are left for the persister
-// to dead-letter.
+// stream does not grow meanwhile. Entries that do not parse, and those
+// PostgreSQL refuses for their content, are passed over and left to the
+// persister, which dead-letters each once, through its consumer group; the
+// partition is rebuilt without them (the reconciler closes the versions
+// they leave out).
 func (r *Rebuilder) drain(ctx context.Context, p int, renew func() error) (int, error) {
 	key := r.e.StreamKey(p)
 	floor, _, ok, err := persistedFloor(ctx, r.rdb, key, r.cfg.Group)
@@ -310,10 +313,15 @@ func (r *Rebuilder) drain(ctx context.Context, p int, renew func() error) (int, 
 			}
 		}
 		if len(events) > 0 {
-			if _, err := writeBatch(ctx, r.pool, p, events, nil); err != nil {
+			_, refused, err := writeEvents(ctx, r.pool, p, events, nil)
+			if err != nil {
 				return total, fmt.Errorf("rebuild partition %d: persist stream: %w", p, err)
 			}
-			total += len(events)
+			for _, rf := range refused {
+				r.log.Warn("PostgreSQL refuses a stream entry: rebuilding without it, the persister dead-letters it",
+					zap.Int(logPartition, p), zap.String(logStreamID, events[rf.index].StreamID), zap.Error(rf.err))
+			}
+			total += len(events) - len(refused)
 		}
 		if len(msgs) < drainChunk {
 			return total, nil

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +55,13 @@ const (
 	// KindPartitionNotReady: a partition has no readiness marker. Repair
 	// rebuilds it from the ledger.
 	KindPartitionNotReady = "partition_not_ready"
+	// KindPersisterFailing: a persister's attempts to write a partition's
+	// events to the ledger have kept failing for longer than its
+	// FailingAfter (PostgreSQL unreachable, say); the events wait in the
+	// stream. One finding per failing worker, naming the partition, the
+	// worker and its last error. Nothing to repair here: the persister
+	// retries on its own once the cause is fixed.
+	KindPersisterFailing = "persister_failing"
 	// KindFork: recorded by the persister when an event meets a stored one
 	// of the same version with another operation id (two histories of one
 	// item after a Redis failover); the persister holds back the item's
@@ -94,13 +103,16 @@ func snapshotOf(it *engine.Item) *ItemSnapshot {
 // before and after (of the side repaired, or that would be), and the action
 // taken.
 type Finding struct {
-	Kind   string        `json:"kind"`
-	Store  string        `json:"store"`
-	SKU    string        `json:"sku"`
-	Before *ItemSnapshot `json:"before"`
-	After  *ItemSnapshot `json:"after"`
-	Action string        `json:"action"`
-	Detail string        `json:"detail,omitempty"`
+	Kind  string `json:"kind"`
+	Store string `json:"store"`
+	SKU   string `json:"sku"`
+	// Partition names the partition of a finding about a whole partition
+	// (partition_not_ready, persister_failing); absent otherwise.
+	Partition *int          `json:"partition,omitempty"`
+	Before    *ItemSnapshot `json:"before"`
+	After     *ItemSnapshot `json:"after"`
+	Action    string        `json:"action"`
+	Detail    string        `json:"detail,omitempty"`
 }
 
 // Report is the outcome of one reconciliation run. It is recorded in
@@ -294,6 +306,10 @@ func (r *Reconciler) reconcile(ctx context.Context, mode Mode) (*Report, error) 
 	stores, runErr := storesByPartition(ctx, r.e, r.pool)
 	if runErr == nil {
 		for _, p := range r.cfg.Partitions {
+			if err := r.persisterFailures(ctx, p, rep); err != nil {
+				runErr = err
+				break
+			}
 			if err := r.partition(ctx, p, stores[p], rep); err != nil {
 				runErr = err
 				break
@@ -316,17 +332,61 @@ func (r *Reconciler) record(ctx context.Context, rep *Report, runErr error) erro
 		}
 		before, _ := json.Marshal(f.Before)
 		after, _ := json.Marshal(f.After)
-		b.Queue(findingSQL, rep.RunID, f.Kind, f.Store, f.SKU, v, before, after, f.Action, f.Detail)
+		b.Queue(findingSQL, rep.RunID, f.Kind, storable(f.Store), storable(f.SKU), v, before, after, storable(f.Action), storable(f.Detail))
 	}
 	msg := ""
 	if runErr != nil {
-		msg = runErr.Error()
+		msg = storable(runErr.Error())
 	}
 	b.Queue(finishRunSQL, rep.RunID, rep.FinishedAt, rep.ItemsChecked, rep.Lagging, len(rep.Findings), msg)
 	if err := r.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("reconcile: record findings: %w", err)
 	}
 	return nil
+}
+
+// storable returns s as text PostgreSQL stores: valid UTF-8 without NUL. A
+// finding may quote what the ledger refused.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// persisterFailures reports every persister worker whose writes of
+// partition p's events are failing (see PersisterConfig.FailingAfter), from
+// the records the workers keep in Redis.
+func (r *Reconciler) persisterFailures(ctx context.Context, p int, rep *Report) error {
+	all, err := r.rdb.HGetAll(ctx, healthKey(r.e, p)).Result()
+	if err != nil {
+		return fmt.Errorf("reconcile partition %d: persister health: %w", p, err)
+	}
+	now := r.cfg.Clock()
+	consumers := make([]string, 0, len(all))
+	for c := range all {
+		consumers = append(consumers, c)
+	}
+	sort.Strings(consumers)
+	for _, c := range consumers {
+		var h healthRecord
+		if err := json.Unmarshal([]byte(all[c]), &h); err != nil || !h.failing(now) {
+			continue // unreadable, failing too briefly yet, or left by a worker that stopped
+		}
+		part := p
+		rep.Findings = append(rep.Findings, Finding{Kind: KindPersisterFailing, Partition: &part,
+			Action: "none: the persister retries on its own once the cause is fixed",
+			Detail: fmt.Sprintf("partition %d: persister %s has failed %d times since %s, its events wait in the stream: %s",
+				p, h.Consumer, h.Failures, h.FailingSince.UTC().Format(time.RFC3339), h.Error)})
+	}
+	return nil
+}
+
+// refusedBy returns the action of a finding whose repair PostgreSQL
+// refused for its content (interpretWriteError), so the run goes on
+// without it; ok is false for any other error, which ends the run.
+func refusedBy(err error, what string) (action string, ok bool) {
+	if err == nil || interpretWriteError(err) != failContent {
+		return "", false
+	}
+	return "none: PostgreSQL refused " + what + ": " + err.Error(), true
 }
 
 // ledgerItem is an item as inventory_items holds it.
@@ -359,7 +419,8 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 		return err
 	}
 	if !ready {
-		f := Finding{Kind: KindPartitionNotReady, Store: "", SKU: "", Action: "none (check mode)",
+		part := p
+		f := Finding{Kind: KindPartitionNotReady, Store: "", SKU: "", Partition: &part, Action: "none (check mode)",
 			Detail: "partition " + strconv.Itoa(p) + " has no readiness marker"}
 		if rep.Mode == ModeRepair {
 			err := r.rb.RebuildPartition(ctx, p)
@@ -493,17 +554,27 @@ func (r *Reconciler) compare(ctx context.Context, rep *Report, li *ledgerItem, r
 			f.Detail = "inventory_items differs from the ledger's event of the same version"
 			f.Action = "none (check mode)"
 			if rep.Mode == ModeRepair {
-				if err := r.fixItemsRow(ctx, li.ref, ev); err != nil {
-					return nil, err
-				}
 				f.Action = "rewrote inventory_items from the ledger"
+				if err := r.fixItemsRow(ctx, li.ref, ev); err != nil {
+					a, ok := refusedBy(err, "the rewrite of inventory_items")
+					if !ok {
+						return nil, err
+					}
+					f.Action = a
+				}
 			}
 			rep.Findings = append(rep.Findings, f)
 			return nil, nil
 		}
 		if rep.Mode == ModeRepair && !led.sameNumbers(ev) {
 			if err := r.fixItemsRow(ctx, li.ref, ev); err != nil {
-				return nil, err
+				a, ok := refusedBy(err, "the rewrite of inventory_items")
+				if !ok {
+					return nil, err
+				}
+				f.Action = a
+				rep.Findings = append(rep.Findings, f)
+				return nil, nil
 			}
 		}
 		return nil, r.restoreRedis(ctx, rep, f, red.Version)
@@ -678,6 +749,7 @@ func (r *Reconciler) ahead(ctx context.Context, p int, rep *Report, cands []cand
 	if err != nil {
 		return fmt.Errorf("reconcile partition %d: %w", p, err)
 	}
+	dead := r.deadLetteredOnce(ctx, p, want)
 	for i, ref := range refs {
 		it := red[i]
 		l := led[ref]
@@ -705,8 +777,18 @@ func (r *Reconciler) ahead(ctx context.Context, p int, rep *Report, cands []cand
 		f := Finding{Kind: KindRedisAhead, Store: ref.Store, SKU: ref.SKU, Before: l, After: snapshotOf(it),
 			Action: "none (check mode)",
 			Detail: fmt.Sprintf("events of versions %d..%d are neither in the ledger nor in the stream", lv+1, it.Version)}
+		if dl, err := dead(); err != nil {
+			return err
+		} else if note := deadNote(dl[ref], lv+1, it.Version); note != "" {
+			f.Detail += "; " + note
+		}
 		if rep.Mode == ModeRepair {
 			ok, err := r.reconcileLedger(ctx, rep.RunID, ref, l, it)
+			if a, refused := refusedBy(err, "the RECONCILE events"); refused {
+				f.Action = a
+				rep.Findings = append(rep.Findings, f)
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -820,6 +902,90 @@ func (r *Reconciler) streamVersions(ctx context.Context, p int, want map[engine.
 		last, _ := parseStreamID(msgs[len(msgs)-1].ID)
 		from = last.next().String()
 	}
+}
+
+// deadLetters returns, for the wanted items, the versions of their events
+// in partition p's dead-letter stream, with why each was dead-lettered.
+// Entries that do not parse as events are passed over.
+func (r *Reconciler) deadLetters(ctx context.Context, p int, want map[engine.ItemRef]bool) (map[engine.ItemRef]map[int64]string, error) {
+	out := map[engine.ItemRef]map[int64]string{}
+	key := DeadLetterKey(r.e, p)
+	from := "-"
+	for {
+		msgs, err := r.rdb.XRangeN(ctx, key, from, "+", streamScanChunk).Result()
+		if err != nil {
+			return nil, fmt.Errorf("reconcile partition %d: read dead letters: %w", p, err)
+		}
+		for _, m := range msgs {
+			vals := make(map[string]any, len(m.Values))
+			for k, v := range m.Values {
+				if f, ok := strings.CutPrefix(k, "f:"); ok {
+					vals[f] = v
+				}
+			}
+			id, _ := m.Values["id"].(string)
+			ev, err := engine.ParseEvent(id, vals)
+			if err != nil {
+				continue
+			}
+			ref := engine.ItemRef{Store: ev.Store, SKU: ev.SKU}
+			if !want[ref] {
+				continue
+			}
+			if out[ref] == nil {
+				out[ref] = map[int64]string{}
+			}
+			why, _ := m.Values["error"].(string)
+			out[ref][ev.Version] = why
+		}
+		if len(msgs) < streamScanChunk {
+			return out, nil
+		}
+		last, _ := parseStreamID(msgs[len(msgs)-1].ID)
+		from = last.next().String()
+	}
+}
+
+// deadLetteredOnce returns a function that reads deadLetters on its first
+// call and returns the same on later ones.
+func (r *Reconciler) deadLetteredOnce(ctx context.Context, p int, want map[engine.ItemRef]bool) func() (map[engine.ItemRef]map[int64]string, error) {
+	var (
+		done bool
+		dl   map[engine.ItemRef]map[int64]string
+		err  error
+	)
+	return func() (map[engine.ItemRef]map[int64]string, error) {
+		if !done {
+			dl, err = r.deadLetters(ctx, p, want)
+			done = true
+		}
+		return dl, err
+	}
+}
+
+// deadNote says which of the versions lo..hi the persister dead-lettered,
+// and why; "" when none.
+func deadNote(vs map[int64]string, lo, hi int64) string {
+	var in []int64
+	for v := range vs {
+		if v >= lo && v <= hi {
+			in = append(in, v)
+		}
+	}
+	if len(in) == 0 {
+		return ""
+	}
+	sort.Slice(in, func(i, j int) bool { return in[i] < in[j] })
+	const most = 5
+	parts := make([]string, 0, min(len(in), most))
+	for _, v := range in[:min(len(in), most)] {
+		parts = append(parts, fmt.Sprintf("version %d: %s", v, vs[v]))
+	}
+	note := "dead-lettered by the persister: " + strings.Join(parts, "; ")
+	if len(in) > most {
+		note += fmt.Sprintf("; and %d more", len(in)-most)
+	}
+	return note
 }
 
 const ledgerStatesSQL = `SELECT i.store_id, i.sku, i.on_hand, i.reserved, i.version, i.reorder_point, i.max_per_customer

@@ -196,7 +196,14 @@ func (r *Reconciler) forks(ctx context.Context, p int, stores []string, rep *Rep
 			rep.Findings = append(rep.Findings, f)
 			continue
 		case err != nil:
-			return nil, err
+			a, refused := refusedBy(err, "the merge")
+			if !refused {
+				return nil, err
+			}
+			f.Action = a
+			f.Detail = fmt.Sprintf("histories diverged after version %d; held-back operations %s", fi.base, opList(fi.ops))
+			rep.Findings = append(rep.Findings, f)
+			continue
 		}
 		f.After = &m.merged
 		f.Detail = fmt.Sprintf("histories diverged after version %d: the ledger's runs to version %d, the other (Redis') to version %d (operations %s); merged: the ledger's state plus the other's change since version %d",

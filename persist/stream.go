@@ -68,9 +68,11 @@ func ensureGroup(ctx context.Context, rdb redis.UniversalClient, key, group stri
 }
 
 // persistedFloor returns the id below which every entry of the stream has
-// been acknowledged by group (so is in PostgreSQL), and the number of entries
-// not yet persisted (pending plus never delivered). ok is false when the
-// group does not exist.
+// been acknowledged by group (so is in PostgreSQL, or dead-lettered), and
+// the number of entries not yet persisted: pending plus never delivered.
+// Redis tells the latter (the group's lag) unless entries were deleted past
+// the group's last delivered one, or the group was moved; then they are
+// counted. ok is false when the group does not exist.
 //
 // XINFO GROUPS runs before XPENDING: an entry at or below the last delivered
 // id that is not acknowledged is still pending at the later XPENDING, and
@@ -107,8 +109,15 @@ func persistedFloor(ctx context.Context, rdb redis.UniversalClient, key, group s
 		}
 		floor = last.next()
 		unpersisted = g.Pending
-		if g.Lag > 0 {
+		switch {
+		case g.Lag > 0:
 			unpersisted += g.Lag
+		case g.Lag < 0: // Redis cannot tell
+			n, err := countAfter(ctx, rdb, key, last)
+			if err != nil {
+				return streamID{}, 0, false, err
+			}
+			unpersisted += n
 		}
 		found = true
 	}
@@ -127,4 +136,29 @@ func persistedFloor(ctx context.Context, rdb redis.UniversalClient, key, group s
 		floor = minID(floor, lo)
 	}
 	return floor, unpersisted, true, nil
+}
+
+// countChunk is how many entries one XRANGE of countAfter reads.
+const countChunk = 1000
+
+// countAfter counts the stream's entries after id. The engine's high
+// watermark bounds how many there can be.
+func countAfter(ctx context.Context, rdb redis.UniversalClient, key string, id streamID) (int64, error) {
+	var n int64
+	from := id.next()
+	for {
+		msgs, err := rdb.XRangeN(ctx, key, from.String(), "+", countChunk).Result()
+		if err != nil {
+			return 0, fmt.Errorf("stream %s: count undelivered entries: %w", key, err)
+		}
+		n += int64(len(msgs))
+		if len(msgs) < countChunk {
+			return n, nil
+		}
+		last, ok := parseStreamID(msgs[len(msgs)-1].ID)
+		if !ok {
+			return 0, fmt.Errorf("stream %s: bad entry id %q", key, msgs[len(msgs)-1].ID)
+		}
+		from = last.next()
+	}
 }

@@ -35,6 +35,13 @@ func persisterStats(p *persist.Persister) func() httpapi.PersisterStats {
 		for _, n := range st.Lag {
 			out.Lag += n
 		}
+		for part, ps := range st.Partitions {
+			hp := httpapi.PersisterPartition{Partition: part, Lag: ps.Lag, Failing: ps.Failing, LastSuccess: ps.LastSuccess, Error: ps.LastError}
+			if ps.FailingSince != nil {
+				hp.FailingSince = *ps.FailingSince
+			}
+			out.Partitions = append(out.Partitions, hp)
+		}
 		return out
 	}
 }
