@@ -63,7 +63,7 @@ func TestBadInput(t *testing.T) {
 		{"negative ttl", "POST", "/v1/stores/s1/reservations", `{"lines":[{"sku":"lamp","qty":1}],"ttl_seconds":-5}`, nil, 400},
 		{"zero ttl", "POST", "/v1/stores/s1/reservations", `{"lines":[{"sku":"lamp","qty":1}],"ttl_seconds":0}`, nil, 400},
 		{"long ttl", "POST", "/v1/stores/s1/reservations", `{"lines":[{"sku":"lamp","qty":1}],"ttl_seconds":86401}`, nil, 400},
-		{"bad reservation id", "POST", "/v1/reservations/nope/commit", ``, nil, 400},
+		{"unknown reservation id of any shape", "POST", "/v1/reservations/nope/commit", ``, nil, 404},
 		{"commit with body", "POST", "/v1/reservations/" + rid + "/commit", `{"x":1}`, nil, 400},
 		{"key too long", "POST", "/v1/stores/s1/items/lamp/adjust", `{"delta":1}`, []string{"Idempotency-Key", long}, 400},
 		{"key not printable", "POST", "/v1/stores/s1/items/lamp/adjust", `{"delta":1}`, []string{"Idempotency-Key", "a\tb"}, 400},

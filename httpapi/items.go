@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,24 +16,80 @@ import (
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
-// ifMatch parses If-Match. It returns star for "*", the version for one
-// strong entity tag, and ok=false for anything no version can match.
-func ifMatch(h string) (version int64, star, ok bool) {
-	h = strings.TrimSpace(h)
-	if h == "*" {
-		return 0, true, true
+// ifMatch is a request's If-Match: "*" (any existing item) or the versions
+// its strong entity tags name. A weak tag (W/"4") never matches, since
+// If-Match compares strongly (RFC 9110 §13.1.1), and neither does a member
+// that is no tag of ours.
+type ifMatch struct {
+	star     bool
+	versions []int64
+}
+
+// ifMatchOf reads the request's If-Match fields (several fields form one
+// list, RFC 9110 §5.3). ok is false when there is none.
+func ifMatchOf(c *fiber.Ctx) (m ifMatch, ok bool) {
+	var members []string
+	for _, f := range c.Request().Header.PeekAll(fiber.HeaderIfMatch) {
+		for _, t := range strings.Split(string(f), ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				members = append(members, t)
+			}
+		}
 	}
-	for _, t := range strings.Split(h, ",") {
-		t = strings.TrimSpace(t)
+	if len(members) == 0 {
+		return ifMatch{}, false
+	}
+	for _, t := range members {
+		if t == "*" {
+			m.star = true
+			continue
+		}
 		if len(t) < 3 || t[0] != '"' || t[len(t)-1] != '"' {
 			continue
 		}
-		v, err := strconv.ParseInt(t[1:len(t)-1], 10, 64)
-		if err == nil && v > 0 {
-			return v, false, true
+		if v, err := strconv.ParseInt(t[1:len(t)-1], 10, 64); err == nil && v > 0 && strconv.FormatInt(v, 10) == t[1:len(t)-1] {
+			m.versions = append(m.versions, v)
 		}
 	}
-	return 0, false, false
+	return m, true
+}
+
+// has reports whether m matches an item at version v (0: absent).
+func (m ifMatch) has(v int64) bool {
+	return v > 0 && (m.star || slices.Contains(m.versions, v))
+}
+
+// maxIfMatchRetries bounds how often a write under a multi-tag If-Match is
+// tried again after a concurrent change moved the item to another version
+// the list also names.
+const maxIfMatchRetries = 3
+
+// underIfMatch runs write with the version it must expect for m to hold.
+// One tag is handed to the engine as is, which compares atomically; for a
+// list or "*" the item is read and the write expects the version read, when
+// m names it, so it is still atomic: a change in between fails the write,
+// which is tried again if the new version is named too.
+func (s *Server) underIfMatch(ctx context.Context, store, sku string, m ifMatch, write func(expect int64) (result, error)) (result, error) {
+	if !m.star && len(m.versions) == 1 {
+		return write(m.versions[0])
+	}
+	for try := 0; ; try++ {
+		it, err := s.e.GetItem(ctx, store, sku)
+		if errors.Is(err, engine.ErrNotFound) {
+			return result{}, preconditionFailed("If-Match but the item does not exist").with("current_version", 0)
+		} else if err != nil {
+			return result{}, err
+		}
+		if !m.has(it.Version) {
+			return result{}, problemFor(&engine.VersionMismatchError{Current: it.Version})
+		}
+		res, err := write(it.Version)
+		var vme *engine.VersionMismatchError
+		if errors.As(err, &vme) && m.has(vme.Current) && try < maxIfMatchRetries {
+			continue
+		}
+		return res, err
+	}
 }
 
 // noneMatch reports whether If-None-Match h matches an item of version v.
@@ -85,39 +142,33 @@ func (s *Server) putItem(c *fiber.Ctx) error {
 	if err := validItemIDs(store, sku); err != nil {
 		return err
 	}
-	im, inm := c.Get(fiber.HeaderIfMatch), c.Get(fiber.HeaderIfNoneMatch)
+	im, hasIM := ifMatchOf(c)
+	inm := c.Get(fiber.HeaderIfNoneMatch)
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
+		set := func(req engine.SetRequest) (result, error) {
+			r, err := s.e.Set(ctx, req, op)
+			if err != nil {
+				return result{}, err
+			}
+			st := http.StatusOK
+			loc := ""
+			if r.Created {
+				st = http.StatusCreated
+				loc = "/v1/stores/" + store + "/items/" + sku
+			}
+			return result{status: st, body: r.Item, version: r.Item.Version, loc: loc, replayed: r.Replayed}, nil
+		}
 		switch {
-		case im != "":
-			v, star, ok := ifMatch(im)
-			if !ok {
-				return result{}, preconditionFailed("If-Match names no version of this item")
-			}
-			if star {
-				it, err := s.e.GetItem(ctx, store, sku)
-				if errors.Is(err, engine.ErrNotFound) {
-					return result{}, preconditionFailed("If-Match: * but the item does not exist").with("current_version", 0)
-				} else if err != nil {
-					return result{}, err
-				}
-				v = it.Version
-			}
-			req.ExpectVersion = &v
+		case hasIM:
+			return s.underIfMatch(ctx, store, sku, im, func(expect int64) (result, error) {
+				req.ExpectVersion = &expect
+				return set(req)
+			})
 		case strings.TrimSpace(inm) == "*":
 			zero := int64(0)
 			req.ExpectVersion = &zero
 		}
-		r, err := s.e.Set(ctx, req, op)
-		if err != nil {
-			return result{}, err
-		}
-		st := http.StatusOK
-		loc := ""
-		if r.Created {
-			st = http.StatusCreated
-			loc = "/v1/stores/" + store + "/items/" + sku
-		}
-		return result{status: st, body: r.Item, version: r.Item.Version, loc: loc, replayed: r.Replayed}, nil
+		return set(req)
 	})
 }
 
@@ -217,25 +268,27 @@ func (s *Server) adjust(c *fiber.Ctx) error {
 	if b.Delta.V == 0 || b.Delta.V < -engine.MaxOnHand || b.Delta.V > engine.MaxOnHand {
 		return badRequest("delta must be non-zero and within ±1000000000000").with("field", "delta")
 	}
-	im := c.Get(fiber.HeaderIfMatch)
+	im, hasIM := ifMatchOf(c)
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
-		if im != "" {
-			v, star, ok := ifMatch(im)
-			if !ok {
-				return result{}, preconditionFailed("If-Match names no version of this item")
+		adjust := func(req engine.AdjustRequest) (result, error) {
+			r, err := s.e.Adjust(ctx, req, op)
+			if err != nil {
+				if hasIM && errors.Is(err, engine.ErrNotFound) {
+					return result{}, preconditionFailed("If-Match but the item does not exist").with("current_version", 0)
+				}
+				return result{}, err
 			}
-			if !star {
-				req.ExpectVersion = &v
-			}
+			return result{status: http.StatusOK, body: r.Item, version: r.Item.Version, replayed: r.Replayed}, nil
 		}
-		r, err := s.e.Adjust(ctx, req, op)
-		if err != nil {
-			if im != "" && errors.Is(err, engine.ErrNotFound) {
-				return result{}, preconditionFailed("If-Match but the item does not exist").with("current_version", 0)
-			}
-			return result{}, err
+		if hasIM && !(im.star && len(im.versions) == 0) {
+			return s.underIfMatch(ctx, store, sku, im, func(expect int64) (result, error) {
+				req.ExpectVersion = &expect
+				return adjust(req)
+			})
 		}
-		return result{status: http.StatusOK, body: r.Item, version: r.Item.Version, replayed: r.Replayed}, nil
+		// No If-Match, or a bare "*": any existing item will do, which the
+		// adjustment itself checks.
+		return adjust(req)
 	})
 }
 

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -70,6 +73,8 @@ func unavailable(detail string) *Problem {
 
 // problemFor maps an error from the engine, the ledger or this package to a
 // problem. It is the one place where domain errors become HTTP statuses.
+// Every detail is written for the client: never an error's text with its
+// Go wrapping ("get s1/lamp: not found: lamp").
 func problemFor(err error) *Problem {
 	var (
 		p   *Problem
@@ -78,39 +83,47 @@ func problemFor(err error) *Problem {
 		ise *engine.InsufficientStockError
 		ple *engine.PurchaseLimitError
 		nhe *engine.NotHeldError
+		nfe *engine.NotFoundError
 		fe  *fiber.Error
 	)
 	switch {
 	case errors.As(err, &p):
 		return p
 	case errors.As(err, &ve):
-		return problem(http.StatusBadRequest, "invalid-request", ve.Error()).with("field", ve.Field)
+		return problem(http.StatusBadRequest, "invalid-request", validationDetail(ve)).with("field", ve.Field)
 	case errors.As(err, &vme):
-		return problem(http.StatusPreconditionFailed, "version-mismatch", vme.Error()).with("current_version", vme.Current)
+		return problem(http.StatusPreconditionFailed, "version-mismatch", versionDetail(vme.Current)).with("current_version", vme.Current)
 	case errors.As(err, &ise):
 		sh := ise.Shortages
 		if sh == nil {
 			sh = []engine.Shortage{}
 		}
-		return problem(http.StatusConflict, "insufficient-stock", ise.Error()).with("shortages", sh)
+		return problem(http.StatusConflict, "insufficient-stock", shortageDetail(sh)).with("shortages", sh)
 	case errors.As(err, &ple):
-		return problem(http.StatusConflict, "purchase-limit", ple.Error()).
+		return problem(http.StatusConflict, "purchase-limit",
+			fmt.Sprintf("item %s allows %d per customer and this customer already has %d", ple.SKU, ple.Limit, ple.Already)).
 			with("sku", ple.SKU).with("limit", ple.Limit).with("already", ple.Already)
 	case errors.Is(err, engine.ErrCustomerRequired):
-		return problem(http.StatusBadRequest, "customer-required", err.Error())
+		return problem(http.StatusBadRequest, "customer-required", customerRequiredDetail(err))
 	case errors.As(err, &nhe):
-		return problem(http.StatusConflict, "reservation-not-held", nhe.Error()).with("reservation_status", nhe.Status)
+		return problem(http.StatusConflict, "reservation-not-held", fmt.Sprintf("the reservation is %s, not held", nhe.Status)).
+			with("reservation_status", nhe.Status)
 	case errors.Is(err, engine.ErrReservationNotHeld):
-		return problem(http.StatusConflict, "reservation-not-held", err.Error())
+		return problem(http.StatusConflict, "reservation-not-held", "the reservation is not held")
+	case errors.As(err, &nfe) && engine.ValidID(nfe.What):
+		// Outside the reservation routes (which say so themselves), what
+		// is not found is an item: the engine names its SKU.
+		return problem(http.StatusNotFound, "not-found", fmt.Sprintf("item %s does not exist", nfe.What))
 	case errors.Is(err, engine.ErrNotFound):
-		return problem(http.StatusNotFound, "not-found", err.Error())
+		return problem(http.StatusNotFound, "not-found", "what the request names does not exist")
 	case errors.Is(err, engine.ErrIdempotencyMismatch):
-		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused", err.Error())
+		return problem(http.StatusUnprocessableEntity, "idempotency-key-reused",
+			"this Idempotency-Key was used before for a different request")
 	case errors.Is(err, engine.ErrAlreadyApplied):
 		return problem(http.StatusConflict, "already-applied", "this Idempotency-Key's request was applied before Redis lost its data, "+
 			"and its first response was lost with it; nothing was changed now: read the item for its current state")
 	case errors.Is(err, engine.ErrConflict):
-		return problem(http.StatusConflict, "conflict", err.Error())
+		return problem(http.StatusConflict, "conflict", conflictDetail(err))
 	case errors.Is(err, engine.ErrPartitionNotReady):
 		return unavailable("the store's partition is being rebuilt from the ledger; retry shortly")
 	case errors.Is(err, engine.ErrBackpressure):
@@ -125,6 +138,65 @@ func problemFor(err error) *Problem {
 	return problem(http.StatusInternalServerError, "internal", "internal error")
 }
 
+// validationDetail says which field is wrong and how: "on_hand must be
+// 0..1000000000000", "delta is invalid: on_hand would pass …".
+func validationDetail(ve *engine.ValidationError) string {
+	switch {
+	case ve.Msg == "":
+		return ve.Field + " is invalid"
+	case strings.HasPrefix(ve.Msg, "must ") || strings.HasPrefix(ve.Msg, "at most "):
+		return ve.Field + " " + ve.Msg
+	}
+	return ve.Field + " is invalid: " + ve.Msg
+}
+
+func versionDetail(current int64) string {
+	if current == 0 {
+		return "the item does not exist, which fails the request's precondition"
+	}
+	return fmt.Sprintf("the item is at version %d, which fails the request's precondition", current)
+}
+
+func shortageDetail(sh []engine.Shortage) string {
+	if len(sh) == 0 {
+		return "not enough stock"
+	}
+	parts := make([]string, len(sh))
+	for i, s := range sh {
+		parts[i] = fmt.Sprintf("%s %d requested, %d available", s.SKU, s.Requested, s.Available)
+	}
+	return "not enough stock: " + strings.Join(parts, "; ")
+}
+
+// customerRequiredRE finds the SKU the engine names in an
+// ErrCustomerRequired ("… (lamp)").
+var customerRequiredRE = regexp.MustCompile(`\(([A-Za-z0-9][A-Za-z0-9._-]{0,63})\)$`)
+
+func customerRequiredDetail(err error) string {
+	if m := customerRequiredRE.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Sprintf("item %s has a purchase limit, so the request must name its customer", m[1])
+	}
+	return "an item of this request has a purchase limit, so the request must name its customer"
+}
+
+// conflictDetail describes an engine.ErrConflict: in practice an on_hand
+// that would fall below the units reserved, which the engine reports as
+// "conflict: on_hand N is below the R units reserved of SKU".
+func conflictDetail(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, engine.ErrConflict.Error()+": "); i >= 0 {
+		var (
+			onHand, reserved int64
+			sku              string
+		)
+		rest := msg[i+len(engine.ErrConflict.Error())+2:]
+		if n, _ := fmt.Sscanf(rest, "on_hand %d is below the %d units reserved of %s", &onHand, &reserved, &sku); n == 3 && engine.ValidID(sku) {
+			return fmt.Sprintf("on_hand %d would be below the %d units of %s held by reservations", onHand, reserved, sku)
+		}
+	}
+	return "the request conflicts with the item's current state (on_hand may not go below the units held by reservations)"
+}
+
 func fiberProblem(fe *fiber.Error) *Problem {
 	switch fe.Code {
 	case fiber.StatusRequestEntityTooLarge:
@@ -135,11 +207,17 @@ func fiberProblem(fe *fiber.Error) *Problem {
 		return problem(fe.Code, "method-not-allowed", "method not allowed on this route")
 	case fiber.StatusRequestTimeout:
 		return problem(fe.Code, "timeout", "the request was not read in time")
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return problem(fe.Code, "headers-too-large", "the request's headers are too large")
 	}
 	if fe.Code >= 400 && fe.Code < 500 {
-		return problem(fe.Code, "invalid-request", fe.Message)
+		detail := "the request is malformed"
+		if t := http.StatusText(fe.Code); t != "" {
+			detail += " (" + strings.ToLower(t) + ")"
+		}
+		return problem(fe.Code, "invalid-request", detail)
 	}
-	return problem(fe.Code, "internal", fe.Message)
+	return problem(fe.Code, "internal", "internal error")
 }
 
 // writeProblem sends p as application/problem+json.

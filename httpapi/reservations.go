@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 
 	"github.com/shelfline/inventory/engine"
 )
@@ -122,7 +124,7 @@ func (s *Server) reserve(c *fiber.Ctx) error {
 func (s *Server) reservationFor(ctx context.Context, cl *caller, id string) (engine.Reservation, error) {
 	r, err := s.e.GetReservation(ctx, id)
 	if err != nil {
-		return r, err
+		return r, reservationProblem(id, err)
 	}
 	if !cl.canRead(r.Store) {
 		return r, forbidden(fmt.Sprintf("this token may only use store %s", cl.Store))
@@ -130,18 +132,32 @@ func (s *Server) reservationFor(ctx context.Context, cl *caller, id string) (eng
 	return r, nil
 }
 
-func validReservationID(id string) error {
-	if len(id) == 0 || len(id) > 64 {
-		return badRequest("reservation id is malformed").with("field", "id")
+// reservationProblem maps what the engine answered about reservation id. An
+// id that names no reservation is 404 whatever its shape: the engine refuses
+// one that is not of the form this deployment makes (a *ValidationError on
+// "reservation id"), but for the client it is simply a reservation that does
+// not exist. A reservation that is not held is named in the 409.
+func reservationProblem(id string, err error) error {
+	var (
+		ve  *engine.ValidationError
+		nhe *engine.NotHeldError
+	)
+	switch {
+	case errors.Is(err, engine.ErrNotFound), errors.As(err, &ve) && ve.Field == "reservation id":
+		if !engine.ValidID(id) {
+			// Not echoed: it may be long or odd.
+			return problem(http.StatusNotFound, "not-found", "this reservation does not exist")
+		}
+		return problem(http.StatusNotFound, "not-found", fmt.Sprintf("reservation %s does not exist", id))
+	case errors.As(err, &nhe) && engine.ValidID(id):
+		return problem(http.StatusConflict, "reservation-not-held", fmt.Sprintf("reservation %s is %s, not held", id, nhe.Status)).
+			with("reservation_status", nhe.Status)
 	}
-	return nil
+	return err
 }
 
 func (s *Server) getReservation(c *fiber.Ctx) error {
-	id := c.Params("id")
-	if err := validReservationID(id); err != nil {
-		return err
-	}
+	id := utils.CopyString(c.Params("id"))
 	ctx, cancel := s.ctx()
 	defer cancel()
 	r, err := s.reservationFor(ctx, callerOf(c), id)
@@ -159,7 +175,7 @@ func (s *Server) finish(c *fiber.Ctx, fn func(*engine.Engine, context.Context, s
 	if cl.Role == RoleReader {
 		return forbidden("a reader token may not change stock")
 	}
-	id := c.Params("id")
+	id := utils.CopyString(c.Params("id"))
 	if err := requireJSON(c, true); err != nil {
 		return err
 	}
@@ -167,9 +183,6 @@ func (s *Server) finish(c *fiber.Ctx, fn func(*engine.Engine, context.Context, s
 		if err := decodeStrict(c.Body(), &emptyBody{}); err != nil {
 			return err
 		}
-	}
-	if err := validReservationID(id); err != nil {
-		return err
 	}
 	if cl.Role == RoleStore {
 		ctx, cancel := s.ctx()
@@ -182,7 +195,7 @@ func (s *Server) finish(c *fiber.Ctx, fn func(*engine.Engine, context.Context, s
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
 		r, err := fn(s.e, ctx, id, op)
 		if err != nil {
-			return result{}, err
+			return result{}, reservationProblem(id, err)
 		}
 		return result{status: http.StatusOK, body: r.Reservation, replayed: r.Replayed}, nil
 	})
