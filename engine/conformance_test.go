@@ -375,6 +375,92 @@ func TestPurchaseLimit(t *testing.T) {
 	})
 }
 
+// TestPurchaseLimitCountsOnlyWhatItCounted: a limit set while holds made
+// without one are open is not undercut by releasing or expiring them (they
+// never counted), and clearing and setting a limit again keeps what was
+// counted under the earlier one.
+func TestPurchaseLimitCountsOnlyWhatItCounted(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clock := newFakeClock()
+		e := b.make(t, engine.Config{Clock: clock.Now})
+		setLimit := func(sku string, limit int64) {
+			t.Helper()
+			req := engine.SetRequest{Store: "s1", SKU: sku, OnHand: mustGet(t, e, "s1", sku).OnHand}
+			if limit < 0 {
+				req.ClearMaxPerCustomer = true
+			} else {
+				req.MaxPerCustomer = &limit
+			}
+			_, err := e.Set(ctx, req, engine.Op{})
+			require.NoError(t, err)
+		}
+		reserve := func(sku string, q int64) string {
+			t.Helper()
+			r, err := e.Reserve(ctx, engine.ReserveRequest{Store: "s1", Customer: "ann", Lines: []engine.Line{{SKU: sku, Qty: q}}, TTL: 10 * time.Second}, engine.Op{})
+			require.NoError(t, err)
+			return r.Reservation.ID
+		}
+		buy := func(sku string, q int64) error {
+			_, err := e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Customer: "ann", Lines: []engine.Line{{SKU: sku, Qty: q}}}, engine.Op{})
+			return err
+		}
+		refused := func(sku string, q, limit, already int64) {
+			t.Helper()
+			var ple *engine.PurchaseLimitError
+			require.ErrorAs(t, buy(sku, q), &ple)
+			require.Equal(t, engine.PurchaseLimitError{SKU: sku, Limit: limit, Already: already}, *ple)
+		}
+
+		// A hold without a limit, a limit, the customer buys up to it, then
+		// the old hold is released: its units never counted, so none come back.
+		mustSet(t, e, "s1", "sofa", 100)
+		h := reserve("sofa", 2)
+		setLimit("sofa", 3)
+		require.NoError(t, buy("sofa", 3))
+		_, err := e.Release(ctx, h, engine.Op{})
+		require.NoError(t, err)
+		refused("sofa", 1, 3, 3)
+
+		// The same with an expiry.
+		mustSet(t, e, "s1", "lamp", 100)
+		reserve("lamp", 2)
+		setLimit("lamp", 2)
+		require.NoError(t, buy("lamp", 2))
+		clock.Advance(11 * time.Second)
+		n, err := e.ExpireDue(ctx, e.Partition("s1"), 100)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		refused("lamp", 1, 2, 2)
+
+		// Clearing the limit keeps the count; units held or bought without a
+		// limit never count, a counted hold gives its units back when
+		// released, and a committed one stays counted.
+		mustSet(t, e, "s1", "tv", 100)
+		setLimit("tv", 4)
+		counted := reserve("tv", 2)
+		kept := reserve("tv", 1)
+		setLimit("tv", -1)
+		require.NoError(t, buy("tv", 5))
+		free := reserve("tv", 3)
+		setLimit("tv", 4)
+		refused("tv", 2, 4, 3)
+		_, err = e.Release(ctx, free, engine.Op{})
+		require.NoError(t, err)
+		refused("tv", 2, 4, 3)
+		_, err = e.Commit(ctx, kept, engine.Op{})
+		require.NoError(t, err)
+		refused("tv", 2, 4, 3)
+		_, err = e.Release(ctx, counted, engine.Op{})
+		require.NoError(t, err)
+		require.NoError(t, buy("tv", 3))
+		refused("tv", 1, 4, 4)
+		for _, sku := range []string{"sofa", "lamp", "tv"} {
+			checkItemLedger(t, e, "s1", sku)
+		}
+	})
+}
+
 func TestReservationLifecycle(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		ctx := context.Background()
@@ -677,7 +763,9 @@ func TestRestore(t *testing.T) {
 		err := e.RestoreItem(ctx, st, 0)
 		require.ErrorIs(t, err, engine.ErrVersionMismatch)
 		id := fmt.Sprintf("%d-%032x", p, 1)
-		require.NoError(t, e.RestoreReservation(ctx, engine.Reservation{ID: id, Store: "s1", Customer: "ann", Lines: []engine.Line{{SKU: "sofa", Qty: 2}}, ExpiresAt: clock.Now().Add(time.Minute)}))
+		require.NoError(t, e.RestoreReservation(ctx, engine.HeldReservation{
+			Reservation: engine.Reservation{ID: id, Store: "s1", Customer: "ann", Lines: []engine.Line{{SKU: "sofa", Qty: 2}}, ExpiresAt: clock.Now().Add(time.Minute)},
+			Counted:     map[string]int64{"sofa": 2}}))
 		require.NoError(t, e.MarkReady(ctx, p))
 		it := mustGet(t, e, "s1", "sofa")
 		require.Equal(t, int64(7), it.Version)

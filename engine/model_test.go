@@ -18,6 +18,12 @@ import (
 // The model: a plain in-memory reference of the engine's semantics. The
 // randomized test applies the same operations to both and compares outcomes
 // and full state after every step.
+//
+// Purchase limits: a customer's usage of an item counts the units they held
+// or bought while the item had a limit. A sale or hold counts when the item
+// has a limit at that moment; a hold remembers per line what it counted, and
+// a release or expiry gives back exactly that; a commit keeps it counted.
+// Setting or clearing a limit leaves the counts as they are.
 
 type mItem struct {
 	oh, rs, v, rp, mpc int64
@@ -26,8 +32,11 @@ type mItem struct {
 type mRes struct {
 	store, cust string
 	lines       []engine.Line
-	status      string
-	x           time.Time
+	// counted holds, per line, the units counted against the customer's
+	// purchase limit.
+	counted []int64
+	status  string
+	x       time.Time
 }
 
 type mIdem struct {
@@ -99,6 +108,8 @@ type mOp struct {
 	key      string
 	advance  time.Duration
 	fpString string
+	// probe marks a checkout sized at the edge of the customer's allowance.
+	probe bool
 }
 
 // apply runs op on the model and returns its outcome string.
@@ -173,8 +184,9 @@ func (m *model) check(store string, lines []engine.Line, cust string) string {
 	return ""
 }
 
+// usage adds n (negative: gives back) to a customer's usage of an item.
 func (m *model) usage(store, sku, cust string, n int64) {
-	if cust == "" || m.items[ikey(store, sku)].mpc < 0 {
+	if cust == "" || n == 0 {
 		return
 	}
 	k := ikey(store, sku) + "/" + cust
@@ -235,7 +247,8 @@ func (m *model) exec(op mOp, now time.Time) string {
 		if r := m.check(op.store, op.lines, op.cust); r != "" {
 			return r
 		}
-		for _, l := range op.lines {
+		counted := make([]int64, len(op.lines))
+		for i, l := range op.lines {
 			it := m.items[ikey(op.store, l.SKU)]
 			if op.kind == "checkout" {
 				it.oh -= l.Qty
@@ -243,10 +256,13 @@ func (m *model) exec(op mOp, now time.Time) string {
 				it.rs += l.Qty
 			}
 			it.v++
-			m.usage(op.store, l.SKU, op.cust, l.Qty)
+			if it.mpc >= 0 {
+				counted[i] = l.Qty
+				m.usage(op.store, l.SKU, op.cust, l.Qty)
+			}
 		}
 		if op.kind == "reserve" {
-			m.res[op.rid] = &mRes{store: op.store, cust: op.cust, lines: op.lines, status: engine.StatusHeld, x: now.Add(op.ttl)}
+			m.res[op.rid] = &mRes{store: op.store, cust: op.cust, lines: op.lines, counted: counted, status: engine.StatusHeld, x: now.Add(op.ttl)}
 		}
 		return "ok"
 	case "commit", "release":
@@ -283,12 +299,12 @@ func (m *model) exec(op mOp, now time.Time) string {
 }
 
 func (m *model) finish(r *mRes, kind string) {
-	for _, l := range r.lines {
+	for i, l := range r.lines {
 		it := m.items[ikey(r.store, l.SKU)]
 		if kind == "commit" {
 			it.oh -= l.Qty
 		} else {
-			m.usage(r.store, l.SKU, r.cust, -l.Qty)
+			m.usage(r.store, l.SKU, r.cust, -r.counted[i])
 		}
 		it.rs -= l.Qty
 		it.v++
@@ -296,48 +312,105 @@ func (m *model) finish(r *mRes, kind string) {
 	r.status = map[string]string{"commit": engine.StatusCommitted, "release": engine.StatusReleased, "expire": engine.StatusExpired}[kind]
 }
 
+// modelMix is what a randomized run draws from: ids, and the weight of each
+// kind of step.
+type modelMix struct {
+	stores, skus, custs []string
+	// weights of set, adjust, checkout, reserve, commit or release, expire,
+	// set or clear the purchase limit, and a purchase at the edge of the
+	// customer's allowance
+	weights [8]int
+	// distinct makes every order name distinct SKUs, and heldFirst makes
+	// most commits and releases name a reservation that is held.
+	distinct, heldFirst bool
+	// stock bounds the on_hand a set picks, limit the purchase limit a
+	// limit step sets (both exclusive); one step in keyed carries an
+	// idempotency key.
+	stock, limit, keyed int
+}
+
+// mixAll exercises everything at once.
+var mixAll = modelMix{
+	stores: []string{"s1", "s2"}, skus: []string{"a", "b", "c"}, custs: []string{"", "ann", "bob"},
+	weights: [8]int{1, 1, 3, 2, 2, 1, 1, 1}, stock: 12, limit: 7, keyed: 3,
+}
+
+// mixLimits crowds purchase limits being set and cleared among holds and
+// sales of a few customers, with their commits, releases and expiries.
+var mixLimits = modelMix{
+	stores: []string{"s1"}, skus: []string{"a", "b"}, custs: []string{"ann", "bob", "cy", "dee", "eve", "flo"},
+	weights: [8]int{1, 0, 2, 4, 4, 1, 3, 3}, distinct: true, heldFirst: true, stock: 40, limit: 10, keyed: 10,
+}
+
 func TestModelRandomized(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		for seed := int64(1); seed <= 4; seed++ {
 			t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
-				runModel(t, b, seed, 250)
+				runModel(t, b, mixAll, seed, 250)
 			})
 		}
 	})
 }
 
-func runModel(t *testing.T, b backend, seed int64, steps int) {
+// TestModelPurchaseLimits: the model's per-customer usage against the
+// engine's, with limits set and cleared while holds and sales count or not.
+func TestModelPurchaseLimits(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		for seed := int64(1); seed <= 4; seed++ {
+			t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+				runModel(t, b, mixLimits, seed, 300)
+			})
+		}
+	})
+}
+
+func runModel(t *testing.T, b backend, mix modelMix, seed int64, steps int) {
 	ctx := context.Background()
 	clock := newFakeClock()
 	e := b.make(t, engine.Config{Clock: clock.Now})
 	m := newModel()
 	rng := rand.New(rand.NewSource(seed))
-	stores := []string{"s1", "s2"}
-	skus := []string{"a", "b", "c"}
-	custs := []string{"", "ann", "bob"}
+	stores, skus, custs := mix.stores, mix.skus, mix.custs
 	keys := []string{"k1", "k2", "k3", "k4"}
+	total := 0
+	for _, w := range mix.weights {
+		total += w
+	}
 	var rids []string
 	randLines := func() []engine.Line {
 		n := 1 + rng.Intn(3)
+		if mix.distinct {
+			n = 1 + rng.Intn(len(skus))
+		}
 		ls := make([]engine.Line, 0, n)
+		perm := rng.Perm(len(skus))
 		for i := 0; i < n; i++ {
 			q := int64(1 + rng.Intn(4))
 			if rng.Intn(20) == 0 {
 				q = 0
 			}
-			ls = append(ls, engine.Line{SKU: skus[rng.Intn(len(skus))], Qty: q})
+			sku := skus[rng.Intn(len(skus))]
+			if mix.distinct {
+				sku = skus[perm[i]]
+			}
+			ls = append(ls, engine.Line{SKU: sku, Qty: q})
 		}
 		return ls
 	}
 	for step := 0; step < steps; step++ {
 		op := mOp{store: stores[rng.Intn(len(stores))], sku: skus[rng.Intn(len(skus))], cust: custs[rng.Intn(len(custs))]}
-		if rng.Intn(3) == 0 {
+		if rng.Intn(mix.keyed) == 0 {
 			op.key = keys[rng.Intn(len(keys))]
 		}
-		switch k := rng.Intn(10); {
-		case k == 0:
+		k, pick := rng.Intn(total), 0
+		for pick < len(mix.weights)-1 && k >= mix.weights[pick] {
+			k -= mix.weights[pick]
+			pick++
+		}
+		switch pick {
+		case 0:
 			op.kind = "set"
-			op.n = int64(rng.Intn(12))
+			op.n = int64(rng.Intn(mix.stock))
 			if rng.Intn(4) == 0 {
 				v := int64(rng.Intn(4))
 				op.ev = &v
@@ -346,46 +419,76 @@ func runModel(t *testing.T, b backend, seed int64, steps int) {
 				mpc := int64(rng.Intn(4)) - 1
 				op.mpc = &mpc
 			}
-		case k == 1:
+		case 1:
 			op.kind = "adjust"
 			op.n = int64(rng.Intn(9) - 4)
 			if rng.Intn(5) == 0 {
 				v := int64(1 + rng.Intn(6))
 				op.ev = &v
 			}
-		case k <= 4:
+		case 2:
 			op.kind = "checkout"
 			op.lines = randLines()
-		case k <= 6:
+		case 3:
 			op.kind = "reserve"
 			op.lines = randLines()
 			op.ttl = time.Duration(1+rng.Intn(5)) * time.Second
-		case k <= 8:
+		case 4:
 			op.kind = []string{"commit", "release"}[rng.Intn(2)]
-			if len(rids) > 0 && rng.Intn(8) != 0 {
+			var held []string
+			if mix.heldFirst && rng.Intn(4) != 0 {
+				for _, id := range rids {
+					if m.res[id].status == engine.StatusHeld {
+						held = append(held, id)
+					}
+				}
+			}
+			if len(held) > 0 {
+				op.rid = held[rng.Intn(len(held))]
+			} else if len(rids) > 0 && rng.Intn(8) != 0 {
 				op.rid = rids[rng.Intn(len(rids))]
 			} else {
 				op.rid = fmt.Sprintf("%d-%032x", e.Partition(op.store), rng.Intn(1000))
 			}
-		default:
+		case 5:
 			op.kind = "expire"
 			op.key = ""
 			op.advance = time.Duration(rng.Intn(3000)) * time.Millisecond
-		}
-		if op.key != "" {
-			// the engine's idempotency records live in the partition of the
-			// store or reservation
-			part := e.Partition(op.store)
-			if op.rid != "" {
-				part, _ = e.ReservationPartition(op.rid)
+		case 6:
+			// set or clear the purchase limit, on_hand unchanged, while
+			// holds and sales of the item may already count or not
+			op.kind = "set"
+			op.n = int64(rng.Intn(mix.stock))
+			if it := m.items[ikey(op.store, op.sku)]; it != nil {
+				op.n = it.oh
 			}
-			op.key = fmt.Sprintf("%d/%s", part, op.key)
+			mpc := int64(-1)
+			if rng.Intn(3) != 0 {
+				mpc = int64(rng.Intn(mix.limit))
+			}
+			op.mpc = &mpc
+		default:
+			// a purchase at the edge of the customer's allowance: one unit
+			// past it (refused for the limit) or exactly what is left
+			op.kind = "checkout"
+			op.key = ""
+			op.lines = randLines()[:1]
+			for op.cust == "" {
+				op.cust = custs[rng.Intn(len(custs))]
+			}
+			if it := m.items[ikey(op.store, op.lines[0].SKU)]; it != nil && it.mpc >= 0 {
+				op.probe = true
+				left := it.mpc - m.cu[ikey(op.store, op.lines[0].SKU)+"/"+op.cust]
+				op.lines[0].Qty = left + int64(rng.Intn(2))
+				if op.lines[0].Qty < 1 {
+					op.lines[0].Qty = 1
+				}
+			}
 		}
 		op.fpString = fmt.Sprintf("%s %s %s %d %v %v %s %s %v %v", op.kind, op.store, op.sku, op.n, ptr(op.ev), op.lines, op.cust, op.rid, op.ttl, ptr(op.mpc))
+		// a client key is the principal's, whichever store or reservation
+		// its request names
 		eop := engine.Op{IdempotencyKey: op.key, Principal: "p", Fingerprint: op.fpString}
-		if op.key != "" {
-			_, eop.IdempotencyKey, _ = strings.Cut(op.key, "/")
-		}
 
 		var err error
 		switch op.kind {
@@ -424,6 +527,15 @@ func runModel(t *testing.T, b backend, seed int64, steps int) {
 			}
 		}
 		want := m.apply(op, clock.Now())
+		if op.probe {
+			var ple *engine.PurchaseLimitError
+			switch {
+			case strings.HasPrefix(want, "limit "):
+				require.ErrorAs(t, err, &ple, "step %d: the model refuses %s for the limit", step, op.fpString)
+			case want == "ok":
+				require.NoError(t, err, "step %d: the model accepts %s", step, op.fpString)
+			}
+		}
 		require.Equal(t, want, outcome(err), "step %d: %s", step, op.fpString)
 		compareState(t, e, m, stores, skus, step)
 	}
@@ -460,6 +572,15 @@ func compareState(t *testing.T, e *engine.Engine, m *model, stores, skus []strin
 				mpc = *got.MaxPerCustomer
 			}
 			require.Equal(t, [4]int64{want.oh, want.rs, want.v, want.mpc}, [4]int64{got.OnHand, got.Reserved, got.Version, mpc}, "step %d %s/%s", step, s, k)
+			wantCU := map[string]string{}
+			for key, n := range m.cu {
+				if c, ok := strings.CutPrefix(key, ikey(s, k)+"/"); ok {
+					wantCU[c] = fmt.Sprint(n)
+				}
+			}
+			gotCU, err := e.Client().HGetAll(ctx, e.KeyBase(e.Partition(s))+"cu:"+s+":"+k).Result()
+			require.NoError(t, err)
+			require.Equal(t, wantCU, gotCU, "step %d %s/%s customer units", step, s, k)
 		}
 	}
 	ids := make([]string, 0, len(m.res))

@@ -20,7 +20,11 @@ type ItemState struct {
 	// ReorderPoint and MaxPerCustomer are -1 when unset.
 	ReorderPoint, MaxPerCustomer int64
 	UpdatedAt                    time.Time
-	CustomerUnits                map[string]int64
+	// CustomerUnits holds, per customer, the units held or bought while the
+	// item had a purchase limit, less what released and expired holds gave
+	// back. They are kept when the limit is cleared, so pass them whether or
+	// not the item has a limit now.
+	CustomerUnits map[string]int64
 	// KeepCustomerUnits leaves the units customers hold or bought of the
 	// item in Redis as they are, instead of replacing them with
 	// CustomerUnits.
@@ -63,8 +67,23 @@ func (e *Engine) RestoreItem(ctx context.Context, s ItemState, expectCurrent int
 	return nil
 }
 
-// RestoreReservation puts back a held reservation from the ledger (rebuild).
-func (e *Engine) RestoreReservation(ctx context.Context, r Reservation) error {
+// HeldReservation is an open reservation as the ledger knows it, for a
+// rebuild.
+type HeldReservation struct {
+	Reservation
+	// Counted holds, by SKU, the units of each line that counted against
+	// the customer's purchase limit (the item had a limit when the hold was
+	// made); its release or expiry gives back exactly these. A SKU missing
+	// counted none.
+	Counted map[string]int64
+}
+
+// RestoreReservation puts back a held reservation from the ledger (rebuild),
+// with the units each line counted against the customer's purchase limit.
+// The customer's usage itself comes back with the item (RestoreItem).
+// Errors: *ValidationError.
+func (e *Engine) RestoreReservation(ctx context.Context, h HeldReservation) error {
+	r := h.Reservation
 	p, err := e.ReservationPartition(r.ID)
 	if err != nil {
 		return err
@@ -73,10 +92,25 @@ func (e *Engine) RestoreReservation(ctx context.Context, r Reservation) error {
 		return invalid("reservation id", "%s does not belong to store %s", r.ID, r.Store)
 	}
 	lines := make([]wireLine, len(r.Lines))
+	var counted []int64
 	for i, l := range r.Lines {
 		lines[i] = wireLine{SKU: l.SKU, Qty: l.Qty}
+		n := h.Counted[l.SKU]
+		if n < 0 || n > l.Qty {
+			return invalid("counted units", "%d of line %s of reservation %s, which holds %d", n, l.SKU, r.ID, l.Qty)
+		}
+		if n > 0 && counted == nil {
+			counted = make([]int64, len(r.Lines))
+		}
+		if counted != nil {
+			counted[i] = n
+		}
 	}
-	b, err := json.Marshal(map[string]any{"id": r.ID, "store": r.Store, "customer": r.Customer, "lines": lines, "x": r.ExpiresAt.UnixMilli()})
+	req := map[string]any{"id": r.ID, "store": r.Store, "customer": r.Customer, "lines": lines, "x": r.ExpiresAt.UnixMilli()}
+	if counted != nil {
+		req["u"] = counted
+	}
+	b, err := json.Marshal(req)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 -- checkout.lua: sell every line or none.
 -- Request: store, lines [[sku, qty], …], customer?, reason.
 -- Result: {replayed, n, item…×n}
+-- A line of an item with a purchase limit counts against the customer for
+-- good; a line of an item without one costs no call for it.
 OPS.checkout = function(req)
   local items, err = check_lines(req)
   if err then return err end

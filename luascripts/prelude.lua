@@ -230,8 +230,18 @@ local function emit(typ, it, doh, drs, rid, cust, req, x)
   end
 end
 
+-- Purchase limits. A limit counts the units a customer held or bought while
+-- the item had one: a sale or hold of an item with a limit adds its units to
+-- the customer's usage (hash cukey, field customer); a hold records per line
+-- the units it counted (reservation field u), and a release or expiry gives
+-- back exactly those, so units never counted are never subtracted; a commit
+-- keeps them counted. Clearing a limit keeps the counts, so setting it again
+-- sees what was held or bought under the earlier one. An item without a
+-- limit costs a sale no Redis call here.
+
+-- usage_add adds n (negative: gives back) to a customer's usage of an item.
 local function usage_add(it, cust, n)
-  if cust == nil or cust == '' then
+  if cust == nil or cust == '' or n == 0 then
     return
   end
   local k = cukey(it.store, it.sku)
@@ -308,12 +318,19 @@ local function check_lines(req)
   return items, nil
 end
 
+-- load_reservation reads a reservation. u holds, per line, the units
+-- counted against the customer's purchase limit; a hold that counted none
+-- has no u field.
 local function load_reservation(id)
-  local h = redis.call('HMGET', rkey(id), 'st', 'c', 's', 'l', 'x')
+  local h = redis.call('HMGET', rkey(id), 'st', 'c', 's', 'l', 'x', 'u')
   if not h[1] then
     return nil
   end
-  return { id = id, store = h[1], customer = h[2] or '', status = h[3], lines = cjson.decode(h[4]), x = tonumber(h[5]) }
+  local u = nil
+  if h[6] then
+    u = cjson.decode(h[6])
+  end
+  return { id = id, store = h[1], customer = h[2] or '', status = h[3], lines = cjson.decode(h[4]), x = tonumber(h[5]), u = u }
 end
 
 local function push_reservation(out, r)
@@ -326,12 +343,15 @@ local function push_reservation(out, r)
 end
 
 -- finish_reservation gives a held reservation's units back (RELEASE or
--- EXPIRE) or sells them (COMMIT). The caller has checked that it is held.
+-- EXPIRE), with the units it counted against the customer's purchase
+-- limits, or sells them (COMMIT), which keeps them counted. The caller has
+-- checked that it is held.
 local function finish_reservation(r, typ, status, req)
   local items = {}
   for i = 1, #r.lines do
     local it = load(r.store, r.lines[i][1])
-    if not it or it.rs < r.lines[i][2] or it.oh < r.lines[i][2] then
+    if not it or it.rs < r.lines[i][2] or it.oh < r.lines[i][2] or
+      (r.u and not is_int(r.u[i], 0, r.lines[i][2])) then
       return nil, fail('CORRUPT', 'reservation ' .. r.id .. ' line ' .. r.lines[i][1])
     end
     items[i] = it
@@ -341,8 +361,8 @@ local function finish_reservation(r, typ, status, req)
     local doh = 0
     if typ == 'COMMIT' then
       doh = -q
-    else
-      usage_add(it, r.customer, -q)
+    elseif r.u then
+      usage_add(it, r.customer, -r.u[i])
     end
     it.oh = it.oh + doh
     it.rs = it.rs - q
@@ -436,6 +456,12 @@ local function run_write(req)
   local fn = OPS[req.o]
   if not fn then
     return fail('INVALID', 'operation')
+  end
+  -- the engine checks free text fully; the script still refuses what the
+  -- ledger cannot store (NUL) and ASCII controls, whoever calls it
+  local rsn = req.reason
+  if rsn ~= nil and (type(rsn) ~= 'string' or #rsn > 1024 or string.find(rsn, '[%z\1-\31\127]')) then
+    return fail('INVALID', 'reason')
   end
   local prev = idem_check(req)
   if prev then

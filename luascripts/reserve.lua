@@ -1,6 +1,9 @@
 -- reserve.lua: hold every line or none, until expires_at.
 -- Request: store, lines [[sku, qty], …], customer?, rid, ttl (ms), reason.
 -- Result: {replayed, reservation…(6), n, item…×n}
+-- A line of an item with a purchase limit counts against the customer; the
+-- reservation records per line the units it counted (field u, absent when
+-- none), which a release or expiry gives back.
 OPS.reserve = function(req)
   if type(req.rid) ~= 'string' or req.rid == '' then return fail('INVALID', 'reservation id') end
   if not is_int(req.ttl, 1000, 86400000) then return fail('INVALID', 'ttl_seconds') end
@@ -13,15 +16,28 @@ OPS.reserve = function(req)
   local out = { '0' }
   push_reservation(out, r)
   out[#out + 1] = S(#items)
+  local counted = nil
   for i = 1, #items do
     local it, q = items[i], req.lines[i][2]
     it.rs, it.v, it.ua = it.rs + q, it.v + 1, NOW
     save(it)
-    if it.mpc >= 0 then usage_add(it, cust, q) end
+    if it.mpc >= 0 then
+      usage_add(it, cust, q)
+      if not counted then
+        counted = {}
+        for j = 1, #items do counted[j] = 0 end
+      end
+      counted[i] = q
+    end
     emit('RESERVE', it, 0, q, r.id, cust, req, r.x)
     push_item(out, it)
   end
-  redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', cjson.encode(r.lines), 'x', r.x, 'ca', NOW)
+  if counted then
+    redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', cjson.encode(r.lines), 'x', r.x, 'ca', NOW,
+      'u', cjson.encode(counted))
+  else
+    redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', cjson.encode(r.lines), 'x', r.x, 'ca', NOW)
+  end
   redis.call('ZADD', BASE .. 'rexp', r.x, r.id)
   return out
 end

@@ -3,11 +3,23 @@
 -- already holds the history. Runs on partitions that are not ready.
 -- ARGV[6] JSON: store, sku, oh, rs, v, rp, mpc, ua, cur (expected current
 -- version; -1 skips the check, 0 means absent), cu [[customer, units], …]
+-- (the units each customer held or bought while the item had a purchase
+-- limit; kept whether or not the item has one now), keepcu (leave the
+-- customer units in Redis as they are).
 -- Result: {1 when written}
 local req = cjson.decode(ARGV[6])
 if not is_id(req.store) or not is_id(req.sku) then return redis.error_reply('INVALID id') end
 if not is_int(req.oh, 0, MAX_ON_HAND) or not is_int(req.rs, 0, req.oh) or not is_int(req.v, 1, 1e15) then
   return redis.error_reply('INVALID state')
+end
+if req.cu ~= nil and not req.keepcu then
+  if type(req.cu) ~= 'table' then return redis.error_reply('INVALID customer units') end
+  for i = 1, #req.cu do
+    local c = req.cu[i]
+    if type(c) ~= 'table' or not is_id(c[1]) or not is_int(c[2], 0, 1e15) then
+      return redis.error_reply('INVALID customer units')
+    end
+  end
 end
 local it = load(req.store, req.sku)
 if req.cur ~= nil and req.cur >= 0 then

@@ -348,23 +348,30 @@ const itemsOfStoresSQL = `SELECT store_id, sku, on_hand, reserved, version,
 	coalesce(reorder_point, -1), coalesce(max_per_customer, -1), updated_at
 FROM inventory_items WHERE store_id = ANY($1)`
 
-// customerUnitsSQL sums, per item with a purchase limit and customer, the
-// units held or bought: SALE and RESERVE add, RELEASE and EXPIRE give back,
-// COMMIT turns a hold into a sale (no change).
+// customerUnitsSQL sums, per item and customer, the units counted against
+// purchase limits, exactly as Redis counts them: a SALE or RESERVE counts
+// when the item had a limit (events carry max_per_customer after the change,
+// which a sale or hold leaves as it was); a RELEASE or EXPIRE gives back
+// what its RESERVE (same reservation and SKU) counted; a COMMIT keeps it
+// counted. Items whose limit was cleared keep their counts.
 const customerUnitsSQL = `SELECT e.store_id, e.sku, e.customer,
-	sum(CASE e.type WHEN 'SALE' THEN -e.delta_on_hand
-		WHEN 'RESERVE' THEN e.delta_reserved
-		WHEN 'RELEASE' THEN e.delta_reserved
-		WHEN 'EXPIRE' THEN e.delta_reserved
-		ELSE 0 END) AS units
+	sum(CASE e.type WHEN 'SALE' THEN -e.delta_on_hand ELSE e.delta_reserved END)::bigint AS units
 FROM inventory_events e
-JOIN inventory_items i ON i.store_id = e.store_id AND i.sku = e.sku
-WHERE i.store_id = ANY($1) AND i.max_per_customer IS NOT NULL AND e.customer <> ''
-GROUP BY e.store_id, e.sku, e.customer`
+WHERE e.store_id = ANY($1) AND e.customer <> '' AND (
+	(e.type IN ('SALE', 'RESERVE') AND e.max_per_customer IS NOT NULL)
+	OR (e.type IN ('RELEASE', 'EXPIRE') AND e.reservation_id <> '' AND EXISTS (
+		SELECT 1 FROM inventory_events r
+		WHERE r.store_id = e.store_id AND r.reservation_id = e.reservation_id AND r.sku = e.sku
+			AND r.type = 'RESERVE' AND r.max_per_customer IS NOT NULL)))
+GROUP BY e.store_id, e.sku, e.customer
+HAVING sum(CASE e.type WHEN 'SALE' THEN -e.delta_on_hand ELSE e.delta_reserved END) > 0`
 
 // openHoldsSQL lists the lines of every reservation that was made and
-// neither committed, released nor expired.
-const openHoldsSQL = `SELECT e.reservation_id, e.store_id, e.customer, e.sku, e.delta_reserved, e.expires_at
+// neither committed, released nor expired, each with the units it counted
+// against the customer's purchase limit (all of the line when the item had
+// a limit, else none).
+const openHoldsSQL = `SELECT e.reservation_id, e.store_id, e.customer, e.sku, e.delta_reserved, e.expires_at,
+	CASE WHEN e.max_per_customer IS NOT NULL AND e.customer <> '' THEN e.delta_reserved ELSE 0 END AS counted
 FROM inventory_events e
 WHERE e.store_id = ANY($1) AND e.type = 'RESERVE' AND e.reservation_id <> ''
 	AND NOT EXISTS (SELECT 1 FROM inventory_events f
@@ -374,16 +381,16 @@ ORDER BY e.reservation_id, e.stream_id`
 
 // collectHolds reads the rows of openHoldsSQL (or a query of the same
 // columns and order) into reservations.
-func collectHolds(rows pgx.Rows) ([]engine.Reservation, error) {
+func collectHolds(rows pgx.Rows) ([]engine.HeldReservation, error) {
 	var (
-		holds         []engine.Reservation
+		holds         []engine.HeldReservation
 		id, st, c, sk string
-		qty           int64
+		qty, counted  int64
 		x             *time.Time
 	)
-	_, err := pgx.ForEachRow(rows, []any{&id, &st, &c, &sk, &qty, &x}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&id, &st, &c, &sk, &qty, &x, &counted}, func() error {
 		if n := len(holds); n == 0 || holds[n-1].ID != id {
-			h := engine.Reservation{ID: id, Store: st, Customer: c, Status: engine.StatusHeld}
+			h := engine.HeldReservation{Reservation: engine.Reservation{ID: id, Store: st, Customer: c, Status: engine.StatusHeld}}
 			if x != nil {
 				h.ExpiresAt = *x
 			}
@@ -391,6 +398,12 @@ func collectHolds(rows pgx.Rows) ([]engine.Reservation, error) {
 		}
 		h := &holds[len(holds)-1]
 		h.Lines = append(h.Lines, engine.Line{SKU: sk, Qty: qty})
+		if counted > 0 {
+			if h.Counted == nil {
+				h.Counted = map[string]int64{}
+			}
+			h.Counted[sk] = counted
+		}
 		return nil
 	})
 	return holds, err

@@ -607,14 +607,17 @@ func (r *Reconciler) fixItemsRow(ctx context.Context, ref engine.ItemRef, s *Ite
 	return nil
 }
 
-const itemCustomerUnitsSQL = `SELECT customer,
-	sum(CASE type WHEN 'SALE' THEN -delta_on_hand
-		WHEN 'RESERVE' THEN delta_reserved
-		WHEN 'RELEASE' THEN delta_reserved
-		WHEN 'EXPIRE' THEN delta_reserved
-		ELSE 0 END)
-FROM inventory_events WHERE store_id = $1 AND sku = $2 AND customer <> ''
-GROUP BY customer`
+// itemCustomerUnitsSQL is customerUnitsSQL for one item.
+const itemCustomerUnitsSQL = `SELECT e.customer,
+	sum(CASE e.type WHEN 'SALE' THEN -e.delta_on_hand ELSE e.delta_reserved END)::bigint
+FROM inventory_events e
+WHERE e.store_id = $1 AND e.sku = $2 AND e.customer <> '' AND (
+	(e.type IN ('SALE', 'RESERVE') AND e.max_per_customer IS NOT NULL)
+	OR (e.type IN ('RELEASE', 'EXPIRE') AND e.reservation_id <> '' AND EXISTS (
+		SELECT 1 FROM inventory_events r
+		WHERE r.store_id = e.store_id AND r.reservation_id = e.reservation_id AND r.sku = e.sku
+			AND r.type = 'RESERVE' AND r.max_per_customer IS NOT NULL)))
+GROUP BY e.customer`
 
 // restoreRedis records f and, in repair mode, overwrites the Redis item with
 // f.After (the ledger's state, with its customer units), guarded by the
@@ -629,25 +632,26 @@ func (r *Reconciler) restoreRedis(ctx context.Context, rep *Report, f Finding, e
 		}
 		if f.After.MaxPerCustomer != nil {
 			s.MaxPerCustomer = *f.After.MaxPerCustomer
-			rows, err := r.pool.Query(ctx, itemCustomerUnitsSQL, f.Store, f.SKU)
-			if err != nil {
-				return fmt.Errorf("customer units of %s/%s: %w", f.Store, f.SKU, err)
-			}
-			var (
-				c string
-				n int64
-			)
-			s.CustomerUnits = map[string]int64{}
-			if _, err := pgx.ForEachRow(rows, []any{&c, &n}, func() error {
-				if n > 0 {
-					s.CustomerUnits[c] = n
-				}
-				return nil
-			}); err != nil {
-				return fmt.Errorf("customer units of %s/%s: %w", f.Store, f.SKU, err)
-			}
 		}
-		err := r.e.RestoreItem(ctx, s, expect)
+		// customer units are kept when a limit is cleared, so they are restored either way
+		rows, err := r.pool.Query(ctx, itemCustomerUnitsSQL, f.Store, f.SKU)
+		if err != nil {
+			return fmt.Errorf("customer units of %s/%s: %w", f.Store, f.SKU, err)
+		}
+		var (
+			c string
+			n int64
+		)
+		s.CustomerUnits = map[string]int64{}
+		if _, err := pgx.ForEachRow(rows, []any{&c, &n}, func() error {
+			if n > 0 {
+				s.CustomerUnits[c] = n
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("customer units of %s/%s: %w", f.Store, f.SKU, err)
+		}
+		err = r.e.RestoreItem(ctx, s, expect)
 		var vm *engine.VersionMismatchError
 		switch {
 		case err == nil:
@@ -671,7 +675,8 @@ func (r *Reconciler) restoreRedis(ctx context.Context, rep *Report, f Finding, e
 
 // itemOpenHoldsSQL lists the lines of every open reservation (as
 // openHoldsSQL finds them) with a line on one item.
-const itemOpenHoldsSQL = `SELECT e.reservation_id, e.store_id, e.customer, e.sku, e.delta_reserved, e.expires_at
+const itemOpenHoldsSQL = `SELECT e.reservation_id, e.store_id, e.customer, e.sku, e.delta_reserved, e.expires_at,
+	CASE WHEN e.max_per_customer IS NOT NULL AND e.customer <> '' THEN e.delta_reserved ELSE 0 END
 FROM inventory_events e
 WHERE e.store_id = $1 AND e.type = 'RESERVE' AND e.reservation_id IN (
 		SELECT reservation_id FROM inventory_events
