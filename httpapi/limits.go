@@ -129,20 +129,20 @@ func newFeedSlots(max, perToken int) *feedSlots {
 	return &feedSlots{max: max, perToken: perToken, by: map[string]int{}}
 }
 
-// acquire takes a slot for principal: a 429 problem when the principal
-// holds its share already, a 503 one when every slot is taken. The release
+// acquire takes a slot for principal: a 503 problem when every slot is
+// taken, a 429 one when the principal holds its share already. The release
 // it returns gives the slot back; calling it more than once is harmless.
 func (f *feedSlots) acquire(principal string) (release func(), err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.total >= f.max {
+		return nil, unavailable("too many open event feeds; retry shortly")
+	}
 	if f.by[principal] >= f.perToken {
 		p := problem(http.StatusTooManyRequests, "too-many-feeds",
 			fmt.Sprintf("this token has %d event feeds open, its most; close one or retry later", f.by[principal]))
 		p.RetryAfter = retryAfterSeconds
 		return nil, p
-	}
-	if f.total >= f.max {
-		return nil, unavailable("too many open event feeds; retry shortly")
 	}
 	f.total++
 	f.by[principal]++

@@ -37,6 +37,9 @@ func TestSlowClientsServerResponsive(t *testing.T) {
 	api := w.startAPI(func(c *httpapi.Config) {
 		c.ReadTimeout = time.Second
 		c.MaxStreams = maxStreams
+		// One token subscribes every wave: it may take every slot, so the
+		// waves reach the server's cap (503), not the token's share (429).
+		c.MaxStreamsPerToken = maxStreams
 		c.Heartbeat = 200 * time.Millisecond
 		c.EventPoll = 50 * time.Millisecond
 	})
