@@ -13,21 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/bench"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
-
-func redisURL() string {
-	if u := os.Getenv("INVENTORY_TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
-func databaseURL() string {
-	if u := os.Getenv("INVENTORY_TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
 
 // TestFlashSaleSmoke sells a small hot SKU out on every in-process target and
 // requires the checker to pass and the summary, JSON and SVG to be written.
@@ -44,8 +31,8 @@ func TestFlashSaleSmoke(t *testing.T) {
 		Duration:    10 * time.Second,
 		PGConns:     8,
 		Partitions:  4,
-		RedisURL:    redisURL(),
-		DatabaseURL: databaseURL(),
+		RedisURL:    testsupport.RedisURL(),
+		DatabaseURL: testsupport.DatabaseURL(),
 		OutDir:      dir,
 		Progress:    &progress,
 	})

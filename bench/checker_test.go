@@ -2,23 +2,20 @@ package bench
 
 import (
 	"context"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 func testConfig(t *testing.T) Config {
 	t.Helper()
 	cfg := Config{Scenario: ScenarioFlashSale, Targets: []string{TargetPGGuarded}, Workers: 8, Stock: 50,
-		Duration: 10 * time.Second, PGConns: 4, OutDir: t.TempDir()}
-	cfg.DatabaseURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	if u := envOr("INVENTORY_TEST_DATABASE_URL", ""); u != "" {
-		cfg.DatabaseURL = u
-	}
+		Duration: 10 * time.Second, PGConns: 4, OutDir: t.TempDir(), DatabaseURL: testsupport.DatabaseURL()}
 	cfg = cfg.withDefaults()
 	require.NoError(t, cfg.validate())
 	return cfg
@@ -91,11 +88,4 @@ func TestLedgerCheckCatchesGapsAndDrift(t *testing.T) {
 	joined := strings.Join(v, "\n")
 	require.Contains(t, joined, "ledger s1/a: 4 events over versions 1..5: a gap")
 	require.Contains(t, joined, "ledger s1/b: deltas sum to on_hand 5")
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/bench"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // runSmall runs a small scenario on the engine and both baselines and
@@ -19,7 +20,7 @@ func runSmall(t *testing.T, cfg bench.Config) *bench.Report {
 	defer cancel()
 	var progress bytes.Buffer
 	cfg.Targets = []string{bench.TargetEngine, bench.TargetPGGuarded, bench.TargetPGOptimistic}
-	cfg.RedisURL, cfg.DatabaseURL = redisURL(), databaseURL()
+	cfg.RedisURL, cfg.DatabaseURL = testsupport.RedisURL(), testsupport.DatabaseURL()
 	cfg.OutDir, cfg.Progress, cfg.PGConns, cfg.Partitions = t.TempDir(), &progress, 8, 4
 	r, err := bench.Run(ctx, cfg)
 	require.NoError(t, err)
@@ -64,7 +65,7 @@ func TestPacedLoad(t *testing.T) {
 	defer cancel()
 	r, err := bench.Run(ctx, bench.Config{Scenario: bench.ScenarioFlashSale, Targets: []string{bench.TargetEngine},
 		Workers: 20, Stock: 100000, Rate: 1000, Duration: time.Second, Partitions: 4,
-		RedisURL: redisURL(), DatabaseURL: databaseURL(), OutDir: t.TempDir()})
+		RedisURL: testsupport.RedisURL(), DatabaseURL: testsupport.DatabaseURL(), OutDir: t.TempDir()})
 	require.NoError(t, err)
 	require.True(t, r.Passed)
 	res := r.Results[0]

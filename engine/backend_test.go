@@ -2,9 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // backend makes a fresh, isolated engine for one test.
@@ -42,49 +40,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-func testPrefix() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return "t" + hex.EncodeToString(b)
-}
-
-// RealRedisURL is the Redis the tests use: INVENTORY_TEST_REDIS_URL, or the
-// local default.
-func realRedisURL() string {
-	if u := os.Getenv("INVENTORY_TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
-func newRealClient(t testing.TB) *redis.Client {
-	t.Helper()
-	opt, err := redis.ParseURL(realRedisURL())
-	require.NoError(t, err)
-	opt.PoolSize = 256
-	c := redis.NewClient(opt)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	require.NoError(t, c.Ping(ctx).Err(), "real Redis at %s must be reachable", realRedisURL())
-	return c
-}
-
-// cleanPrefix deletes every key of a test's prefix.
-func cleanPrefix(t testing.TB, c redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-		if len(keys) == 500 {
-			c.Del(ctx, keys...)
-			keys = keys[:0]
-		}
-	}
-	if len(keys) > 0 {
-		c.Del(ctx, keys...)
-	}
-}
+// newRealClient is a client of the real Redis with a pool for the
+// parallel tests, closed when t ends.
+func newRealClient(t testing.TB) *redis.Client { return testsupport.RedisClient(t, 256) }
 
 func realBackend() backend {
 	return backend{name: "redis", make: func(t *testing.T, cfg engine.Config) *engine.Engine {
@@ -92,12 +50,9 @@ func realBackend() backend {
 		c := newRealClient(t)
 		cfg.Client = c
 		if cfg.Prefix == "" {
-			cfg.Prefix = testPrefix()
+			cfg.Prefix = testsupport.Prefix(t)
 		}
-		t.Cleanup(func() {
-			cleanPrefix(t, c, cfg.Prefix)
-			c.Close()
-		})
+		testsupport.CleanupPrefix(t, c, cfg.Prefix)
 		return mustEngine(t, cfg)
 	}}
 }
@@ -120,7 +75,7 @@ func miniBackend() backend {
 		t.Cleanup(func() { c.Close() })
 		cfg.Client = c
 		if cfg.Prefix == "" {
-			cfg.Prefix = testPrefix()
+			cfg.Prefix = testsupport.Prefix(t)
 		}
 		return mustEngine(t, cfg)
 	}}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // benchHotSKU runs checkouts of one unit of one hot SKU from many parallel
@@ -18,7 +19,7 @@ import (
 func benchHotSKU(b *testing.B, cfg engine.Config) {
 	c := newRealClient(b)
 	cfg.Client = c
-	cfg.Prefix = testPrefix()
+	cfg.Prefix = testsupport.IsolatedPrefix(b, c)
 	cfg.StreamHighWatermark = -1
 	e, err := engine.New(cfg)
 	if err != nil {
@@ -28,10 +29,6 @@ func benchHotSKU(b *testing.B, cfg engine.Config) {
 	if err := e.Init(ctx); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() {
-		cleanPrefix(b, c, cfg.Prefix)
-		c.Close()
-	})
 	if _, err := e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "sofa", OnHand: engine.MaxOnHand}, engine.Op{}); err != nil {
 		b.Fatal(err)
 	}
@@ -71,11 +68,7 @@ func BenchmarkItemMemory(b *testing.B) {
 		n, _ = strconv.Atoi(s)
 	}
 	c := newRealClient(b)
-	prefix := testPrefix()
-	b.Cleanup(func() {
-		cleanPrefix(b, c, prefix)
-		c.Close()
-	})
+	prefix := testsupport.IsolatedPrefix(b, c)
 	e, err := engine.New(engine.Config{Client: c, Prefix: prefix, StreamHighWatermark: -1})
 	if err != nil {
 		b.Fatal(err)
@@ -120,7 +113,9 @@ func BenchmarkItemMemory(b *testing.B) {
 			c.Del(ctx, iter.Val())
 		}
 		b.ReportMetric(float64(used()-before)/float64(n), "bytes/item")
-		cleanPrefix(b, c, prefix)
+		if err := testsupport.CleanPrefix(ctx, c, prefix); err != nil {
+			b.Fatal(err)
+		}
 		if err := e.Init(ctx); err != nil {
 			b.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
-	"github.com/shelfline/inventory/internal/redistest"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // TestCheckRedisConfig changes maxmemory-policy, so it runs on a private
@@ -18,10 +18,7 @@ import (
 func TestCheckRedisConfig(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := redistest.StartServer(ctx, redistest.Options{})
-	require.NoError(t, err)
-	t.Cleanup(srv.Stop)
-	c := srv.NewClient(nil)
+	c := testsupport.RedisServer(t).NewClient(nil)
 	t.Cleanup(func() { c.Close() })
 	e, err := engine.New(engine.Config{Client: c, Prefix: "cfgcheck"})
 	require.NoError(t, err)

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/internal/redistest"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 func init() {
@@ -27,39 +27,6 @@ func newClusterClient(t testing.TB) *redis.ClusterClient {
 	c := redistest.Shared(t).NewClient(&redis.ClusterOptions{PoolSize: 64})
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// cleanClusterPrefix deletes every key of a prefix from every master: SCAN
-// on a cluster client sees one node only, and a multi-key DEL must stay
-// within one slot, so each master is scanned and its keys are unlinked one
-// by one in a pipeline.
-func cleanClusterPrefix(t testing.TB, c *redis.ClusterClient, prefix string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-		iter := m.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-		pipe := m.Pipeline()
-		for iter.Next(ctx) {
-			pipe.Unlink(ctx, iter.Val())
-			if pipe.Len() == 500 {
-				if _, err := pipe.Exec(ctx); err != nil {
-					return err
-				}
-			}
-		}
-		if err := iter.Err(); err != nil {
-			return err
-		}
-		if pipe.Len() > 0 {
-			_, err := pipe.Exec(ctx)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		t.Errorf("clean prefix %s on the cluster: %v", prefix, err)
-	}
 }
 
 // clusterKeyCount counts a prefix's keys over every master.
@@ -83,10 +50,9 @@ func clusterBackend() backend {
 		c := newClusterClient(t)
 		cfg.Client = c
 		if cfg.Prefix == "" {
-			cfg.Prefix = testPrefix()
+			cfg.Prefix = testsupport.Prefix(t)
 		}
-		prefix := cfg.Prefix
-		t.Cleanup(func() { cleanClusterPrefix(t, c, prefix) }) // runs before the client closes
+		testsupport.CleanupPrefix(t, c, cfg.Prefix) // runs before the client closes
 		return mustEngine(t, cfg)
 	}}
 }

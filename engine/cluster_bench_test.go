@@ -13,6 +13,7 @@ import (
 
 	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/internal/redistest"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // Single Redis (the shared one on 127.0.0.1:6379, and one of the benchmark's
@@ -37,7 +38,9 @@ func benchTargets() []benchTarget {
 		// A redis-server of this benchmark's own: 127.0.0.1:6379 is shared
 		// with every other test running on the machine.
 		{"redis-private", func(b *testing.B) redis.UniversalClient {
-			return privateServer(b).NewClient(&redis.Options{PoolSize: 256})
+			c := privateServer(b).NewClient(&redis.Options{PoolSize: 256})
+			b.Cleanup(func() { c.Close() })
+			return c
 		}},
 		{"cluster", func(b *testing.B) redis.UniversalClient {
 			return newClusterClient(b)
@@ -105,15 +108,7 @@ func noReplicaCluster(b *testing.B) *redistest.Cluster {
 func benchEngine(b *testing.B, t benchTarget) *engine.Engine {
 	b.Helper()
 	c := t.client(b)
-	prefix := testPrefix()
-	b.Cleanup(func() {
-		if cc, ok := c.(*redis.ClusterClient); ok {
-			cleanClusterPrefix(b, cc, prefix)
-		} else {
-			cleanPrefix(b, c, prefix)
-			c.Close()
-		}
-	})
+	prefix := testsupport.IsolatedPrefix(b, c) // cleaned before the client closes
 	e, err := engine.New(engine.Config{Client: c, Prefix: prefix, StreamHighWatermark: -1})
 	if err != nil {
 		b.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/internal/redistest"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // failoverLog records what the clients saw during a failover burst.
@@ -92,7 +93,7 @@ func TestClusterFailover(t *testing.T) {
 	// ClusterStateReloadInterval, 60s).
 	c := cl.NewClient(&redis.ClusterOptions{PoolSize: 32})
 	t.Cleanup(func() { c.Close() })
-	prefix := testPrefix()
+	prefix := testsupport.Prefix(t)
 	e := mustEngine(t, engine.Config{Client: c, Prefix: prefix})
 
 	// Four stores per master, three SKUs each.
@@ -217,7 +218,7 @@ func TestClusterFailover(t *testing.T) {
 	}()
 
 	// Let traffic run, then kill the master of the first store.
-	waitFor(t, 10*time.Second, "traffic before the kill", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "traffic before the kill", func() bool {
 		log.mu.Lock()
 		defer log.mu.Unlock()
 		return log.ok >= 500
@@ -242,7 +243,7 @@ func TestClusterFailover(t *testing.T) {
 	// again, the victim's included, while the burst goes on.
 	var recoveredAt time.Time
 	var probeErrs []string
-	ok := pollUntil(20*time.Second, func() bool {
+	ok := testsupport.Poll(20*time.Second, func() bool {
 		for _, s := range stores {
 			octx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			_, err := e.Adjust(octx, engine.AdjustRequest{Store: s, SKU: "sofa", Delta: 1, Reason: "probe"}, engine.Op{})
@@ -261,7 +262,7 @@ func TestClusterFailover(t *testing.T) {
 		strings.Join(probeErrs, "\n"), cl.Logs(15))
 	// A little more traffic on the new topology, then stop.
 	okAtRecovery := func() int { log.mu.Lock(); defer log.mu.Unlock(); return log.ok }()
-	waitFor(t, 10*time.Second, "traffic after the recovery", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "traffic after the recovery", func() bool {
 		log.mu.Lock()
 		defer log.mu.Unlock()
 		return log.ok >= okAtRecovery+300
@@ -358,26 +359,6 @@ func heldUnits(t *testing.T, c *redis.ClusterClient, prefix string) map[string]i
 	return out
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !pollUntil(d, cond) {
-		t.Fatalf("timed out after %s waiting for %s", d, what)
-	}
-}
-
-// pollUntil polls cond until it holds (true) or d passes (false).
-func pollUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // TestClusterFailoverLostTail makes a failover lose acknowledged writes, as
 // asynchronous replication can: the master's link to its replica is cut
 // (replicas authenticate as their own ACL user, which the test disables on
@@ -399,7 +380,7 @@ func TestClusterFailoverLostTail(t *testing.T) {
 	t.Cleanup(cl.Stop)
 	c := cl.NewClient(&redis.ClusterOptions{PoolSize: 8})
 	t.Cleanup(func() { c.Close() })
-	e := mustEngine(t, engine.Config{Client: c, Prefix: testPrefix()})
+	e := mustEngine(t, engine.Config{Client: c, Prefix: testsupport.Prefix(t)})
 	const store = "s1"
 	sale := engine.CheckoutRequest{Store: store, Lines: []engine.Line{{SKU: "sofa", Qty: 1}}}
 	mustSet(t, e, store, "sofa", 100)
@@ -436,7 +417,7 @@ func TestClusterFailoverLostTail(t *testing.T) {
 	// Cut the replica off for good.
 	require.NoError(t, mc.Do(ctx, "ACL", "SETUSER", "repl", "off").Err())
 	require.NoError(t, mc.ClientKillByFilter(ctx, "TYPE", "replica").Err())
-	require.True(t, pollUntil(5*time.Second, func() bool { return replicas() == "0" }), "replica disconnected")
+	require.True(t, testsupport.Poll(5*time.Second, func() bool { return replicas() == "0" }), "replica disconnected")
 	var lost []string
 	for i := 0; i < 3; i++ {
 		key := fmt.Sprintf("lost-%d", i)
@@ -455,13 +436,13 @@ func TestClusterFailoverLostTail(t *testing.T) {
 
 	var now engine.Item
 	var lastErr error
-	require.True(t, pollUntil(20*time.Second, func() bool {
+	require.True(t, testsupport.Poll(20*time.Second, func() bool {
 		now, lastErr = e.GetItem(ctx, store, "sofa")
 		return lastErr == nil
 	}), "readable after the failover: %v", lastErr)
 	require.Equal(t, kept, now, "the three acknowledged sales are lost with the master")
 	var avail engine.Availability
-	require.True(t, pollUntil(20*time.Second, func() bool {
+	require.True(t, testsupport.Poll(20*time.Second, func() bool {
 		avail, lastErr = reader.Availability(ctx, "sofa")
 		return lastErr == nil
 	}), "a fan-out-only reader follows the failover: %v", lastErr)

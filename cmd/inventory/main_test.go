@@ -2,21 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 func TestConfigEnvAndFlags(t *testing.T) {
@@ -100,59 +97,19 @@ func TestUsage(t *testing.T) {
 	require.Contains(t, errOut, "ledger")
 }
 
+// testEnv is the environment of a deployment of the test's own: a key
+// prefix on the real Redis and a schema of the test database, removed when
+// the test ends.
 func testEnv(t *testing.T) map[string]string {
 	t.Helper()
-	redisURL := os.Getenv("INVENTORY_TEST_REDIS_URL")
-	if redisURL == "" {
-		redisURL = "redis://127.0.0.1:6379/0"
-	}
-	dbURL := os.Getenv("INVENTORY_TEST_DATABASE_URL")
-	if dbURL == "" {
-		dbURL = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	id := hex.EncodeToString(b)
-	prefix, schema := "tc"+id, "tc_"+id
-	ctx := context.Background()
-	admin, err := pgxpool.New(ctx, dbURL)
-	require.NoError(t, err)
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err, "real PostgreSQL at %s must be reachable", dbURL)
-	opt, err := redis.ParseURL(redisURL)
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
-	require.NoError(t, rdb.Ping(ctx).Err(), "real Redis at %s must be reachable", redisURL)
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-		iter := rdb.Scan(context.Background(), 0, prefix+":*", 1000).Iterator()
-		var keys []string
-		for iter.Next(context.Background()) {
-			keys = append(keys, iter.Val())
-		}
-		for len(keys) > 0 {
-			n := min(500, len(keys))
-			rdb.Del(context.Background(), keys[:n]...)
-			keys = keys[n:]
-		}
-		_ = rdb.Close()
-	})
-	sep := "?"
-	if strings.Contains(dbURL, "?") {
-		sep = "&"
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
+	prefix := testsupport.IsolatedPrefix(t, testsupport.RedisClient(t, 0))
 	return map[string]string{
-		"INVENTORY_REDIS_URL":    redisURL,
+		"INVENTORY_REDIS_URL":    testsupport.RedisURL(),
 		"INVENTORY_REDIS_PREFIX": prefix,
 		"INVENTORY_PARTITIONS":   "4",
-		"INVENTORY_DATABASE_URL": dbURL + sep + "search_path=" + schema,
+		"INVENTORY_DATABASE_URL": testsupport.SchemaURL(t, testsupport.Schema(t), ""),
 		"INVENTORY_API_KEYS":     "tok:admin",
-		"INVENTORY_ADDR":         addr,
+		"INVENTORY_ADDR":         testsupport.FreeAddr(t),
 		"INVENTORY_LOG_LEVEL":    "warn",
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -92,7 +93,7 @@ func TestExpiryRacesCommit(t *testing.T) {
 		cw.Wait()
 		// Let the sweepers take whatever is left.
 		clk.Advance(10 * time.Millisecond)
-		waitFor(t, 5*time.Second, "every hold finished", func() bool {
+		testsupport.WaitFor(t, 5*time.Second, "every hold finished", func() bool {
 			for _, h := range holds {
 				rs, err := w.e.GetReservation(ctx, h.id)
 				if err != nil || rs.Status == engine.StatusHeld {

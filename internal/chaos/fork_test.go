@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -49,7 +50,7 @@ func TestForkAfterFailoverRepaired(t *testing.T) {
 	lost := w.rollBack("s1", "sofa")
 	_, err := w.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "sofa", Delta: 7, Reason: "after failover"}, engine.Op{})
 	require.NoError(t, err)
-	waitFor(t, 10*time.Second, "the persister records the fork", func() bool { return p.Stats().Forks >= 1 })
+	testsupport.WaitFor(t, 10*time.Second, "the persister records the fork", func() bool { return p.Stats().Forks >= 1 })
 	require.Equal(t, int64(1), w.count(`SELECT count(*) FROM drift_findings WHERE kind = 'fork' AND store_id = 's1' AND sku = 'sofa' AND version = $1`, lost))
 
 	rec, err := persist.NewReconciler(w.ins, w.dpool, persist.ReconcilerConfig{})
@@ -121,7 +122,7 @@ func TestForkThenTwoWritesRepaired(t *testing.T) {
 		_, err = w.e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: n}}}, engine.Op{})
 		require.NoError(t, err)
 	}
-	waitFor(t, 10*time.Second, "the persister records the fork", func() bool { return p.Stats().Forks >= 1 })
+	testsupport.WaitFor(t, 10*time.Second, "the persister records the fork", func() bool { return p.Stats().Forks >= 1 })
 	rec, err := persist.NewReconciler(w.ins, w.dpool, persist.ReconcilerConfig{})
 	require.NoError(t, err)
 	rep, err := rec.Reconcile(ctx, persist.ModeRepair)

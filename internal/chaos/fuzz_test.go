@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // Fuzz tests of bad input: ID and key validation against a reference, and
@@ -133,7 +134,7 @@ func FuzzRequestBuilding(f *testing.F) {
 		ctx := context.Background()
 		op := engine.Op{IdempotencyKey: key, Principal: "fuzz"}
 		if key != "" {
-			op.IdempotencyKey = key + "-" + randomHex(4) // fresh, so the fuzzer's repeats are not replays
+			op.IdempotencyKey = key + "-" + testsupport.RandomHex(4) // fresh, so the fuzzer's repeats are not replays
 			if !engine.ValidIdempotencyKey(key) {
 				op.IdempotencyKey = key
 			}

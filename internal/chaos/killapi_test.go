@@ -2,45 +2,18 @@ package chaos
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/internal/testsupport"
 )
-
-var inventoryBin struct {
-	once sync.Once
-	path string
-	err  error
-	out  []byte
-}
-
-// buildInventory builds cmd/inventory once per test binary into a
-// temporary directory.
-func buildInventory(t testing.TB) string {
-	t.Helper()
-	inventoryBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "chaos-bin")
-		if err != nil {
-			inventoryBin.err = err
-			return
-		}
-		inventoryBin.path = filepath.Join(dir, "inventory")
-		cmd := exec.Command("go", "build", "-o", inventoryBin.path, "github.com/shelfline/inventory/cmd/inventory")
-		inventoryBin.out, inventoryBin.err = cmd.CombinedOutput()
-	})
-	if inventoryBin.err != nil {
-		t.Fatalf("go build ./cmd/inventory: %v\n%s", inventoryBin.err, inventoryBin.out)
-	}
-	return inventoryBin.path
-}
 
 // serveProc is `inventory serve` running as a child process.
 type serveProc struct {
@@ -56,9 +29,7 @@ type serveProc struct {
 
 func (w *world) startServe(bin string) *serveProc {
 	w.t.Helper()
-	port, err := freePort()
-	require.NoError(w.t, err)
-	addr := net.JoinHostPort("127.0.0.1", itoa(port))
+	addr := testsupport.FreeAddr(w.t)
 	sp := &serveProc{t: w.t, bin: bin, addr: addr, log: filepath.Join(w.t.TempDir(), "serve.log"),
 		api: &apiServer{url: "http://" + addr},
 		env: []string{
@@ -131,7 +102,7 @@ func itoa(n int) string { return formatInt(int64(n)) }
 // items is linearizable.
 func TestAPIKilledMidSale(t *testing.T) {
 	t.Parallel()
-	bin := buildInventory(t)
+	bin := testsupport.BuildBinary(t)
 	w := newWorld(t, worldOpts{})
 	ctx := context.Background()
 	sp := w.startServe(bin)
@@ -152,7 +123,7 @@ func TestAPIKilledMidSale(t *testing.T) {
 		r, err := sp.api.do("GET", "/readyz", "", "")
 		require.Error(t, err, "readiness: the process is gone (%+v)", r)
 		sp.start() // waits for /readyz 200
-		waitFor(t, 10*time.Second, "sales resume after the restart", func() bool { return tr.ok.Load() > okBefore })
+		testsupport.WaitFor(t, 10*time.Second, "sales resume after the restart", func() bool { return tr.ok.Load() > okBefore })
 	}
 	<-done
 	t.Logf("inventory serve SIGKILLed %d times mid-sale", kills)

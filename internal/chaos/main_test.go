@@ -3,10 +3,11 @@ package chaos
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // quiet drops go-redis' own log lines (a dial failure per connection while
@@ -21,8 +22,6 @@ func TestMain(m *testing.M) {
 		os.Exit(childMain(role))
 	}
 	code := m.Run()
-	if inventoryBin.path != "" {
-		_ = os.RemoveAll(filepath.Dir(inventoryBin.path))
-	}
+	testsupport.RemoveBinary()
 	os.Exit(code)
 }

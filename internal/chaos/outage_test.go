@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -61,7 +62,7 @@ func TestRedisUnreachable(t *testing.T) {
 	require.False(t, down.IsZero(), "Redis went down during the traffic")
 	require.Positive(t, tr.unavailable.Load(), "clients saw the outage")
 	// Recovered without a restart: the same engine serves again.
-	waitFor(t, 5*time.Second, "the engine serves again", func() bool {
+	testsupport.WaitFor(t, 5*time.Second, "the engine serves again", func() bool {
 		_, err := w.e.Adjust(context.Background(), engine.AdjustRequest{Store: "s1", SKU: "sofa", Delta: 1}, op(tr.newKey()))
 		return err == nil
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -29,11 +30,11 @@ func TestPostgresDown(t *testing.T) {
 	done := make(chan struct{})
 	go func() { tr.run(ctx); close(done) }()
 
-	waitFor(t, 10*time.Second, "the ledger receives events", func() bool { return p.Stats().EventsPersisted > 50 })
+	testsupport.WaitFor(t, 10*time.Second, "the ledger receives events", func() bool { return p.Stats().EventsPersisted > 50 })
 	w.pproxy.Cut()
 	okAtCut := tr.ok.Load()
 	require.Error(t, ledger.Ping(ctx), "readiness: PostgreSQL is down")
-	waitFor(t, outage, "writes shed with backpressure", func() bool {
+	testsupport.WaitFor(t, outage, "writes shed with backpressure", func() bool {
 		n, ok := tr.errKinds.Load("backpressure")
 		return ok && n.(interface{ Load() int64 }).Load() > 0
 	})

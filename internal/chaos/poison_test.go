@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -44,7 +45,7 @@ func TestPoisonEventDeadLettered(t *testing.T) {
 	tr.run(ctx)
 	require.NoError(t, stop())
 	require.Greater(t, injected, 5)
-	waitFor(t, 20*time.Second, "every poison entry dead-lettered", func() bool { return p.Stats().DeadLetters == int64(injected) })
+	testsupport.WaitFor(t, 20*time.Second, "every poison entry dead-lettered", func() bool { return p.Stats().DeadLetters == int64(injected) })
 	var dl int64
 	for part := 0; part < w.parts; part++ {
 		n, err := w.direct.XLen(ctx, persist.DeadLetterKey(w.ins, part)).Result()

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -52,20 +53,20 @@ func TestRebuildRacingAnInFlightBatchIsHealed(t *testing.T) {
 	require.NoError(t, err, "an acknowledged sale")
 	<-entered
 
-	w.redis.Restart()
+	w.restartRedis()
 	rb, err := persist.NewRebuilder(w.ins, w.dpool, persist.RebuilderConfig{})
 	require.NoError(t, err)
 	require.NoError(t, rb.RebuildPartition(ctx, w.ins.Partition("s1")))
 	close(release) // the in-flight batch commits after the rebuild read the ledger
 
 	// Redis must come back with what the ledger has: wait for the batch.
-	waitFor(t, 10*time.Second, "the in-flight batch committed", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "the in-flight batch committed", func() bool {
 		return w.count(`SELECT count(*) FROM inventory_events WHERE op_id = 'sale-before-crash'`) == 1
 	})
 	var ledgerV int64
 	require.NoError(t, w.dpool.QueryRow(ctx, `SELECT max(version) FROM inventory_events WHERE store_id = 's1' AND sku = 'sofa'`).Scan(&ledgerV))
 	var it engine.Item
-	waitFor(t, 10*time.Second, "Redis brought up to the ledger", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "Redis brought up to the ledger", func() bool {
 		it, err = w.ins.GetItem(ctx, "s1", "sofa")
 		return err == nil && it.Version >= ledgerV
 	})
@@ -95,12 +96,12 @@ func TestRetryAfterRebuildAppliesOnce(t *testing.T) {
 	require.NoError(t, err) // the client never saw this reply
 	w.waitDrained(10 * time.Second)
 
-	w.redis.Restart()
+	w.restartRedis()
 	rb, err := persist.NewRebuilder(w.ins, w.dpool, persist.RebuilderConfig{})
 	require.NoError(t, err)
 	require.NoError(t, rb.RebuildPartition(ctx, w.ins.Partition("s1")))
 
-	waitFor(t, 10*time.Second, "the retry answers", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "the retry answers", func() bool {
 		_, err = w.e.Checkout(ctx, req, op("retried-sale"))
 		return err == nil || !engine.IsUnavailable(err)
 	})

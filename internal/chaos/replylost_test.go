@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -35,14 +36,14 @@ func TestReplyLostRetryAppliesOnce(t *testing.T) {
 
 	// The reply of a keyed checkout is lost, every time the engine retries.
 	w.rproxy.Add("lost", "timeout", "downstream", `{"timeout":0}`)
-	key := "k-" + randomHex(8)
+	key := "k-" + testsupport.RandomHex(8)
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	_, err = w.e.Checkout(cctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: 2}}}, op(key))
 	cancel()
 	require.Error(t, err, "no reply came back")
 	require.True(t, engine.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded), "a lost reply is unavailability, not a domain error: %v", err)
 	// The script ran nonetheless.
-	waitFor(t, 5*time.Second, "the sale applied in Redis", func() bool {
+	testsupport.WaitFor(t, 5*time.Second, "the sale applied in Redis", func() bool {
 		it, err := w.ins.GetItem(ctx, "s1", "sofa")
 		return err == nil && it.Version == v0+1
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -27,7 +28,7 @@ func TestRedisRestartedEmpty(t *testing.T) {
 	go func() { tr.run(ctx); close(done) }()
 
 	time.Sleep(pick(1500*time.Millisecond, 15*time.Second)) // let traffic run before the crash
-	w.redis.Restart()
+	w.restartRedis()
 	cut := tr.rec.now()
 	// What the ledger had when Redis lost everything.
 	had := w.pgItems()
@@ -36,7 +37,7 @@ func TestRedisRestartedEmpty(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ok, "partition %d is not ready after the restart", p)
 	}
-	waitFor(t, 5*time.Second, "clients refused with ErrPartitionNotReady", func() bool {
+	testsupport.WaitFor(t, 5*time.Second, "clients refused with ErrPartitionNotReady", func() bool {
 		n, ok := tr.errKinds.Load("not_ready")
 		return ok && n.(interface{ Load() int64 }).Load() > 0
 	})
@@ -57,7 +58,7 @@ func TestRedisRestartedEmpty(t *testing.T) {
 	rb, err := persist.NewRebuilder(w.ins, w.dpool, persist.RebuilderConfig{Interval: 100 * time.Millisecond})
 	require.NoError(t, err)
 	stopRB := background(t, "rebuilder", rb.Run)
-	waitFor(t, 15*time.Second, "every partition rebuilt", func() bool {
+	testsupport.WaitFor(t, 15*time.Second, "every partition rebuilt", func() bool {
 		for p := 0; p < w.parts; p++ {
 			if ok, err := w.ins.PartitionReady(ctx, p); err != nil || !ok {
 				return false

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/httpapi"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -183,7 +184,7 @@ func TestSlowClientsServerResponsive(t *testing.T) {
 	require.Equal(t, 503, r.status, "a sale while Redis is unreachable: %s", r.body)
 	require.NotEmpty(t, r.header.Get("Retry-After"))
 	w.rproxy.Restore()
-	waitFor(t, 5*time.Second, "ready again", func() bool {
+	testsupport.WaitFor(t, 5*time.Second, "ready again", func() bool {
 		r, err := api.do("GET", "/readyz", "", "")
 		return err == nil && r.status == 200
 	})

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/httpapi"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -56,9 +57,9 @@ func TestSlowPostgresLag(t *testing.T) {
 	// machine slows down as well: ask for clear growth, not a multiple.
 	require.Greater(t, peak, before+30, "the lag grew while PostgreSQL was slow")
 	require.Greater(t, peakMetric, before+30, "/metrics showed the lag")
-	waitFor(t, 20*time.Second, "the lag shrinks once PostgreSQL is fast again", func() bool { return lagOf() < peak/4 })
+	testsupport.WaitFor(t, 20*time.Second, "the lag shrinks once PostgreSQL is fast again", func() bool { return lagOf() < peak/4 })
 	<-done
-	waitFor(t, 20*time.Second, "the lag is gone after the traffic", func() bool {
+	testsupport.WaitFor(t, 20*time.Second, "the lag is gone after the traffic", func() bool {
 		v, ok := api.metric(t, "inventory_persister_lag_events")
 		return lagOf() == 0 && ok && v == 0
 	})

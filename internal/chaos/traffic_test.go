@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // trafficCfg shapes a run of concurrent client traffic.
@@ -282,7 +283,7 @@ func (tr *traffic) worker(ctx context.Context, w int) {
 	}
 }
 
-func (tr *traffic) newKey() string { return "k" + randomHex(10) }
+func (tr *traffic) newKey() string { return "k" + testsupport.RandomHex(10) }
 
 func op(key string) engine.Op { return engine.Op{IdempotencyKey: key, Principal: "chaos"} }
 

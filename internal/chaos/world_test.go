@@ -2,22 +2,19 @@ package chaos
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net"
 	"net/url"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/redistest"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -31,19 +28,6 @@ func pick[T any](short, lng T) T {
 		return lng
 	}
 	return short
-}
-
-func databaseURL() string {
-	if u := os.Getenv("INVENTORY_TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // worldOpts shapes a world.
@@ -61,7 +45,7 @@ type worldOpts struct {
 // through the Redis proxy, and direct connections for inspection.
 type world struct {
 	t      testing.TB
-	redis  *redisServer
+	redis  *redistest.Server
 	rproxy *toxi // in front of Redis: the engine's path
 	pproxy *toxi // in front of PostgreSQL: the persister's path
 	rdb    *redis.Client
@@ -82,8 +66,8 @@ func newWorld(t testing.TB, o worldOpts) *world {
 		o.partitions = 4
 	}
 	ctx := context.Background()
-	w := &world{t: t, parts: o.partitions, prefix: "c" + randomHex(5)}
-	w.redis = startRedis(t)
+	w := &world{t: t, parts: o.partitions, prefix: testsupport.Prefix(t)}
+	w.redis = testsupport.RedisServer(t)
 	w.rproxy = newToxi(t, w.redis.Addr())
 	ropt := &redis.Options{Addr: w.rproxy.Addr(), PoolSize: 64, DialTimeout: time.Second,
 		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second}
@@ -92,7 +76,7 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	}
 	w.rdb = redis.NewClient(ropt)
 	t.Cleanup(func() { _ = w.rdb.Close() })
-	w.direct = redis.NewClient(&redis.Options{Addr: w.redis.Addr(), PoolSize: 64})
+	w.direct = w.redis.NewClient(&redis.Options{PoolSize: 64})
 	t.Cleanup(func() { _ = w.direct.Close() })
 	ecfg := engine.Config{Client: w.rdb, Prefix: w.prefix, Partitions: o.partitions}
 	if o.engine != nil {
@@ -108,62 +92,27 @@ func newWorld(t testing.TB, o worldOpts) *world {
 	require.NoError(t, err)
 	require.NoError(t, w.ins.Init(ctx), "fresh Redis: mark every partition ready")
 
-	u, err := url.Parse(databaseURL())
+	u, err := url.Parse(testsupport.DatabaseURL())
 	require.NoError(t, err)
 	w.pproxy = newToxi(t, u.Host)
-	w.schema = "chaos_" + randomHex(5)
-	admin, err := pgx.Connect(ctx, databaseURL())
-	require.NoError(t, err, "PostgreSQL at %s must be reachable", databaseURL())
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+w.schema)
-	require.NoError(t, err)
-	_ = admin.Close(ctx)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), databaseURL())
-		if err != nil {
-			return
-		}
-		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+w.schema+" CASCADE")
-	})
-	w.dpool = w.newPool("")
-	require.NoError(t, persist.Migrate(ctx, w.dpool))
-	w.pool = w.newPool(w.pproxy.Addr())
+	w.schema, w.dpool = testsupport.LedgerSchema(t, testsupport.ConnectTimeout(2*time.Second))
+	w.pool = testsupport.Pool(t, w.schema, testsupport.ConnectTimeout(2*time.Second), testsupport.Via(w.pproxy.Addr()))
 	return w
-}
-
-// newPool opens a pool on the world's schema, through hostPort when set.
-func (w *world) newPool(hostPort string) *pgxpool.Pool {
-	w.t.Helper()
-	cfg, err := pgxpool.ParseConfig(databaseURL())
-	require.NoError(w.t, err)
-	cfg.ConnConfig.RuntimeParams["search_path"] = w.schema
-	cfg.MaxConns = 8
-	cfg.ConnConfig.ConnectTimeout = 2 * time.Second
-	if hostPort != "" {
-		h, p, err := net.SplitHostPort(hostPort)
-		require.NoError(w.t, err)
-		port, err := strconv.Atoi(p)
-		require.NoError(w.t, err)
-		cfg.ConnConfig.Host, cfg.ConnConfig.Port = h, uint16(port)
-	}
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(w.t, err)
-	w.t.Cleanup(pool.Close)
-	return pool
 }
 
 // databaseURLFor returns a URL of the world's schema (search_path) for a
 // child process, through hostPort when set.
 func (w *world) databaseURLFor(hostPort string) string {
-	u, err := url.Parse(databaseURL())
-	require.NoError(w.t, err)
-	if hostPort != "" {
-		u.Host = hostPort
-	}
-	q := u.Query()
-	q.Set("search_path", w.schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return testsupport.SchemaURL(w.t, w.schema, hostPort)
+}
+
+// restartRedis kills the world's redis-server and starts it again, empty,
+// on the same port, as a crash of a Redis without persistence would.
+func (w *world) restartRedis() {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(w.t, w.redis.Restart(ctx))
 }
 
 // fastPersister shortens the persister's timings for tests.
@@ -225,17 +174,4 @@ func (w *world) startPersister(pool *pgxpool.Pool, cfg persist.PersisterConfig) 
 	p, err := persist.NewPersister(w.ins, pool, fastPersister(cfg))
 	require.NoError(w.t, err)
 	return p, background(w.t, "persister", p.Run)
-}
-
-// waitFor polls cond every few milliseconds until it holds, failing the
-// test after d.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for work
-	}
 }

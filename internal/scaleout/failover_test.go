@@ -16,6 +16,7 @@ import (
 
 	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/internal/redistest"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -129,7 +130,7 @@ func TestFailoverDuringTrafficReconciled(t *testing.T) {
 		}
 	}
 	defer stopTraffic()
-	waitFor(t, 20*time.Second, "traffic before the kill", func() bool { return tr.okCount() >= 500 })
+	testsupport.WaitFor(t, 20*time.Second, "traffic before the kill", func() bool { return tr.okCount() >= 500 })
 
 	victim := stores[0]
 	slot, err := d.rdb.ClusterKeySlot(ctx, d.e.StreamKey(d.e.Partition(victim))).Result()
@@ -144,10 +145,10 @@ func TestFailoverDuringTrafficReconciled(t *testing.T) {
 	failedOver := time.Since(killedAt)
 
 	var probeErr error
-	require.True(t, pollUntil(20*time.Second, func() bool {
+	require.True(t, testsupport.Poll(20*time.Second, func() bool {
 		for _, s := range stores {
 			octx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			op := "probe-" + randomHex(6)
+			op := "probe-" + testsupport.RandomHex(6)
 			r, err := d.e.Adjust(octx, engine.AdjustRequest{Store: s, SKU: "sofa", Delta: 1, Reason: "probe"}, engine.Op{IdempotencyKey: op})
 			cancel()
 			if err != nil {
@@ -160,7 +161,7 @@ func TestFailoverDuringTrafficReconciled(t *testing.T) {
 	}), "every store writable within 20s of the failover: %v", probeErr)
 	recovered := time.Since(killedAt)
 	okAt := tr.okCount()
-	waitFor(t, 20*time.Second, "traffic after the recovery", func() bool { return tr.okCount() >= okAt+500 })
+	testsupport.WaitFor(t, 20*time.Second, "traffic after the recovery", func() bool { return tr.okCount() >= okAt+500 })
 	stopTraffic()
 	t.Logf("killed master %s (stores %v): failover after %s, every store writable after %s; traffic: %s",
 		killed.Addr, storesOn(masterOf, killed.Addr), failedOver.Round(time.Millisecond), recovered.Round(time.Millisecond), tr.summary())
@@ -302,13 +303,13 @@ func TestFailoverLostTailForkRepair(t *testing.T) {
 	}
 	require.NoError(t, mc.Do(ctx, "ACL", "SETUSER", "repl", "off").Err())
 	require.NoError(t, mc.ClientKillByFilter(ctx, "TYPE", "replica").Err())
-	require.True(t, pollUntil(5*time.Second, func() bool { return replicas() == "0" }), "replica disconnected")
+	require.True(t, testsupport.Poll(5*time.Second, func() bool { return replicas() == "0" }), "replica disconnected")
 
 	sale := func(sku string, qty int64, op string) engine.Item {
 		t.Helper()
 		var r engine.CheckoutResult
 		var err error
-		ok := pollUntil(20*time.Second, func() bool {
+		ok := testsupport.Poll(20*time.Second, func() bool {
 			octx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
 			r, err = d.e.Checkout(octx, engine.CheckoutRequest{Store: store, Lines: []engine.Line{{SKU: sku, Qty: qty}}}, engine.Op{IdempotencyKey: op})
@@ -329,7 +330,7 @@ func TestFailoverLostTailForkRepair(t *testing.T) {
 		engine.Op{IdempotencyKey: "lost-rug-hold"})
 	require.NoError(t, err)
 	tr.success("lost-rug-hold", hold.Items...)
-	waitFor(t, 20*time.Second, "the lost tail persisted", func() bool {
+	testsupport.WaitFor(t, 20*time.Second, "the lost tail persisted", func() bool {
 		return d.count(`SELECT count(*) FROM inventory_events WHERE store_id = $1 AND version = 4`, store) == 2 &&
 			d.count(`SELECT count(*) FROM inventory_events WHERE store_id = $1 AND sku = 'rug' AND version = 2`, store) == 1
 	})
@@ -343,7 +344,7 @@ func TestFailoverLostTailForkRepair(t *testing.T) {
 	require.NoError(t, err)
 	for _, k := range skus {
 		var it engine.Item
-		require.True(t, pollUntil(20*time.Second, func() bool {
+		require.True(t, testsupport.Poll(20*time.Second, func() bool {
 			it, err = d.e.GetItem(ctx, store, k)
 			return err == nil
 		}), "readable after the failover: %v", err)
@@ -360,7 +361,7 @@ func TestFailoverLostTailForkRepair(t *testing.T) {
 		}
 	}
 	d.waitDrained(30 * time.Second)
-	waitFor(t, 10*time.Second, "the persister records the forks", func() bool { return p.Stats().Forks >= 4 })
+	testsupport.WaitFor(t, 10*time.Second, "the persister records the forks", func() bool { return p.Stats().Forks >= 4 })
 	rows, err := d.pool.Query(ctx, `SELECT sku, version, before->>'op_id', after->>'op_id' FROM drift_findings
 WHERE kind = 'fork' ORDER BY sku, version`)
 	require.NoError(t, err)
@@ -447,7 +448,7 @@ WHERE kind = 'fork' ORDER BY sku, version`)
 	require.NoError(t, err)
 	t.Logf("rug after repair: reserved %d; the restored unit's hold %s: read %v, release %v", rug.Reserved, hold.Reservation.ID, holdErr, relErr)
 	d.waitDrained(20 * time.Second)
-	waitFor(t, 10*time.Second, "the release persisted", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "the release persisted", func() bool {
 		return d.count(`SELECT version FROM inventory_items WHERE store_id = $1 AND sku = 'rug'`, store) == rug.Version
 	})
 

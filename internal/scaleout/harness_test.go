@@ -3,13 +3,9 @@ package scaleout
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +18,7 @@ import (
 
 	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/internal/redistest"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -37,51 +34,8 @@ func TestMain(m *testing.M) {
 	redis.SetLogger(quietRedis{})
 	code := m.Run()
 	redistest.StopShared()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	testsupport.RemoveBinary()
 	os.Exit(code)
-}
-
-func databaseURL() string {
-	if u := os.Getenv("INVENTORY_TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-var (
-	binOnce sync.Once
-	binDir  string
-	binPath string
-	binErr  error
-)
-
-// inventoryBinary builds cmd/inventory once per test run and returns its
-// path.
-func inventoryBinary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "scaleout-bin-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "inventory")
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/shelfline/inventory/cmd/inventory").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build ./cmd/inventory: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, binErr)
-	return binPath
 }
 
 // deployment is one inventory deployment on a Redis Cluster: its own key
@@ -103,32 +57,16 @@ type deployment struct {
 // ledger: a Rebuilder, which on an empty ledger only sets the markers.
 func newDeployment(t testing.TB, cl *redistest.Cluster) *deployment {
 	t.Helper()
+	testsupport.BuildBinary(t) // before the deadline of the start
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d := &deployment{t: t, cl: cl, prefix: "so" + randomHex(4), schema: "scaleout_" + randomHex(5)}
-	admin, err := pgxpool.New(ctx, databaseURL())
-	require.NoError(t, err)
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+d.schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_, _ = admin.Exec(ctx, "DROP SCHEMA "+d.schema+" CASCADE")
-		admin.Close()
-	})
-	u, err := url.Parse(databaseURL())
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", d.schema)
-	u.RawQuery = q.Encode()
-	d.dbURL = u.String()
+	d := &deployment{t: t, cl: cl, prefix: testsupport.Prefix(t), schema: testsupport.Schema(t)}
+	d.dbURL = testsupport.SchemaURL(t, d.schema, "")
 
 	out, err := d.command(ctx, "migrate").CombinedOutput()
 	require.NoError(t, err, "inventory migrate: %s", out)
 
-	d.pool, err = pgxpool.New(ctx, d.dbURL)
-	require.NoError(t, err)
-	t.Cleanup(d.pool.Close)
+	d.pool = testsupport.Pool(t, d.schema)
 	var n int
 	require.NoError(t, d.pool.QueryRow(ctx, `SELECT count(*) FROM inventory_events`).Scan(&n), "migrated into %s", d.schema)
 
@@ -160,7 +98,7 @@ func (d *deployment) env() []string {
 }
 
 func (d *deployment) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, inventoryBinary(d.t), args...)
+	cmd := exec.CommandContext(ctx, testsupport.BuildBinary(d.t), args...)
 	cmd.Env = d.env()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
@@ -263,25 +201,6 @@ func (d *deployment) storesOnEveryMaster(perMaster int) (stores []string, master
 	return stores, masterOf
 }
 
-// waitFor polls cond until it holds or d passes, then fails the test.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	if !pollUntil(d, cond) {
-		t.Fatalf("timed out after %s waiting for %s", d, what)
-	}
-}
-
-func pollUntil(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return true
-}
-
 // groupState sums, over every partition's stream, the entries pending in
 // the persister group and the entries not yet delivered to it (lag), and
 // the entries pending per consumer.
@@ -337,7 +256,7 @@ func (d *deployment) waitDrained(timeout time.Duration) {
 	d.t.Helper()
 	var pending, lag int64
 	var err error
-	ok := pollUntil(timeout, func() bool {
+	ok := testsupport.Poll(timeout, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		pending, lag, _, err = d.groupState(ctx)
@@ -348,7 +267,5 @@ func (d *deployment) waitDrained(timeout time.Duration) {
 
 func (d *deployment) count(q string, args ...any) int64 {
 	d.t.Helper()
-	var n int64
-	require.NoError(d.t, d.pool.QueryRow(context.Background(), q, args...).Scan(&n), q)
-	return n
+	return testsupport.Count(d.t, d.pool, q, args...)
 }

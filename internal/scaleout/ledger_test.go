@@ -9,47 +9,33 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
+	"github.com/shelfline/inventory/persist"
 )
 
 // ledgerProblems compares, for every item of the traffic, Redis with the
-// ledger: versions 1..N in inventory_events without a gap or duplicate
-// where N is Redis' version, the sums of the deltas equal to Redis'
-// on_hand and reserved, and inventory_items equal to Redis. It returns one
-// line per violation.
+// ledger (persist.CheckLedger): versions 1..N in inventory_events without a
+// gap or duplicate where N is Redis' version, the sums of the deltas equal
+// to Redis' on_hand and reserved, and inventory_items equal to Redis. It
+// returns one line per violation.
 func (d *deployment) ledgerProblems(tr *traffic) []string {
 	d.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out []string
+	var state []persist.LedgerState
 	for _, s := range tr.stores {
 		for _, k := range tr.skus {
 			var it engine.Item
 			var err error
-			require.True(d.t, pollUntil(10*time.Second, func() bool {
+			// A read right after a failover may need the cluster's new map.
+			require.True(d.t, testsupport.Poll(10*time.Second, func() bool {
 				it, err = d.e.GetItem(ctx, s, k)
 				return err == nil
 			}), "read %s/%s: %v", s, k, err)
-			var n, lo, hi, dh, dr int64
-			require.NoError(d.t, d.pool.QueryRow(ctx, `SELECT count(*), coalesce(min(version), 0), coalesce(max(version), 0),
-	coalesce(sum(delta_on_hand), 0), coalesce(sum(delta_reserved), 0)
-FROM inventory_events WHERE store_id = $1 AND sku = $2`, s, k).Scan(&n, &lo, &hi, &dh, &dr))
-			name := itemKey(s, k)
-			if n != it.Version || lo != 1 || hi != it.Version {
-				out = append(out, fmt.Sprintf("%s: Redis at version %d, the ledger holds %d events of versions %d..%d", name, it.Version, n, lo, hi))
-			}
-			if dh != it.OnHand || dr != it.Reserved {
-				out = append(out, fmt.Sprintf("%s: Redis on_hand %d reserved %d, the ledger's deltas sum to %d and %d", name, it.OnHand, it.Reserved, dh, dr))
-			}
-			var oh, rs, v int64
-			err = d.pool.QueryRow(ctx, `SELECT on_hand, reserved, version FROM inventory_items WHERE store_id = $1 AND sku = $2`, s, k).Scan(&oh, &rs, &v)
-			if err != nil {
-				out = append(out, fmt.Sprintf("%s: inventory_items: %v", name, err))
-			} else if oh != it.OnHand || rs != it.Reserved || v != it.Version {
-				out = append(out, fmt.Sprintf("%s: Redis v%d on_hand %d reserved %d, inventory_items v%d on_hand %d reserved %d", name, it.Version, it.OnHand, it.Reserved, v, oh, rs))
-			}
+			state = append(state, persist.LedgerState{Store: s, SKU: k, OnHand: it.OnHand, Reserved: it.Reserved, Version: it.Version})
 		}
 	}
-	return out
+	return testsupport.LedgerViolations(d.t, d.pool, nil, persist.LedgerCheck{Stores: tr.stores, State: state})
 }
 
 // missingAcked returns the acknowledged writes whose event (item, version,

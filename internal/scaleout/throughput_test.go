@@ -14,6 +14,7 @@ import (
 
 	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/internal/redistest"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // fillBacklog writes about n events through the engine (adjustments over 48
@@ -103,7 +104,7 @@ func TestPersisterThroughputWorkers(t *testing.T) {
 		}
 		var first time.Duration
 		var got int64
-		ok := pollUntil(90*time.Second, func() bool {
+		ok := testsupport.Poll(90*time.Second, func() bool {
 			got = d.count(`SELECT count(*) FROM inventory_events`)
 			if got > 0 && first == 0 {
 				first = time.Since(t0)

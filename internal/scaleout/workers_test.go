@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/internal/redistest"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // TestPersisterWorkersTakeOver runs three `inventory persist` processes on a
@@ -48,14 +49,14 @@ func TestPersisterWorkersTakeOver(t *testing.T) {
 		}
 	}
 	defer stopTraffic()
-	waitFor(t, 30*time.Second, "traffic persisted by the workers", func() bool {
+	testsupport.WaitFor(t, 30*time.Second, "traffic persisted by the workers", func() bool {
 		return tr.okCount() >= 600 && d.count(`SELECT count(*) FROM inventory_events`) >= 300
 	})
 
 	// Freeze worker-a at a moment it holds pending entries, then kill it.
 	victim := procs["worker-a"]
 	var pendingAtKill int64
-	caught := pollUntil(15*time.Second, func() bool {
+	caught := testsupport.Poll(15*time.Second, func() bool {
 		_ = victim.cmd.Process.Signal(syscall.SIGSTOP)
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, _, per, err := d.groupState(cctx)
@@ -73,9 +74,9 @@ func TestPersisterWorkersTakeOver(t *testing.T) {
 	okAtKill := tr.okCount()
 	t.Logf("worker-a SIGKILLed with %d entries read and not acknowledged", pendingAtKill)
 
-	waitFor(t, 30*time.Second, "traffic after the kill", func() bool { return tr.okCount() >= okAtKill+600 })
+	testsupport.WaitFor(t, 30*time.Second, "traffic after the kill", func() bool { return tr.okCount() >= okAtKill+600 })
 	// The others reclaim worker-a's entries while traffic goes on.
-	waitFor(t, 30*time.Second, "worker-a's entries reclaimed", func() bool {
+	testsupport.WaitFor(t, 30*time.Second, "worker-a's entries reclaimed", func() bool {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		_, _, per, err := d.groupState(cctx)
