@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
@@ -90,4 +91,49 @@ func refusedUnchanged(err error) bool {
 // compareAndDelete deletes key while it holds val.
 func (e *Engine) compareAndDelete(ctx context.Context, key, val string) error {
 	return e.scripts.Unlock.Run(ctx, e.rdb, []string{key}, val).Err()
+}
+
+// A caller's operation that is not a stock write (an admin's reconcile run)
+// keeps its whole response under the key's claim: the claim holds
+// "<fingerprint>\n<response>" once the operation is done.
+
+// ClaimResponse takes op's client key for an operation that is not a stock
+// write. It returns the response kept by an earlier request with the same
+// fingerprint (nil when there is none yet: the caller runs the operation and
+// then calls KeepResponse, or GiveBack when it failed), or
+// ErrIdempotencyMismatch when the key belongs to another request.
+func (e *Engine) ClaimResponse(ctx context.Context, op Op) ([]byte, error) {
+	fp := claimFingerprint(op)
+	prev, err := e.rdb.SetArgs(ctx, e.claimKey(op.Principal, op.IdempotencyKey), fp,
+		redis.SetArgs{Mode: "NX", Get: true, TTL: e.cfg.IdempotencyTTL}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("claim idempotency key: %w", err)
+	case prev == fp:
+		return nil, nil // the same request in flight, or one that failed
+	case strings.HasPrefix(prev, fp+"\n"):
+		return []byte(prev[len(fp)+1:]), nil
+	}
+	return nil, ErrIdempotencyMismatch
+}
+
+// KeepResponse keeps resp under op's claim (see ClaimResponse).
+func (e *Engine) KeepResponse(ctx context.Context, op Op, resp []byte) error {
+	fp := claimFingerprint(op)
+	err := e.rdb.Set(ctx, e.claimKey(op.Principal, op.IdempotencyKey), fp+"\n"+string(resp), e.cfg.IdempotencyTTL).Err()
+	if err != nil {
+		return fmt.Errorf("keep response: %w", err)
+	}
+	return nil
+}
+
+// GiveBack removes op's claim after its operation failed (see
+// ClaimResponse), unless another request holds the key by now.
+func (e *Engine) GiveBack(op Op) { e.unclaim(op.Principal, op.IdempotencyKey, claimFingerprint(op)) }
+
+func claimFingerprint(op Op) string {
+	sum := sha256.Sum256([]byte("response\x00" + op.Fingerprint))
+	return hex.EncodeToString(sum[:16])
 }

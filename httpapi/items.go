@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -396,11 +397,34 @@ func (s *Server) reconcile(c *fiber.Ctx) error {
 	if s.cfg.Reconciler == nil {
 		return unavailable("the ledger is off (INVENTORY_DATABASE_URL=off): there is nothing to reconcile against")
 	}
-	return s.doWriteTimeout(c, 0, func(ctx context.Context, _ engine.Op) (result, error) {
-		rep, err := s.cfg.Reconciler.Reconcile(ctx, mode)
+	return s.doWriteTimeout(c, 0, func(ctx context.Context, op engine.Op) (result, error) {
+		if op.IdempotencyKey == "" {
+			rep, err := s.cfg.Reconciler.Reconcile(ctx, mode)
+			if err != nil {
+				return result{}, err
+			}
+			return result{status: http.StatusOK, body: rep}, nil
+		}
+		// A run is not a stock write: the engine keeps its whole report.
+		prev, err := s.e.ClaimResponse(ctx, op)
 		if err != nil {
 			return result{}, err
 		}
-		return result{status: http.StatusOK, body: rep}, nil
+		if prev != nil {
+			return result{status: http.StatusOK, body: json.RawMessage(prev), replayed: true}, nil
+		}
+		rep, err := s.cfg.Reconciler.Reconcile(ctx, mode)
+		if err != nil {
+			s.e.GiveBack(op)
+			return result{}, err
+		}
+		b, err := json.Marshal(rep)
+		if err != nil {
+			return result{}, err
+		}
+		if err := s.e.KeepResponse(ctx, op, b); err != nil {
+			s.log.Warn("keep reconcile report", zapErr(err))
+		}
+		return result{status: http.StatusOK, body: json.RawMessage(b)}, nil
 	})
 }

@@ -121,6 +121,9 @@ func TestReservationExpiry(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return ts.req("GET", "/v1/reservations/"+id, tokS1, "").json(t)["status"] == "expired"
 	}, 5*time.Second, 50*time.Millisecond)
+	// a hold reads expired from expires_at on; the sweeper gives its units
+	// back within seconds
+	require.Eventually(t, func() bool { return ts.item("s1", "vase").Reserved == 0 }, 5*time.Second, 50*time.Millisecond)
 	it := ts.item("s1", "vase")
 	require.Equal(t, int64(0), it.Reserved)
 	require.Equal(t, int64(3), it.OnHand)

@@ -82,9 +82,6 @@ type Config struct {
 	// least 1.
 	RatePerSecond float64
 	RateBurst     int
-	// IdempotencyTTL is how long a response is kept for replay. Defaults
-	// to 24h.
-	IdempotencyTTL time.Duration
 	// Heartbeat is the interval of the feeds' keep-alive comments.
 	// Defaults to 15s.
 	Heartbeat time.Duration
@@ -147,9 +144,6 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.IdempotencyTTL == 0 {
-		c.IdempotencyTTL = 24 * time.Hour
-	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = 15 * time.Second
 	}
@@ -194,7 +188,6 @@ type Server struct {
 	log     *zap.Logger
 	app     *fiber.App
 	keys    *keyring
-	idem    *idemStore
 	m       *metrics
 	limiter *rateLimiter
 	slots   *feedSlots
@@ -222,7 +215,6 @@ func New(cfg Config) (*Server, error) {
 		e:    cfg.Engine,
 		log:  cfg.Logger,
 		keys: newKeyring(cfg.Keys),
-		idem: &idemStore{rdb: cfg.Engine.Client(), prefix: cfg.Engine.Prefix(), ttl: cfg.IdempotencyTTL},
 		done: make(chan struct{}),
 	}
 	s.limiter = newRateLimiter(cfg.RatePerSecond, cfg.RateBurst, cfg.Now)

@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -22,10 +25,11 @@ type result struct {
 	replayed bool
 }
 
-// doWrite runs a change: it claims the request's Idempotency-Key (replaying
-// a completed earlier response, or answering 422 for a different request),
-// runs fn, stores a successful response under the key and drops the claim
-// of a failed one.
+// doWrite runs a change with the request's Idempotency-Key, if any, and
+// its fingerprint (method, path with query, and body): the engine claims the
+// key and keeps the result under it, so a retry gets the same result
+// (rendered into the same response, with Idempotent-Replayed) and another
+// request under the key gets 422. See engine/idempotency.go.
 func (s *Server) doWrite(c *fiber.Ctx, fn func(ctx context.Context, op engine.Op) (result, error)) error {
 	return s.doWriteTimeout(c, s.cfg.RequestTimeout, fn)
 }
@@ -44,47 +48,22 @@ func (s *Server) doWriteTimeout(c *fiber.Ctx, timeout time.Duration, fn func(ctx
 	if err != nil {
 		return err
 	}
-	key := ""
-	owned := false
 	if k != "" {
-		// Only a keyed request needs its fingerprint (the engine and the
-		// stored response compare it); hashing every body was wasted work.
+		// Only a keyed request needs its fingerprint.
 		op.Fingerprint = fingerprint(c.Method(), c.OriginalURL(), c.Body())
-		key = k
-		prev, own, err := s.idem.claim(ctx, cl.principal, key, op.Fingerprint)
-		if err != nil {
-			return err
-		}
-		if prev != nil {
-			s.m.replays.Inc()
-			return sendStored(c, prev, true)
-		}
-		owned = own
-		op.IdempotencyKey = key
+		op.IdempotencyKey = k
 	}
 	res, err := fn(ctx, op)
 	if err != nil {
-		if owned {
-			if derr := s.idem.drop(context.Background(), cl.principal, key, op.Fingerprint); derr != nil {
-				s.log.Warn("drop idempotency claim", zapErr(derr))
-			}
-		}
 		return err
 	}
 	b, err := json.Marshal(res.body)
 	if err != nil {
 		return err
 	}
-	st := stored{FP: op.Fingerprint, Status: res.status, Loc: res.loc, Body: b}
+	st := response{Status: res.status, Loc: res.loc, Body: b}
 	if res.version > 0 {
 		st.ETag = etag(res.version)
-	}
-	if key != "" {
-		if err := s.idem.keep(context.Background(), cl.principal, key, st); err != nil {
-			// The change is made and the engine keeps its own record, so
-			// a retry still replays: report success.
-			s.log.Warn("store idempotent response", zapErr(err))
-		}
 	}
 	if res.replayed {
 		s.m.replays.Inc()
@@ -92,7 +71,7 @@ func (s *Server) doWriteTimeout(c *fiber.Ctx, timeout time.Duration, fn func(ctx
 	return sendStored(c, &st, res.replayed)
 }
 
-func sendStored(c *fiber.Ctx, st *stored, replayed bool) error {
+func sendStored(c *fiber.Ctx, st *response, replayed bool) error {
 	if st.ETag != "" {
 		c.Set(fiber.HeaderETag, st.ETag)
 	}
@@ -104,6 +83,30 @@ func sendStored(c *fiber.Ctx, st *stored, replayed bool) error {
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Status(st.Status).Send(st.Body)
+}
+
+// response is a successful write's answer as sent.
+type response struct {
+	Status int
+	ETag   string
+	Loc    string
+	Body   []byte
+}
+
+// fingerprint identifies a keyed request: method, path with query, and
+// body. The same key with another fingerprint is another request (422).
+func fingerprint(method, uri string, body []byte) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s\n", method, uri)
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func validKeyHeader(k string) error {
+	if !engine.ValidIdempotencyKey(k) {
+		return badRequest("Idempotency-Key must be 1..255 printable ASCII characters").with("field", "Idempotency-Key")
+	}
+	return nil
 }
 
 func zapErr(err error) zap.Field { return zap.Error(err) }

@@ -429,6 +429,11 @@ local function idem_check(req)
   if string.sub(v, 1, sep - 1) ~= (req.fp or '') then
     return fail('IDEMPOTENCY_MISMATCH', '')
   end
+  if string.sub(v, sep + 1, sep + 1) == '!' then
+    -- a refusal recorded for a sticky request: answer it again
+    local code, detail = string.match(v, '^!(%S+) ?(.*)$', sep + 1)
+    return fail(code, detail)
+  end
   local res = split_tabs(string.sub(v, sep + 1))
   res[1] = 1
   return res
@@ -445,6 +450,14 @@ local function idem_store(req, res)
     return
   end
   redis.call('SET', idem_key(req), (req.fp or '') .. '\n' .. table.concat(res, '\t'), 'PX', ttl)
+end
+
+-- idem_store_refusal records the refusal of a sticky request (a line of a
+-- keyed bulk request) under its key, so a retry answers it again.
+local function idem_store_refusal(req, res)
+  if req.idk and req.idk ~= '' then
+    redis.call('SET', idem_key(req), (req.fp or '') .. '\n!' .. res.err .. ' ' .. res.detail, 'PX', IDEM_TTL)
+  end
 end
 
 -- run_write wraps every write: readiness, idempotency, backpressure, then the
@@ -477,6 +490,9 @@ local function run_write(req)
   end
   local res = fn(req)
   if res.err then
+    if req.sticky then
+      idem_store_refusal(req, res)
+    end
     return res
   end
   idem_store(req, res)

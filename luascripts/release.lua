@@ -1,5 +1,6 @@
 -- release.lua: give a held reservation's units back. Releasing a released or
--- expired reservation changes nothing; a committed one is not held.
+-- expired reservation changes nothing; a committed one is not held; one past
+-- its expires_at that the sweeper has not reached yet expires now.
 -- Request: rid, reason.
 -- Result: {replayed, reservation…(6), n, item…×n}
 OPS.release = function(req)
@@ -12,7 +13,13 @@ OPS.release = function(req)
     return out
   end
   if r.status ~= 'held' then return fail('NOT_HELD', r.status) end
-  local items, err = finish_reservation(r, 'RELEASE', 'released', req)
+  local typ, status = 'RELEASE', 'released'
+  if NOW >= r.x then
+    -- past expires_at the hold has expired (a read says so already): the
+    -- release gives its units back as the sweeper would have
+    typ, status = 'EXPIRE', 'expired'
+  end
+  local items, err = finish_reservation(r, typ, status, req)
   if err then return err end
   push_reservation(out, r)
   out[#out + 1] = S(#items)
