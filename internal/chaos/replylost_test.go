@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"math/rand"
+	"net"
+	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,12 +37,17 @@ func TestReplyLostRetryAppliesOnce(t *testing.T) {
 	require.NoError(t, err)
 	v0 := r.Item.Version
 
-	// The reply of a keyed checkout is lost, every time the engine retries.
-	w.rproxy.Add("lost", "timeout", "downstream", `{"timeout":0}`)
+	// The reply of a keyed checkout's script is lost, every time the engine
+	// retries: the script runs in Redis, its caller hears nothing. (The
+	// key's claim, a command of its own before the script, goes through.)
+	lost := &lostScriptReplies{}
+	lost.armed.Store(true)
+	w.rdb.AddHook(lost)
 	key := "k-" + testsupport.RandomHex(8)
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	_, err = w.e.Checkout(cctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: 2}}}, op(key))
 	cancel()
+	require.Positive(t, lost.swallowed.Load(), "a script reply was swallowed")
 	require.Error(t, err, "no reply came back")
 	require.True(t, engine.IsUnavailable(err) || errors.Is(err, context.DeadlineExceeded), "a lost reply is unavailability, not a domain error: %v", err)
 	// The script ran nonetheless.
@@ -48,7 +56,7 @@ func TestReplyLostRetryAppliesOnce(t *testing.T) {
 		return err == nil && it.Version == v0+1
 	})
 	// Meanwhile someone else buys one.
-	w.rproxy.Remove("lost")
+	lost.armed.Store(false)
 	_, err = w.e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: 1}}}, engine.Op{})
 	require.NoError(t, err)
 
@@ -115,4 +123,30 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// lostScriptReplies is a go-redis hook that, while armed, lets every script
+// call run in Redis and then reports a timeout instead of its reply.
+type lostScriptReplies struct {
+	armed     atomic.Bool
+	swallowed atomic.Int64
+}
+
+func (h *lostScriptReplies) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *lostScriptReplies) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if name := cmd.Name(); h.armed.Load() && (name == "evalsha" || name == "eval") {
+			h.swallowed.Add(1)
+			e := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+			cmd.SetErr(e)
+			return e
+		}
+		return err
+	}
+}
+
+func (h *lostScriptReplies) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
