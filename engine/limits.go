@@ -24,3 +24,17 @@ const (
 
 // ValidID reports whether s is a valid store, SKU or customer id.
 func ValidID(s string) bool { return idRE.MatchString(s) }
+
+// ValidateStore returns a *ValidationError naming the field "store" when
+// store is not a valid id: for callers that take a store without an engine
+// operation (a feed, the ledger's history).
+func ValidateStore(store string) error {
+	if !ValidID(store) {
+		return invalid("store", "must match %s", idRE)
+	}
+	return nil
+}
+
+// ValidateItemRef returns a *ValidationError naming the field ("store" or
+// "sku") that is not a valid id.
+func ValidateItemRef(store, sku string) error { return validStoreSKU(store, sku) }

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"github.com/shelfline/inventory/engine"
 	"go.uber.org/zap"
 )
 
@@ -25,8 +26,10 @@ const feedBatch = 200
 func (s *Server) feedFor(c *fiber.Ctx, lastID string) (f *feed, release func(), err error) {
 	cl := callerOf(c)
 	store := utils.CopyString(c.Query("store"))
-	if store != "" && !validStoreID(store) {
-		return nil, nil, badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
+	if store != "" {
+		if err := engine.ValidateStore(store); err != nil {
+			return nil, nil, err
+		}
 	}
 	if cl.Role == RoleStore {
 		if store == "" {

@@ -140,9 +140,6 @@ func (s *Server) putItem(c *fiber.Ctx) error {
 			req.MaxPerCustomer = &b.MaxPerCustomer.V
 		}
 	}
-	if err := validItemIDs(store, sku); err != nil {
-		return err
-	}
 	im, hasIM := ifMatchOf(c)
 	inm := c.Get(fiber.HeaderIfNoneMatch)
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
@@ -173,22 +170,9 @@ func (s *Server) putItem(c *fiber.Ctx) error {
 	})
 }
 
-func validItemIDs(store, sku string) error {
-	if !engine.ValidID(store) {
-		return badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
-	}
-	if !engine.ValidID(sku) {
-		return badRequest("sku must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "sku")
-	}
-	return nil
-}
-
 func (s *Server) getItem(c *fiber.Ctx) error {
 	store, sku := c.Params("store"), c.Params("sku")
 	if err := callerOf(c).mustRead(store); err != nil {
-		return err
-	}
-	if err := validItemIDs(store, sku); err != nil {
 		return err
 	}
 	ctx, cancel := s.ctx()
@@ -209,17 +193,11 @@ func (s *Server) listItems(c *fiber.Ctx) error {
 	if err := callerOf(c).mustRead(store); err != nil {
 		return err
 	}
-	if !engine.ValidID(store) {
-		return badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
-	}
 	limit, err := queryLimit(c, 100, engine.MaxListLimit)
 	if err != nil {
 		return err
 	}
 	cursor := c.Query("cursor")
-	if cursor != "" && !engine.ValidID(cursor) {
-		return badRequest("cursor is malformed").with("field", "cursor")
-	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	items, next, err := s.e.ListItems(ctx, store, cursor, limit)
@@ -262,13 +240,7 @@ func (s *Server) adjust(c *fiber.Ctx) error {
 	if err := required("delta", b.Delta); err != nil {
 		return err
 	}
-	if err := validItemIDs(store, sku); err != nil {
-		return err
-	}
 	req := engine.AdjustRequest{Store: store, SKU: sku, Delta: b.Delta.V, Reason: b.Reason}
-	if b.Delta.V == 0 || b.Delta.V < -engine.MaxOnHand || b.Delta.V > engine.MaxOnHand {
-		return badRequest("delta must be non-zero and within ±1000000000000").with("field", "delta")
-	}
 	im, hasIM := ifMatchOf(c)
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
 		adjust := func(req engine.AdjustRequest) (result, error) {
@@ -295,9 +267,6 @@ func (s *Server) adjust(c *fiber.Ctx) error {
 
 func (s *Server) availability(c *fiber.Ctx) error {
 	sku := c.Params("sku")
-	if !engine.ValidID(sku) {
-		return badRequest("sku must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "sku")
-	}
 	ctx, cancel := s.ctx()
 	defer cancel()
 	a, err := s.e.Availability(ctx, sku)
@@ -342,7 +311,7 @@ func (s *Server) history(c *fiber.Ctx) error {
 	if err := callerOf(c).mustRead(store); err != nil {
 		return err
 	}
-	if err := validItemIDs(store, sku); err != nil {
+	if err := engine.ValidateItemRef(store, sku); err != nil {
 		return err
 	}
 	limit, err := queryLimit(c, 100, 1000)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
@@ -13,61 +14,42 @@ import (
 	"github.com/shelfline/inventory/engine"
 )
 
+// toLines converts decoded lines; a line without a qty is refused here
+// (decoding), every other rule is the engine's.
 func toLines(in []lineBody) ([]engine.Line, error) {
-	if len(in) == 0 {
-		return nil, badRequest("lines must hold at least one line").with("field", "lines")
-	}
-	if len(in) > engine.MaxLines {
-		return nil, badRequest(fmt.Sprintf("lines must hold at most %d lines", engine.MaxLines)).with("field", "lines")
-	}
 	out := make([]engine.Line, len(in))
 	for i, l := range in {
-		f := fmt.Sprintf("lines[%d]", i)
-		if !engine.ValidID(l.SKU) {
-			return nil, badRequest(f+".sku must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", f+".sku")
-		}
-		if !l.Qty.Set || l.Qty.Null || l.Qty.V < 1 || l.Qty.V > engine.MaxQty {
-			return nil, badRequest(fmt.Sprintf("%s.qty must be an integer 1..%d", f, engine.MaxQty)).with("field", f+".qty")
+		if !l.Qty.Set || l.Qty.Null {
+			f := fmt.Sprintf("lines[%d].qty", i)
+			return nil, badRequest(f+" is required and must be an integer").with("field", f)
 		}
 		out[i] = engine.Line{SKU: l.SKU, Qty: l.Qty.V}
 	}
 	return out, nil
 }
 
-func validCustomer(cu string) error {
-	if cu != "" && !engine.ValidID(cu) {
-		return badRequest("customer must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "customer")
+// linesRequest is the prologue of checkout and reserve: the caller may
+// write to the store, the body is JSON and decodes into b, and its lines
+// convert.
+func linesRequest(c *fiber.Ctx, b any, lines func() []lineBody) (string, []engine.Line, error) {
+	store := c.Params("store")
+	if err := callerOf(c).mustWrite(store); err != nil {
+		return "", nil, err
 	}
-	return nil
-}
-
-func validStore(store string) error {
-	if !engine.ValidID(store) {
-		return badRequest("store must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$").with("field", "store")
+	if err := requireJSON(c, false); err != nil {
+		return "", nil, err
 	}
-	return nil
+	if err := decodeStrict(c.Body(), b); err != nil {
+		return "", nil, err
+	}
+	ls, err := toLines(lines())
+	return store, ls, err
 }
 
 func (s *Server) checkout(c *fiber.Ctx) error {
-	store := c.Params("store")
-	if err := callerOf(c).mustWrite(store); err != nil {
-		return err
-	}
-	if err := requireJSON(c, false); err != nil {
-		return err
-	}
 	var b checkoutBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
-		return err
-	}
-	if err := validStore(store); err != nil {
-		return err
-	}
-	lines, err := toLines(b.Lines)
+	store, lines, err := linesRequest(c, &b, func() []lineBody { return b.Lines })
 	if err != nil {
-		return err
-	}
-	if err := validCustomer(b.Customer); err != nil {
 		return err
 	}
 	req := engine.CheckoutRequest{Store: store, Lines: lines, Customer: b.Customer}
@@ -81,35 +63,20 @@ func (s *Server) checkout(c *fiber.Ctx) error {
 }
 
 func (s *Server) reserve(c *fiber.Ctx) error {
-	store := c.Params("store")
-	if err := callerOf(c).mustWrite(store); err != nil {
-		return err
-	}
-	if err := requireJSON(c, false); err != nil {
-		return err
-	}
 	var b reserveBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
-		return err
-	}
-	if err := validStore(store); err != nil {
-		return err
-	}
-	lines, err := toLines(b.Lines)
+	store, lines, err := linesRequest(c, &b, func() []lineBody { return b.Lines })
 	if err != nil {
 		return err
 	}
-	if err := validCustomer(b.Customer); err != nil {
-		return err
-	}
-	ttl := int64(engine.DefaultTTL / time.Second)
+	req := engine.ReserveRequest{Store: store, Lines: lines, Customer: b.Customer}
 	if b.TTLSeconds.Set && !b.TTLSeconds.Null {
-		ttl = b.TTLSeconds.V
+		// The engine checks the range; a value that would overflow a
+		// duration is out of it anyway.
+		req.TTL = -1
+		if n := b.TTLSeconds.V; n > 0 && n <= math.MaxInt64/int64(time.Second) {
+			req.TTL = time.Duration(n) * time.Second
+		}
 	}
-	if ttl < 1 || ttl > int64(engine.MaxTTL/time.Second) {
-		return badRequest("ttl_seconds must be an integer 1..86400").with("field", "ttl_seconds")
-	}
-	req := engine.ReserveRequest{Store: store, Lines: lines, Customer: b.Customer, TTL: time.Duration(ttl) * time.Second}
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
 		r, err := s.e.Reserve(ctx, req, op)
 		if err != nil {
@@ -200,5 +167,3 @@ func (s *Server) finish(c *fiber.Ctx, fn func(*engine.Engine, context.Context, s
 		return result{status: http.StatusOK, body: r.Reservation, replayed: r.Replayed}, nil
 	})
 }
-
-func validStoreID(s string) bool { return validStore(s) == nil }
