@@ -3,11 +3,14 @@ package engine_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // TestKeyReusedAcrossPartitions: a client key taken by a request on one
@@ -56,4 +59,45 @@ func TestKeyReusedAcrossPartitions(t *testing.T) {
 			engine.Op{IdempotencyKey: "k2", Principal: "till", Fingerprint: "sell 1"})
 		require.NoError(t, err)
 	})
+}
+
+// countingHook counts the commands a client sends, a pipeline's commands
+// as one round trip.
+type countingHook struct{ trips atomic.Int64 }
+
+func (h *countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.trips.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.trips.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// TestKeyedCheckoutRoundTrips: a checkout with a client key costs two round
+// trips to Redis (the key's claim and the script), one without a key.
+func TestKeyedCheckoutRoundTrips(t *testing.T) {
+	c := newRealClient(t)
+	prefix := testsupport.IsolatedPrefix(t, c)
+	e := mustEngine(t, engine.Config{Client: c, Prefix: prefix})
+	ctx := context.Background()
+	mustSet(t, e, "s1", "sofa", 10)
+	h := &countingHook{}
+	c.AddHook(h)
+	req := engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: 1}}}
+	_, err := e.Checkout(ctx, req, engine.Op{})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), h.trips.Swap(0), "a checkout without a key")
+	_, err = e.Checkout(ctx, req, engine.Op{IdempotencyKey: "order-1", Principal: "web", Fingerprint: "f"})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), h.trips.Swap(0), "a keyed checkout: the claim and the script")
+	r, err := e.Checkout(ctx, req, engine.Op{IdempotencyKey: "order-1", Principal: "web", Fingerprint: "f"})
+	require.NoError(t, err)
+	require.True(t, r.Replayed)
+	require.Equal(t, int64(2), h.trips.Swap(0), "its replay")
 }
