@@ -14,6 +14,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
+
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // rawFeed opens a feed over a bare TCP connection and reads up to its first
@@ -53,12 +55,8 @@ func (ts *testServer) rawFeed(t *testing.T, path, token string, ws bool) *net.TC
 // waitFeeds polls until n feed slots are taken, or fails after d.
 func (ts *testServer) waitFeeds(t *testing.T, n int64, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for ts.s.streams.Load() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d feed slots taken after %s, want %d", ts.s.streams.Load(), d, n)
-		}
-		time.Sleep(10 * time.Millisecond) // polling, not waiting for work
+	if !testsupport.Poll(d, func() bool { return ts.s.streams.Load() == n }) {
+		t.Fatalf("%d feed slots taken after %s, want %d", ts.s.streams.Load(), d, n)
 	}
 }
 
@@ -112,11 +110,13 @@ func TestFeedSlotFreedWhenClientStopsReading(t *testing.T) {
 		for i := 0; i < 50; i++ {
 			ts.put(fmt.Sprintf("s%d", i), "lamp", 1)
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for ts.s.streams.Load() != 0 {
-			require.True(t, time.Now().Before(deadline), "the stalled feed still holds its slot")
+		testsupport.WaitFor(t, 30*time.Second, "the stalled feed to give its slot back", func() bool {
+			if ts.s.streams.Load() == 0 {
+				return true
+			}
 			require.Equal(t, 200, ts.req("POST", "/v1/adjustments", tokAdmin, b.String()).Status)
-		}
+			return false
+		})
 	})
 	t.Run("websocket", func(t *testing.T) {
 		t.Parallel()

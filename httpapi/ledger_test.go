@@ -2,52 +2,14 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
-
-func databaseURL() string {
-	if u := os.Getenv("INVENTORY_TEST_DATABASE_URL"); u != "" {
-		return u
-	}
-	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-}
-
-// testPool returns a pool on a fresh, migrated schema of the test database,
-// dropped after the test.
-func testPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	ctx := context.Background()
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "th_" + hex.EncodeToString(b)
-	admin, err := pgxpool.New(ctx, databaseURL())
-	require.NoError(t, err)
-	require.NoError(t, admin.Ping(ctx), "real PostgreSQL at %s must be reachable", databaseURL())
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	cfg, err := pgxpool.ParseConfig(databaseURL())
-	require.NoError(t, err)
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = 6
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		pool.Close()
-		_, _ = admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	require.NoError(t, persist.Migrate(ctx, pool))
-	return pool
-}
 
 type reconcilerAdapter struct{ r *persist.Reconciler }
 
@@ -64,7 +26,7 @@ func (a reconcilerAdapter) Reconcile(ctx context.Context, mode string) (any, err
 // readiness covers PostgreSQL.
 func TestLedgerRoutes(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
+	_, pool := testsupport.LedgerSchema(t, testsupport.MaxConns(6))
 	var rec *persist.Reconciler
 	ts := newTestServer(t, func(c *Config) {
 		c.Ledger = persist.NewLedger(pool)
@@ -73,12 +35,7 @@ func TestLedgerRoutes(t *testing.T) {
 		require.NoError(t, err)
 		c.Reconciler = reconcilerAdapter{rec}
 	})
-	p, err := persist.NewPersister(ts.e, pool, persist.PersisterConfig{Block: 50 * time.Millisecond, Linger: -1})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testsupport.StartPersister(t, ts.e, pool, persist.PersisterConfig{Linger: -1})
 
 	r := ts.req("GET", "/readyz", "", "")
 	require.Equal(t, 200, r.Status, "%s", r.Body)

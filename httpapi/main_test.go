@@ -3,14 +3,11 @@ package httpapi
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 )
 
 // Tokens of every test server.
@@ -34,13 +32,6 @@ func testKeys(t testing.TB) []Key {
 	keys, err := ParseKeys(tokAdmin + ":admin," + tokAdmin2 + ":admin," + tokS1 + ":store:s1," + tokS2 + ":store:s2," + tokReader + ":reader")
 	require.NoError(t, err)
 	return keys
-}
-
-func redisURL() string {
-	if u := os.Getenv("INVENTORY_TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
 }
 
 // testServer is a real server on a loopback port over real Redis, with its
@@ -61,15 +52,11 @@ func newTestServer(t testing.TB, tweak ...func(*Config)) *testServer {
 // newTestServerWith is newTestServer with a say in the engine's config.
 func newTestServerWith(t testing.TB, ecfg func(*engine.Config), tweak ...func(*Config)) *testServer {
 	t.Helper()
-	opt, err := redis.ParseURL(redisURL())
-	require.NoError(t, err)
-	rdb := redis.NewClient(opt)
+	rdb := testsupport.RedisClient(t, 0)
+	// Registered before the server's shutdown, so the keys go after it stops.
+	prefix := testsupport.IsolatedPrefix(t, rdb)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	require.NoError(t, rdb.Ping(ctx).Err(), "real Redis at %s must be reachable", redisURL())
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	prefix := "th" + hex.EncodeToString(b)
 	ec := engine.Config{Client: rdb, Prefix: prefix, Partitions: 4}
 	ecfg(&ec)
 	e, err := engine.New(ec)
@@ -93,24 +80,8 @@ func newTestServerWith(t testing.TB, ecfg func(*engine.Config), tweak ...func(*C
 		case <-time.After(15 * time.Second):
 			t.Errorf("server did not shut down")
 		}
-		cleanPrefix(rdb, prefix)
-		_ = rdb.Close()
 	})
 	return &testServer{t: t, url: "http://" + ln.Addr().String(), e: e, s: s, rdb: rdb}
-}
-
-func cleanPrefix(c *redis.Client, prefix string) {
-	ctx := context.Background()
-	iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	var keys []string
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	for len(keys) > 0 {
-		n := min(500, len(keys))
-		c.Del(ctx, keys[:n]...)
-		keys = keys[n:]
-	}
 }
 
 // in returns ts for subtest t, so a failed request fails the subtest.

@@ -2,15 +2,14 @@ package httpapi
 
 import (
 	"context"
-	"net"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -54,19 +53,9 @@ func metricValue(t testing.TB, body, name, labels string) (float64, bool) {
 // on /metrics, with its lag.
 func TestReadyzAndMetricsShowFailingPersister(t *testing.T) {
 	t.Parallel()
-	pool := testPool(t)
+	_, pool := testsupport.LedgerSchema(t, testsupport.MaxConns(6))
 	// The persister's PostgreSQL is an address nobody listens on.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	dead := ln.Addr().(*net.TCPAddr)
-	require.NoError(t, ln.Close())
-	pcfg, err := pgxpool.ParseConfig(databaseURL())
-	require.NoError(t, err)
-	pcfg.ConnConfig.Host, pcfg.ConnConfig.Port = "127.0.0.1", uint16(dead.Port)
-	pcfg.ConnConfig.ConnectTimeout = time.Second
-	deadPool, err := pgxpool.NewWithConfig(context.Background(), pcfg)
-	require.NoError(t, err)
-	t.Cleanup(deadPool.Close)
+	deadPool := testsupport.Pool(t, "public", testsupport.Via(testsupport.FreeAddr(t)))
 
 	var p *persist.Persister
 	ts := newTestServer(t, func(c *Config) {

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -33,7 +34,7 @@ func TestRebuildRemembersKeys(t *testing.T) {
 	oddReq := engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "sofa", Qty: 1}}}
 	_, err = v.e.Checkout(ctx, oddReq, odd)
 	require.NoError(t, err)
-	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 20*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 
 	p := v.e.Partition("s1")
 	v.deletePartition(t, p)

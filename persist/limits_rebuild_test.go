@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -93,7 +94,7 @@ func TestRebuildCustomerUnitsAfterLimitChanges(t *testing.T) {
 		counted[id] = v.countedField(t, id)
 	}
 	require.Equal(t, map[string]string{a: "", b: "[1]", e: "", f: "[1]", h: "[0,2]"}, counted)
-	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 20*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	before := v.snapshot(t, 0)
 
 	// Redis loses the partition; the rebuild restores it from the ledger.
@@ -129,8 +130,8 @@ func TestRebuildCustomerUnitsAfterLimitChanges(t *testing.T) {
 
 	// The ledger agrees after the releases and expiries too: a second loss
 	// and rebuild bring back the same counts.
-	waitFor(t, 20*time.Second, "catch up after the rebuild", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
+	testsupport.WaitFor(t, 20*time.Second, "catch up after the rebuild", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 	before = v.snapshot(t, 0)
 	require.Equal(t, map[string]map[string]string{"s1/tv": {"ann": "4", "bob": "3"}, "s1/lamp": {"ann": "5"}}, before.units)
 	v.deletePartition(t, 0)
@@ -140,7 +141,7 @@ func TestRebuildCustomerUnitsAfterLimitChanges(t *testing.T) {
 	// A reconciler repair of an item Redis lost brings back its counts, also
 	// with the limit cleared.
 	setLimit("tv", 50, -1)
-	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 20*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	before = v.snapshot(t, 0)
 	require.NoError(t, v.e.DeleteItem(ctx, "s1", "tv"))
 	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})

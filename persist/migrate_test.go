@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -23,10 +24,10 @@ func TestMigrateIsIdempotentAndSchemaLocal(t *testing.T) {
 		require.True(t, s.Applied, "migration %d applied", s.Version)
 	}
 	for _, table := range []string{"inventory_items", "inventory_events", "reconciliation_runs", "drift_findings", "goose_db_version"} {
-		n := v.count(t, `SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = $2`, v.schema, table)
+		n := testsupport.Count(t, v.pool, `SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = $2`, v.schema, table)
 		require.Equal(t, int64(1), n, "%s lives in the test's schema", table)
 	}
-	n := v.count(t, `SELECT count(*) FROM pg_partitioned_table pt JOIN pg_class c ON c.oid = pt.partrelid
+	n := testsupport.Count(t, v.pool, `SELECT count(*) FROM pg_partitioned_table pt JOIN pg_class c ON c.oid = pt.partrelid
 		JOIN pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = $1`, v.schema)
 	require.Equal(t, int64(2), n, "items and events are partitioned")
 }
@@ -61,12 +62,12 @@ func TestLedgerLowStock(t *testing.T) {
 	_, err := v.e.Reserve(ctx, engine.ReserveRequest{Store: "s1", Lines: []engine.Line{{SKU: "ok", Qty: 1}}}, engine.Op{})
 	require.NoError(t, err)
 	_, _ = v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	items, err := persist.NewLedger(v.pool).LowStock(ctx, "s1", 10)
 	require.NoError(t, err)
 	require.Len(t, items, 2)
 	require.Equal(t, "low", items[0].SKU)
 	require.Equal(t, "ok", items[1].SKU)
 	require.Equal(t, int64(5), items[1].Available)
-	require.Equal(t, int64(1), v.count(t, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'inventory_items_low'`, v.schema))
+	require.Equal(t, int64(1), testsupport.Count(t, v.pool, `SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = 'inventory_items_low'`, v.schema))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -35,30 +36,25 @@ func TestPersisterFailingPartitionIsReported(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t, envOpt{partitions: 2})
 	ctx := context.Background()
-	u, err := url.Parse(databaseURL())
+	u, err := url.Parse(testsupport.DatabaseURL())
 	require.NoError(t, err)
 	px := newProxy(t, u.Host)
-	pool := newPool(t, v.schema, px.addr())
-	p, err := persist.NewPersister(v.e, pool, fastPersister(persist.PersisterConfig{FailingAfter: 300 * time.Millisecond}))
-	require.NoError(t, err)
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(rctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	pool := testsupport.Pool(t, v.schema, testsupport.Via(px.addr()))
+	p, _ := testsupport.StartPersister(t, v.e, pool, persist.PersisterConfig{FailingAfter: 300 * time.Millisecond})
 	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
 	require.NoError(t, err)
 
 	part := v.e.Partition("s1")
 	other := 1 - part
 	v.setOnHand(t, "s1", "a", 10)
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	rep, err := rc.Reconcile(ctx, persist.ModeCheck)
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
 
 	px.cut()
 	v.adjustBy(t, "s1", "a", 1)
-	waitFor(t, 10*time.Second, "a failed write", func() bool { return p.Stats().WriteErrors > 0 })
+	testsupport.WaitFor(t, 10*time.Second, "a failed write", func() bool { return p.Stats().WriteErrors > 0 })
 	for i := 0; i < 4; i++ {
 		v.adjustBy(t, "s1", "a", 1)
 	}
@@ -72,8 +68,8 @@ func TestPersisterFailingPartitionIsReported(t *testing.T) {
 	require.Equal(t, int64(-1), gs[0].Lag, "Redis cannot tell the lag")
 	require.Equal(t, int64(5), v.unpersisted(t, part))
 
-	waitFor(t, 10*time.Second, "the partition failing", func() bool { return p.Stats().Partitions[part].Failing })
-	waitFor(t, 10*time.Second, "the lag to count every unpersisted event", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "the partition failing", func() bool { return p.Stats().Partitions[part].Failing })
+	testsupport.WaitFor(t, 10*time.Second, "the lag to count every unpersisted event", func() bool {
 		st := p.Stats()
 		return st.Lag[part] == 5 && st.Partitions[part].Lag == 5
 	})
@@ -97,8 +93,8 @@ func TestPersisterFailingPartitionIsReported(t *testing.T) {
 	require.Contains(t, f.Detail, "failed to connect", "the detail carries the error")
 
 	px.restore()
-	waitFor(t, 30*time.Second, "catch up after the outage", func() bool { return v.caughtUp(t) })
-	waitFor(t, 10*time.Second, "the partition healthy and its lag zero", func() bool {
+	testsupport.WaitFor(t, 30*time.Second, "catch up after the outage", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.WaitFor(t, 10*time.Second, "the partition healthy and its lag zero", func() bool {
 		st := p.Stats()
 		return !st.Partitions[part].Failing && st.Lag[part] == 0 && st.Partitions[part].Lag == 0
 	})
@@ -106,5 +102,5 @@ func TestPersisterFailingPartitionIsReported(t *testing.T) {
 	rep, err = rc.Reconcile(ctx, persist.ModeCheck)
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
-	v.checkLedger(t)
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 }

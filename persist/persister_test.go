@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -26,11 +27,11 @@ func TestPersisterRandomWorkloadLedgerInvariants(t *testing.T) {
 	p1, _ := v.startPersister(t, persist.PersisterConfig{Consumer: "one", BatchSize: 50})
 	p2, _ := v.startPersister(t, persist.PersisterConfig{Consumer: "two", BatchSize: 50})
 	workload(t, v, 1, 6, 300, testStores, testSKUs)
-	waitFor(t, 30*time.Second, "persister to catch up", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
+	testsupport.WaitFor(t, 30*time.Second, "persister to catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 	s1, s2 := p1.Stats(), p2.Stats()
 	require.Positive(t, s1.Batches+s2.Batches)
-	require.Equal(t, v.count(t, `SELECT count(*) FROM inventory_events`), s1.EventsPersisted+s2.EventsPersisted)
+	require.Equal(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events`), s1.EventsPersisted+s2.EventsPersisted)
 	require.Zero(t, s1.DeadLetters+s2.DeadLetters)
 	require.Zero(t, s1.Forks+s2.Forks)
 	// Out-of-order batches between the two workers may have left transient
@@ -41,8 +42,8 @@ func TestPersisterRandomWorkloadLedgerInvariants(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
 	require.Zero(t, rep.Lagging)
-	require.Zero(t, v.count(t, `SELECT count(*) FROM ledger_gaps`))
-	waitFor(t, 10*time.Second, "lag to read zero", func() bool {
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM ledger_gaps`))
+	testsupport.WaitFor(t, 10*time.Second, "lag to read zero", func() bool {
 		l := p1.Stats().Lag
 		if len(l) != v.e.Partitions() {
 			return false
@@ -54,11 +55,11 @@ func TestPersisterRandomWorkloadLedgerInvariants(t *testing.T) {
 		}
 		return true
 	})
-	require.Zero(t, v.count(t, `SELECT count(*) FROM drift_findings`))
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings`))
 	// Everything the ledger has carries its stream id and operation id.
-	require.Zero(t, v.count(t, `SELECT count(*) FROM inventory_events WHERE stream_id = '' OR op_id = ''`))
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events WHERE stream_id = '' OR op_id = ''`))
 	// RESERVE rows carry the hold's expiry.
-	require.Zero(t, v.count(t, `SELECT count(*) FROM inventory_events WHERE (type = 'RESERVE') <> (expires_at IS NOT NULL)`))
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events WHERE (type = 'RESERVE') <> (expires_at IS NOT NULL)`))
 	// History newest first.
 	evs, err := persist.NewLedger(v.pool).History(context.Background(), "s1", "sofa", 5)
 	require.NoError(t, err)
@@ -96,17 +97,17 @@ func TestPersisterCrashExactlyOnce(t *testing.T) {
 			cfg := persist.PersisterConfig{Consumer: "worker-a", BatchSize: 40}
 			tc.where(&cfg, &crashed)
 			_, stop := v.startPersister(t, cfg)
-			waitFor(t, 10*time.Second, "the crash", crashed.Load)
+			testsupport.WaitFor(t, 10*time.Second, "the crash", crashed.Load)
 			err := stop()
 			require.ErrorContains(t, err, "crash", "Run returns the injected failure")
 
 			// The same consumer restarts and re-reads its pending entries.
 			p2, _ := v.startPersister(t, persist.PersisterConfig{Consumer: "worker-a", BatchSize: 40})
-			waitFor(t, 20*time.Second, "catch up after restart", func() bool { return v.caughtUp(t) })
-			v.checkLedger(t)
+			testsupport.WaitFor(t, 20*time.Second, "catch up after restart", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+			testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 			require.Zero(t, p2.Stats().Claimed, "own pending entries are re-read, not claimed")
-			require.Zero(t, v.count(t, `SELECT count(*) FROM drift_findings`), "re-delivery is not a fork")
-			waitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
+			require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings`), "re-delivery is not a fork")
+			testsupport.WaitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
 		})
 	}
 }
@@ -134,10 +135,10 @@ func TestPersisterReclaimsDeadConsumersEntries(t *testing.T) {
 	}
 	require.Equal(t, int64(60), pendingTotal(t, v))
 	p, _ := v.startPersister(t, persist.PersisterConfig{Consumer: "alive", ClaimIdle: 300 * time.Millisecond, ClaimInterval: 100 * time.Millisecond})
-	waitFor(t, 20*time.Second, "catch up with the dead consumer's entries", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
+	testsupport.WaitFor(t, 20*time.Second, "catch up with the dead consumer's entries", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 	require.GreaterOrEqual(t, p.Stats().Claimed, int64(60))
-	waitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
+	testsupport.WaitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
 }
 
 func TestPersisterPoisonEntryGoesToDeadLetter(t *testing.T) {
@@ -151,8 +152,8 @@ func TestPersisterPoisonEntryGoesToDeadLetter(t *testing.T) {
 	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "a", Delta: 3}, engine.Op{})
 	require.NoError(t, err)
 	p, _ := v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "catch up past the poison entry", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
+	testsupport.WaitFor(t, 10*time.Second, "catch up past the poison entry", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 	require.Equal(t, int64(1), p.Stats().DeadLetters)
 	dl, err := v.rdb.XRange(ctx, persist.DeadLetterKey(v.e, 0), "-", "+").Result()
 	require.NoError(t, err)
@@ -160,11 +161,11 @@ func TestPersisterPoisonEntryGoesToDeadLetter(t *testing.T) {
 	require.Equal(t, bad, dl[0].Values["id"])
 	require.Contains(t, dl[0].Values["error"], "not an integer")
 	require.Equal(t, "oops", dl[0].Values["f:v"])
-	waitFor(t, 5*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
+	testsupport.WaitFor(t, 5*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
 	// The partition keeps flowing.
 	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "a", Delta: 1}, engine.Op{})
 	require.NoError(t, err)
-	waitFor(t, 10*time.Second, "the next event", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "the next event", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 }
 
 func TestPersisterTrimsBehindPersistedOnly(t *testing.T) {
@@ -177,8 +178,8 @@ func TestPersisterTrimsBehindPersistedOnly(t *testing.T) {
 	}
 	// Retain at most 10 persisted entries; batches of 5, so the cut is exact.
 	_, stop := v.startPersister(t, persist.PersisterConfig{BatchSize: 5, Linger: -1, RetentionCount: 10})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
-	waitFor(t, 10*time.Second, "trim to the retention count", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.WaitFor(t, 10*time.Second, "trim to the retention count", func() bool {
 		return v.rdb.XLen(ctx, v.e.StreamKey(0)).Val() == 10
 	})
 	require.NoError(t, stop())
@@ -199,11 +200,11 @@ func TestPersisterTrimsBehindPersistedOnly(t *testing.T) {
 			seen.Add(1)
 			return nil
 		}})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
-	waitFor(t, 10*time.Second, "trim everything persisted", func() bool { return v.rdb.XLen(ctx, v.e.StreamKey(0)).Val() == 0 })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.WaitFor(t, 10*time.Second, "trim everything persisted", func() bool { return v.rdb.XLen(ctx, v.e.StreamKey(0)).Val() == 0 })
 	require.NoError(t, stop())
 	require.Equal(t, int64(7), seen.Load())
-	v.checkLedger(t)
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 }
 
 func TestPersisterStopAbandonsUncommittedBatch(t *testing.T) {
@@ -216,7 +217,7 @@ func TestPersisterStopAbandonsUncommittedBatch(t *testing.T) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var hooked atomic.Bool
-	p, err := persist.NewPersister(v.e, v.pool, fastPersister(persist.PersisterConfig{Consumer: "w",
+	p, err := persist.NewPersister(v.e, v.pool, testsupport.FastPersister(persist.PersisterConfig{Consumer: "w",
 		BeforeCommit: func(ctx context.Context, _ int, _ []engine.Event) error {
 			// Stop arrives while the batch is in flight, before COMMIT.
 			hooked.Store(true)
@@ -227,9 +228,9 @@ func TestPersisterStopAbandonsUncommittedBatch(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, p.Run(runCtx), "a stop is not an error")
 	require.True(t, hooked.Load())
-	require.Zero(t, v.count(t, `SELECT count(*) FROM inventory_events`), "the batch was rolled back")
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events`), "the batch was rolled back")
 	require.Equal(t, int64(20), pendingTotal(t, v), "and nothing was acknowledged")
 	_, _ = v.startPersister(t, persist.PersisterConfig{Consumer: "w"})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 }

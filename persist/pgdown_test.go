@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -81,25 +82,19 @@ func (p *proxy) restore() {
 func TestPersisterSurvivesPostgreSQLOutage(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t, envOpt{partitions: 2})
-	u, err := url.Parse(databaseURL())
+	u, err := url.Parse(testsupport.DatabaseURL())
 	require.NoError(t, err)
 	px := newProxy(t, u.Host)
-	pool := newPool(t, v.schema, px.addr())
-	cfg := fastPersister(persist.PersisterConfig{BatchSize: 25})
-	p, err := persist.NewPersister(v.e, pool, cfg)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	pool := testsupport.Pool(t, v.schema, testsupport.Via(px.addr()))
+	p, stop := testsupport.StartPersister(t, v.e, pool, persist.PersisterConfig{BatchSize: 25})
 
 	workload(t, v, 4, 2, 60, testStores, testSKUs)
-	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 20*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 
 	px.cut()
 	workload(t, v, 5, 2, 60, testStores, testSKUs)
-	waitFor(t, 20*time.Second, "failed writes while PostgreSQL is unreachable", func() bool { return p.Stats().WriteErrors >= 2 })
-	require.False(t, v.caughtUp(t))
+	testsupport.WaitFor(t, 20*time.Second, "failed writes while PostgreSQL is unreachable", func() bool { return p.Stats().WriteErrors >= 2 })
+	require.False(t, testsupport.LedgerCaughtUp(t, v.pool, v.e))
 	// The events wait in Redis, pending or undelivered.
 	var unpersisted int64
 	for part := 0; part < 2; part++ {
@@ -110,11 +105,9 @@ func TestPersisterSurvivesPostgreSQLOutage(t *testing.T) {
 	require.Positive(t, unpersisted)
 
 	px.restore()
-	waitFor(t, 30*time.Second, "catch up after the outage", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
-	cancel()
-	require.NoError(t, <-done)
-	done <- nil
+	testsupport.WaitFor(t, 30*time.Second, "catch up after the outage", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
+	require.NoError(t, stop())
 }
 
 // While PostgreSQL is away the stream fills up to the engine's high
@@ -125,20 +118,15 @@ func TestPersisterOutageBackpressureThenRecovery(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t, envOpt{partitions: 1, highWatermark: 60})
 	ctx := context.Background()
-	u, err := url.Parse(databaseURL())
+	u, err := url.Parse(testsupport.DatabaseURL())
 	require.NoError(t, err)
 	px := newProxy(t, u.Host)
-	pool := newPool(t, v.schema, px.addr())
-	p, err := persist.NewPersister(v.e, pool, fastPersister(persist.PersisterConfig{RetentionCount: 20}))
-	require.NoError(t, err)
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- p.Run(rctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	pool := testsupport.Pool(t, v.schema, testsupport.Via(px.addr()))
+	testsupport.StartPersister(t, v.e, pool, persist.PersisterConfig{RetentionCount: 20})
 
 	_, err = v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "a", OnHand: 1}, engine.Op{})
 	require.NoError(t, err)
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	px.cut()
 	accepted := 1
 	for {
@@ -151,12 +139,12 @@ func TestPersisterOutageBackpressureThenRecovery(t *testing.T) {
 		require.Less(t, accepted, 200, "writes must be shed at the high watermark")
 	}
 	px.restore()
-	waitFor(t, 20*time.Second, "catch up after the outage", func() bool { return v.caughtUp(t) })
-	waitFor(t, 10*time.Second, "trim to the retention count", func() bool { return v.rdb.XLen(ctx, v.e.StreamKey(0)).Val() <= 20 })
+	testsupport.WaitFor(t, 20*time.Second, "catch up after the outage", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.WaitFor(t, 10*time.Second, "trim to the retention count", func() bool { return v.rdb.XLen(ctx, v.e.StreamKey(0)).Val() <= 20 })
 	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "a", Delta: 1}, engine.Op{})
 	require.NoError(t, err, "writes flow again")
 	accepted++
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
-	require.Equal(t, int64(accepted), v.count(t, `SELECT count(*) FROM inventory_events`), "every accepted write is in the ledger")
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
+	require.Equal(t, int64(accepted), testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events`), "every accepted write is in the ledger")
 }

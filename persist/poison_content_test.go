@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -109,8 +110,8 @@ func TestPersisterDeadLettersEventsPostgreSQLRefuses(t *testing.T) {
 			v.setOnHand(t, "s2", "c", 7)                           // c v1
 			p, _ := v.startPersister(t, persist.PersisterConfig{}) // one batch of all of it
 
-			waitFor(t, 20*time.Second, "the refused events dead-lettered", func() bool { return p.Stats().DeadLetters == 2 })
-			waitFor(t, 10*time.Second, "the others written", func() bool {
+			testsupport.WaitFor(t, 20*time.Second, "the refused events dead-lettered", func() bool { return p.Stats().DeadLetters == 2 })
+			testsupport.WaitFor(t, 10*time.Second, "the others written", func() bool {
 				return len(v.versions(t, "s1", "a")) == 3 && len(v.versions(t, "s1", "b")) == 2 && len(v.versions(t, "s2", "c")) == 1
 			})
 			require.Equal(t, []int64{1, 2, 4}, v.versions(t, "s1", "a"))
@@ -125,8 +126,8 @@ func TestPersisterDeadLettersEventsPostgreSQLRefuses(t *testing.T) {
 				require.Contains(t, d.Values["error"], tc.want)
 				require.Equal(t, tc.bad.reason, d.Values["f:rsn"])
 			}
-			waitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
-			waitFor(t, 10*time.Second, "the lag to read zero", func() bool {
+			testsupport.WaitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
+			testsupport.WaitFor(t, 10*time.Second, "the lag to read zero", func() bool {
 				st := p.Stats()
 				l, ok := st.Lag[0]
 				return ok && l == 0 && st.Partitions[0].Lag == 0
@@ -138,7 +139,7 @@ func TestPersisterDeadLettersEventsPostgreSQLRefuses(t *testing.T) {
 			// The partition goes on.
 			v.adjustBy(t, "s1", "a", 3) // a v5
 			v.adjustBy(t, "s1", "b", 1) // b v4
-			waitFor(t, 10*time.Second, "later events written", func() bool {
+			testsupport.WaitFor(t, 10*time.Second, "later events written", func() bool {
 				return len(v.versions(t, "s1", "a")) == 4 && len(v.versions(t, "s1", "b")) == 3
 			})
 			require.Equal(t, int64(2), p.Stats().DeadLetters, "each refused event is dead-lettered once")
@@ -157,7 +158,7 @@ func TestPersisterDeadLettersEventsPostgreSQLRefuses(t *testing.T) {
 			rep, err = rc.Reconcile(ctx, persist.ModeRepair)
 			require.NoError(t, err)
 			require.Equal(t, map[string]int{persist.KindLedgerGap: 2}, kindCounts(rep), "%+v", rep.Findings)
-			v.checkLedger(t)
+			testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 			rep, err = rc.Reconcile(ctx, persist.ModeCheck)
 			require.NoError(t, err)
 			require.Empty(t, rep.Findings)
@@ -174,8 +175,8 @@ func TestReconcileCatchesUpAfterDeadLetteredLastEvent(t *testing.T) {
 	v.setOnHand(t, "s1", "a", 10)
 	v.injectEvent(t, "s1", "a", -3, badEvent{reason: "\x00"})
 	p, _ := v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 20*time.Second, "the refused event dead-lettered", func() bool { return p.Stats().DeadLetters == 1 })
-	waitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
+	testsupport.WaitFor(t, 20*time.Second, "the refused event dead-lettered", func() bool { return p.Stats().DeadLetters == 1 })
+	testsupport.WaitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
 	require.Equal(t, []int64{1}, v.versions(t, "s1", "a"))
 	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
 	require.NoError(t, err)
@@ -183,8 +184,8 @@ func TestReconcileCatchesUpAfterDeadLetteredLastEvent(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]int{persist.KindRedisAhead: 1}, kindCounts(rep), "%+v", rep.Findings)
 	require.Contains(t, rep.Findings[0].Detail, "dead-letter")
-	v.checkLedger(t)
-	require.Equal(t, int64(7), v.pgItems(t)["s1/a"].OnHand)
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
+	require.Equal(t, int64(7), testsupport.ItemRows(t, v.pool)["s1/a"].OnHand)
 }
 
 // The rebuild of a partition whose stream holds an event PostgreSQL
@@ -218,7 +219,7 @@ func TestRebuildSurvivesEventPostgreSQLRefuses(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- rb.Run(rctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitFor(t, 20*time.Second, "the partition ready again", func() bool {
+	testsupport.WaitFor(t, 20*time.Second, "the partition ready again", func() bool {
 		ok, err := v.e.PartitionReady(ctx, 0)
 		return err == nil && ok
 	})
@@ -231,14 +232,14 @@ func TestRebuildSurvivesEventPostgreSQLRefuses(t *testing.T) {
 
 	// The persister dead-letters the refused entry (once) and writes on.
 	p, _ := v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 20*time.Second, "the refused event dead-lettered", func() bool { return p.Stats().DeadLetters == 1 })
-	waitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
+	testsupport.WaitFor(t, 20*time.Second, "the refused event dead-lettered", func() bool { return p.Stats().DeadLetters == 1 })
+	testsupport.WaitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
 	v.adjustBy(t, "s1", "b", 2)
-	waitFor(t, 10*time.Second, "the next event", func() bool { return len(v.versions(t, "s1", "b")) == 3 })
+	testsupport.WaitFor(t, 10*time.Second, "the next event", func() bool { return len(v.versions(t, "s1", "b")) == 3 })
 	require.Equal(t, int64(1), v.rdb.XLen(ctx, persist.DeadLetterKey(v.e, 0)).Val())
 	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
 	require.NoError(t, err)
 	_, err = rc.Reconcile(ctx, persist.ModeRepair)
 	require.NoError(t, err)
-	v.checkLedger(t)
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -40,7 +41,7 @@ func (v *env) snapshot(t testing.TB, p int) partitionSnapshot {
 	t.Helper()
 	ctx := context.Background()
 	s := partitionSnapshot{items: map[string]engine.Item{}, units: map[string]map[string]string{}, res: map[string]engine.Reservation{}}
-	for k, it := range v.redisItems(t) {
+	for k, it := range testsupport.RedisItems(t, v.e) {
 		if v.e.Partition(it.Store) != p {
 			continue
 		}
@@ -69,7 +70,7 @@ func TestRebuildAfterPartitionFlush(t *testing.T) {
 	ctx := context.Background()
 	_, _ = v.startPersister(t, persist.PersisterConfig{})
 	workload(t, v, 7, 3, 150, testStores, testSKUs)
-	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 20*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	p := v.e.Partition("s1")
 	before := v.snapshot(t, p)
 	require.NotEmpty(t, before.items)
@@ -87,7 +88,7 @@ func TestRebuildAfterPartitionFlush(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- rb.Run(rctx) }()
-	waitFor(t, 20*time.Second, "the partition to be rebuilt", func() bool {
+	testsupport.WaitFor(t, 20*time.Second, "the partition to be rebuilt", func() bool {
 		ok, err := v.e.PartitionReady(ctx, p)
 		require.NoError(t, err)
 		return ok
@@ -122,10 +123,10 @@ func TestRebuildAfterPartitionFlush(t *testing.T) {
 	n, err := v.e.ExpireDue(ctx, p, 1000)
 	require.NoError(t, err)
 	require.Equal(t, len(before.res)-1, n, "every other restored hold expires")
-	waitFor(t, 20*time.Second, "catch up after the rebuild", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
-	require.Zero(t, v.count(t, `SELECT count(*) FROM drift_findings`))
-	require.Zero(t, v.count(t, `SELECT count(*) FROM inventory_items WHERE reserved <> 0 AND store_id IN (SELECT unnest($1::text[]))`, storesOf(v, p)),
+	testsupport.WaitFor(t, 20*time.Second, "catch up after the rebuild", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings`))
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_items WHERE reserved <> 0 AND store_id IN (SELECT unnest($1::text[]))`, storesOf(v, p)),
 		"no units stay held in the rebuilt partition")
 }
 
@@ -146,25 +147,25 @@ func TestRebuildPersistsTheSurvivingStreamFirst(t *testing.T) {
 	// Half of the history persisted, half still only in the stream.
 	_, stop := v.startPersister(t, persist.PersisterConfig{})
 	workload(t, v, 8, 2, 60, testStores, testSKUs)
-	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 20*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	require.NoError(t, stop())
 	workload(t, v, 9, 2, 60, testStores, testSKUs)
-	require.False(t, v.caughtUp(t))
+	require.False(t, testsupport.LedgerCaughtUp(t, v.pool, v.e))
 	before := v.snapshot(t, 0)
 
 	require.NoError(t, v.rdb.Del(ctx, v.e.ReadyKey(0)).Err())
 	rb, err := persist.NewRebuilder(v.e, v.pool, persist.RebuilderConfig{})
 	require.NoError(t, err)
 	require.NoError(t, rb.RebuildPartition(ctx, 0))
-	require.True(t, v.caughtUp(t), "the stream's entries were persisted before the rebuild")
+	require.True(t, testsupport.LedgerCaughtUp(t, v.pool, v.e), "the stream's entries were persisted before the rebuild")
 	require.Equal(t, before, v.snapshot(t, 0))
 
 	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "sofa", Delta: 2}, engine.Op{})
 	require.NoError(t, err)
 	_, _ = v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 20*time.Second, "catch up", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
-	require.Zero(t, v.count(t, `SELECT count(*) FROM drift_findings`), "no fork")
+	testsupport.WaitFor(t, 20*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings`), "no fork")
 }
 
 func TestRebuildEmptyLedgerAndLock(t *testing.T) {
@@ -193,7 +194,7 @@ func TestRebuildRacingRebuildersRebuildOnce(t *testing.T) {
 	ctx := context.Background()
 	_, _ = v.startPersister(t, persist.PersisterConfig{})
 	workload(t, v, 12, 2, 40, testStores, testSKUs)
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	before := v.snapshot(t, 0)
 	v.deletePartition(t, 0)
 	var rbs []*persist.Rebuilder

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -37,7 +38,7 @@ func (v *env) adjust(t *testing.T, store, sku string, delta int64, op string) en
 // drained waits until the persister has acknowledged every stream entry.
 func (v *env) drained(t *testing.T, p *persist.Persister) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "every entry acknowledged", func() bool {
+	testsupport.WaitFor(t, 10*time.Second, "every entry acknowledged", func() bool {
 		n, err := v.rdb.XLen(context.Background(), v.e.StreamKey(0)).Result()
 		require.NoError(t, err)
 		return p.Stats().EntriesAcked >= n && pendingTotal(t, v) == 0
@@ -58,7 +59,7 @@ func forkedItem(t *testing.T, v *env) *persist.Persister {
 	_, err = v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "b", OnHand: 3}, engine.Op{IdempotencyKey: "b-set"})
 	require.NoError(t, err)
 	p, _ := v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	v.failover(t, "s1", "a", 1)
 	for i, d := range []int64{-2, -1, 4} {
 		it := v.adjust(t, "s1", "a", d, "a-new-"+string(rune('1'+i)))
@@ -78,12 +79,12 @@ func TestPersisterHoldsBackForkedItem(t *testing.T) {
 	require.Equal(t, int64(1), p.Stats().HeldBack)
 
 	// The ledger keeps its history of a untouched; b goes on.
-	require.Equal(t, int64(3), v.count(t, `SELECT count(*) FROM inventory_events WHERE sku = 'a'`))
-	require.Equal(t, int64(0), v.count(t, `SELECT count(*) FROM inventory_events WHERE sku = 'a' AND op_id LIKE 'a-new-%'`))
-	items := v.pgItems(t)
-	require.Equal(t, pgItem{OnHand: 14, Version: 3}, items["s1/a"])
-	require.Equal(t, pgItem{OnHand: 6, Version: 4}, items["s1/b"])
-	require.Zero(t, v.count(t, `SELECT count(*) FROM ledger_gaps`))
+	require.Equal(t, int64(3), testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events WHERE sku = 'a'`))
+	require.Equal(t, int64(0), testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events WHERE sku = 'a' AND op_id LIKE 'a-new-%'`))
+	items := testsupport.ItemRows(t, v.pool)
+	require.Equal(t, testsupport.ItemRow{OnHand: 14, Version: 3}, items["s1/a"])
+	require.Equal(t, testsupport.ItemRow{OnHand: 6, Version: 4}, items["s1/b"])
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM ledger_gaps`))
 	// Each held-back event is recorded whole.
 	rows, err := v.pool.Query(ctx, `SELECT kind, version, after->>'op_id', after->>'type', (after->>'delta_on_hand')::bigint,
 	(after->>'on_hand')::bigint, after->>'stream_id' <> '', coalesce(before->>'op_id', '')
@@ -116,9 +117,9 @@ FROM drift_findings WHERE sku = 'a' AND resolved_run_id IS NULL ORDER BY version
 	n, err := v.rdb.XLen(ctx, v.e.StreamKey(0)).Result()
 	require.NoError(t, err)
 	require.NoError(t, v.rdb.XGroupSetID(ctx, v.e.StreamKey(0), "persister", "0").Err())
-	waitFor(t, 10*time.Second, "the stream read again", func() bool { return p.Stats().EntriesAcked >= acked+n })
-	require.Equal(t, int64(3), v.count(t, `SELECT count(*) FROM drift_findings`))
-	require.Equal(t, int64(3+4), v.count(t, `SELECT count(*) FROM inventory_events`))
+	testsupport.WaitFor(t, 10*time.Second, "the stream read again", func() bool { return p.Stats().EntriesAcked >= acked+n })
+	require.Equal(t, int64(3), testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings`))
+	require.Equal(t, int64(3+4), testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events`))
 }
 
 func TestReconcileMergesFork(t *testing.T) {
@@ -130,7 +131,7 @@ func TestReconcileMergesFork(t *testing.T) {
 	require.NoError(t, err)
 
 	// check: reports the fork with the merge a repair would make.
-	redisBefore := v.redisItems(t)
+	redisBefore := testsupport.RedisItems(t, v.e)
 	rep, err := rc.Reconcile(ctx, persist.ModeCheck)
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"s1/a": persist.KindFork}, kinds(rep))
@@ -142,9 +143,9 @@ func TestReconcileMergesFork(t *testing.T) {
 	require.Equal(t, int64(4), f.After.Version)
 	require.Equal(t, int64(15), f.After.OnHand)
 	require.Contains(t, f.Detail, "a-new-1, a-new-2, a-new-3")
-	require.Equal(t, redisBefore, v.redisItems(t))
-	require.Equal(t, int64(3), v.count(t, `SELECT count(*) FROM inventory_events WHERE sku = 'a'`))
-	require.Equal(t, int64(3), v.count(t, `SELECT count(*) FROM drift_findings WHERE kind IN ('fork', 'held_back') AND run_id IS NULL AND resolved_run_id IS NULL`))
+	require.Equal(t, redisBefore, testsupport.RedisItems(t, v.e))
+	require.Equal(t, int64(3), testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events WHERE sku = 'a'`))
+	require.Equal(t, int64(3), testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings WHERE kind IN ('fork', 'held_back') AND run_id IS NULL AND resolved_run_id IS NULL`))
 
 	// repair: one RECONCILE event carries the merge.
 	rep, err = rc.Reconcile(ctx, persist.ModeRepair)
@@ -157,12 +158,12 @@ func TestReconcileMergesFork(t *testing.T) {
 	require.Equal(t, "RECONCILE", typ)
 	require.Equal(t, "reconcile-fork:"+strconv.FormatInt(rep.RunID, 10), op)
 	require.Equal(t, int64(1), delta)
-	require.Equal(t, int64(3), v.count(t, `SELECT count(*) FROM drift_findings WHERE resolved_run_id = $1`, rep.RunID))
+	require.Equal(t, int64(3), testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings WHERE resolved_run_id = $1`, rep.RunID))
 	it, err := v.e.GetItem(ctx, "s1", "a")
 	require.NoError(t, err)
 	require.Equal(t, int64(4), it.Version)
 	require.Equal(t, int64(15), it.OnHand)
-	v.checkLedger(t)
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 	rep, err = rc.Reconcile(ctx, persist.ModeCheck)
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
@@ -170,8 +171,8 @@ func TestReconcileMergesFork(t *testing.T) {
 	// The item's next write continues the ledger as usual.
 	it = v.adjust(t, "s1", "a", -5, "a-after")
 	require.Equal(t, int64(5), it.Version)
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 	require.Equal(t, int64(2), p.Stats().Forks)
 	require.Equal(t, int64(1), p.Stats().HeldBack)
 }
@@ -185,7 +186,7 @@ func TestReconcileForkOversoldIsClamped(t *testing.T) {
 	_, err = v.e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "a", Qty: 4}}}, engine.Op{IdempotencyKey: "lost-sale"})
 	require.NoError(t, err)
 	p, _ := v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	v.failover(t, "s1", "a", 1)
 	// The same units sold again in the new history.
 	_, err = v.e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Lines: []engine.Line{{SKU: "a", Qty: 3}}}, engine.Op{IdempotencyKey: "new-sale"})
@@ -204,12 +205,12 @@ func TestReconcileForkOversoldIsClamped(t *testing.T) {
 	require.Equal(t, int64(-2), o.Before.OnHand, "1 left in the ledger, 3 sold since")
 	require.Equal(t, int64(0), o.After.OnHand)
 	require.Contains(t, o.Action, "clamped")
-	require.Equal(t, int64(1), v.count(t, `SELECT count(*) FROM drift_findings WHERE kind = 'oversold' AND run_id = $1`, rep.RunID))
+	require.Equal(t, int64(1), testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings WHERE kind = 'oversold' AND run_id = $1`, rep.RunID))
 	it, err := v.e.GetItem(ctx, "s1", "a")
 	require.NoError(t, err)
 	require.Equal(t, int64(3), it.Version)
 	require.Equal(t, int64(0), it.OnHand)
-	v.checkLedger(t)
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 }
 
 func TestReconcileForkRetriedWhenRedisMoves(t *testing.T) {
@@ -231,8 +232,8 @@ func TestReconcileForkRetriedWhenRedisMoves(t *testing.T) {
 	require.True(t, moved)
 	require.Empty(t, rep.Findings)
 	require.Equal(t, int64(1), rep.Lagging, "the item moved meanwhile: lag, retried by the next run")
-	require.Equal(t, int64(3), v.count(t, `SELECT count(*) FROM inventory_events WHERE sku = 'a'`), "rolled back")
-	require.Zero(t, v.count(t, `SELECT count(*) FROM drift_findings WHERE resolved_run_id IS NOT NULL`))
+	require.Equal(t, int64(3), testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events WHERE sku = 'a'`), "rolled back")
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings WHERE resolved_run_id IS NOT NULL`))
 	// The write made meanwhile is held back like the rest of the fork.
 	v.drained(t, p)
 	require.Equal(t, int64(2), p.Stats().HeldBack)
@@ -244,7 +245,7 @@ func TestReconcileForkRetriedWhenRedisMoves(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(4), it.Version)
 	require.Equal(t, int64(12), it.OnHand, "the ledger's 14 plus the new history's change since version 1 (10 to 8)")
-	v.checkLedger(t)
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 }
 
 func TestReconcileRestoresLostHold(t *testing.T) {
@@ -259,7 +260,7 @@ func TestReconcileRestoresLostHold(t *testing.T) {
 		Lines: []engine.Line{{SKU: "rug", Qty: 1}, {SKU: "mat", Qty: 2}}, TTL: time.Hour}, engine.Op{})
 	require.NoError(t, err)
 	_, _ = v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	// The failover loses the hold: the items go back to version 1 and the
 	// reservation is gone.
 	v.failover(t, "s1", "rug", 1)
@@ -296,8 +297,8 @@ func TestReconcileRestoresLostHold(t *testing.T) {
 		require.NoError(t, err)
 		require.Zero(t, it.Reserved, sku)
 	}
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 }
 
 // Redis rebuilt from the ledger after the fork (its state is then the
@@ -312,7 +313,7 @@ func TestReconcileForkAfterRedisRebuilt(t *testing.T) {
 	v.adjust(t, "s1", "a", 5, "a-lost-1")
 	v.adjust(t, "s1", "a", -1, "a-lost-2")
 	p, _ := v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	v.failover(t, "s1", "a", 1)
 	v.adjust(t, "s1", "a", -2, "a-new-1")
 	v.drained(t, p)
@@ -328,5 +329,5 @@ func TestReconcileForkAfterRedisRebuilt(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(4), it.Version)
 	require.Equal(t, int64(14-2), it.OnHand, "the ledger's 14 and the sale of 2 made after the failover")
-	v.checkLedger(t)
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 }

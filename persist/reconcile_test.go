@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/testsupport"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -37,7 +38,7 @@ func TestReconcileEachDriftCase(t *testing.T) {
 	_, err := v.e.Checkout(ctx, engine.CheckoutRequest{Store: "s1", Customer: "c1", Lines: []engine.Line{{SKU: "a", Qty: 2}}}, engine.Op{})
 	require.NoError(t, err)
 	_, stop := v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	require.NoError(t, stop())
 
 	// redis_missing: the ledger has an item Redis lost (a SET, then a sale
@@ -84,8 +85,8 @@ func TestReconcileEachDriftCase(t *testing.T) {
 	require.NoError(t, err)
 
 	// check: reports, records, changes nothing.
-	redisBefore := v.redisItems(t)
-	eventsBefore := v.count(t, `SELECT count(*) FROM inventory_events`)
+	redisBefore := testsupport.RedisItems(t, v.e)
+	eventsBefore := testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events`)
 	rep, err := rc.Reconcile(ctx, persist.ModeCheck)
 	require.NoError(t, err)
 	require.Equal(t, want, kinds(rep))
@@ -94,10 +95,10 @@ func TestReconcileEachDriftCase(t *testing.T) {
 	for _, f := range rep.Findings {
 		require.Equal(t, "none (check mode)", f.Action)
 	}
-	require.Equal(t, redisBefore, v.redisItems(t))
-	require.Equal(t, eventsBefore, v.count(t, `SELECT count(*) FROM inventory_events`))
-	require.Equal(t, int64(5), v.count(t, `SELECT count(*) FROM drift_findings WHERE run_id = $1`, rep.RunID))
-	require.Equal(t, int64(5), v.count(t, `SELECT findings FROM reconciliation_runs WHERE id = $1 AND finished_at IS NOT NULL AND mode = 'check'`, rep.RunID))
+	require.Equal(t, redisBefore, testsupport.RedisItems(t, v.e))
+	require.Equal(t, eventsBefore, testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events`))
+	require.Equal(t, int64(5), testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings WHERE run_id = $1`, rep.RunID))
+	require.Equal(t, int64(5), testsupport.Count(t, v.pool, `SELECT findings FROM reconciliation_runs WHERE id = $1 AND finished_at IS NOT NULL AND mode = 'check'`, rep.RunID))
 
 	// repair: fixes each case.
 	rep, err = rc.Reconcile(ctx, persist.ModeRepair)
@@ -112,7 +113,7 @@ func TestReconcileEachDriftCase(t *testing.T) {
 			require.Equal(t, "restored Redis from the ledger", f.Action)
 		}
 	}
-	require.Equal(t, int64(5), v.count(t, `SELECT count(*) FROM drift_findings WHERE run_id = $1 AND before IS NOT NULL`, rep.RunID))
+	require.Equal(t, int64(5), testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings WHERE run_id = $1 AND before IS NOT NULL`, rep.RunID))
 	it, err := v.e.GetItem(ctx, "s1", "h")
 	require.NoError(t, err)
 	require.Equal(t, int64(2), it.Version)
@@ -131,14 +132,14 @@ func TestReconcileEachDriftCase(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(15), it.OnHand)
 	// RECONCILE rows: versions 3 (no change) and 4 (the difference) of c.
-	require.Equal(t, int64(2), v.count(t, `SELECT count(*) FROM inventory_events WHERE store_id = 's1' AND sku = 'c' AND type = 'RECONCILE'`))
-	require.Equal(t, int64(0), v.count(t, `SELECT delta_on_hand FROM inventory_events WHERE store_id = 's1' AND sku = 'c' AND version = 3`))
-	require.Equal(t, int64(4), v.count(t, `SELECT delta_on_hand FROM inventory_events WHERE store_id = 's1' AND sku = 'c' AND version = 4`))
+	require.Equal(t, int64(2), testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events WHERE store_id = 's1' AND sku = 'c' AND type = 'RECONCILE'`))
+	require.Equal(t, int64(0), testsupport.Count(t, v.pool, `SELECT delta_on_hand FROM inventory_events WHERE store_id = 's1' AND sku = 'c' AND version = 3`))
+	require.Equal(t, int64(4), testsupport.Count(t, v.pool, `SELECT delta_on_hand FROM inventory_events WHERE store_id = 's1' AND sku = 'c' AND version = 4`))
 
 	// The persister drains the lagging event; then everything agrees.
 	_, _ = v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 	rep, err = rc.Reconcile(ctx, persist.ModeCheck)
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)
@@ -147,8 +148,8 @@ func TestReconcileEachDriftCase(t *testing.T) {
 	res, err := v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "c", Delta: 1}, engine.Op{})
 	require.NoError(t, err)
 	require.Equal(t, int64(5), res.Item.Version)
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
-	v.checkLedger(t)
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 }
 
 func TestReconcileRebuildsPartitionWithoutMarker(t *testing.T) {
@@ -157,7 +158,7 @@ func TestReconcileRebuildsPartitionWithoutMarker(t *testing.T) {
 	ctx := context.Background()
 	_, _ = v.startPersister(t, persist.PersisterConfig{})
 	workload(t, v, 11, 2, 40, testStores, testSKUs)
-	waitFor(t, 10*time.Second, "catch up", func() bool { return v.caughtUp(t) })
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	p := v.e.Partition("s1")
 	before := v.snapshot(t, p)
 	v.deletePartition(t, p)
@@ -189,9 +190,9 @@ func TestPersisterRecordsForks(t *testing.T) {
 		on_hand, reserved, op_id, occurred_at, stream_id) VALUES ('s1', 'a', 1, 'SET', 8, 0, 8, 0, 'other-op', now(), '1-1')`)
 	require.NoError(t, err)
 	p, _ := v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "the fork to be recorded", func() bool { return p.Stats().Forks == 1 })
-	waitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
-	require.Equal(t, int64(1), v.count(t, `SELECT count(*) FROM drift_findings WHERE kind = 'fork' AND store_id = 's1' AND sku = 'a'
+	testsupport.WaitFor(t, 10*time.Second, "the fork to be recorded", func() bool { return p.Stats().Forks == 1 })
+	testsupport.WaitFor(t, 10*time.Second, "nothing pending", func() bool { return pendingTotal(t, v) == 0 })
+	require.Equal(t, int64(1), testsupport.Count(t, v.pool, `SELECT count(*) FROM drift_findings WHERE kind = 'fork' AND store_id = 's1' AND sku = 'a'
 		AND version = 1 AND before->>'op_id' = 'other-op' AND after->>'op_id' = 'mine'`))
 	require.Equal(t, "other-op", func() string {
 		evs, err := persist.NewLedger(v.pool).History(ctx, "s1", "a", 10)
@@ -211,8 +212,8 @@ func TestReconcilerRunRecordsPeriodicRuns(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rc.Run(ctx) }()
-	waitFor(t, 10*time.Second, "a periodic run", func() bool {
-		return v.count(t, `SELECT count(*) FROM reconciliation_runs WHERE mode = 'repair' AND finished_at IS NOT NULL`) >= 1
+	testsupport.WaitFor(t, 10*time.Second, "a periodic run", func() bool {
+		return testsupport.Count(t, v.pool, `SELECT count(*) FROM reconciliation_runs WHERE mode = 'repair' AND finished_at IS NOT NULL`) >= 1
 	})
 	cancel()
 	require.NoError(t, <-done)
@@ -235,15 +236,15 @@ func TestReconcileFillsLedgerGap(t *testing.T) {
 	require.Len(t, msgs, 4)
 	require.NoError(t, v.rdb.XDel(ctx, v.e.StreamKey(0), msgs[2].ID).Err())
 	_, _ = v.startPersister(t, persist.PersisterConfig{})
-	waitFor(t, 10*time.Second, "version 4 persisted", func() bool { return v.pgItems(t)["s1/a"].Version == 4 })
-	require.Equal(t, int64(1), v.count(t, `SELECT count(*) FROM ledger_gaps WHERE from_version <= 3 AND to_version >= 3`))
+	testsupport.WaitFor(t, 10*time.Second, "version 4 persisted", func() bool { return testsupport.ItemRows(t, v.pool)["s1/a"].Version == 4 })
+	require.Equal(t, int64(1), testsupport.Count(t, v.pool, `SELECT count(*) FROM ledger_gaps WHERE from_version <= 3 AND to_version >= 3`))
 
 	rc, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
 	require.NoError(t, err)
 	rep, err := rc.Reconcile(ctx, persist.ModeCheck)
 	require.NoError(t, err)
 	require.Equal(t, map[string]string{"s1/a": persist.KindLedgerGap}, kinds(rep))
-	require.Equal(t, int64(3), v.count(t, `SELECT count(*) FROM inventory_events`), "check changes nothing")
+	require.Equal(t, int64(3), testsupport.Count(t, v.pool, `SELECT count(*) FROM inventory_events`), "check changes nothing")
 
 	rep, err = rc.Reconcile(ctx, persist.ModeRepair)
 	require.NoError(t, err)
@@ -252,9 +253,9 @@ func TestReconcileFillsLedgerGap(t *testing.T) {
 	require.Equal(t, "wrote 1 RECONCILE events to the ledger", f.Action)
 	require.Equal(t, int64(15), f.Before.OnHand)
 	require.Equal(t, int64(13), f.After.OnHand)
-	require.Equal(t, int64(-2), v.count(t, `SELECT delta_on_hand FROM inventory_events WHERE version = 3 AND type = 'RECONCILE'`))
-	require.Zero(t, v.count(t, `SELECT count(*) FROM ledger_gaps`))
-	v.checkLedger(t)
+	require.Equal(t, int64(-2), testsupport.Count(t, v.pool, `SELECT delta_on_hand FROM inventory_events WHERE version = 3 AND type = 'RECONCILE'`))
+	require.Zero(t, testsupport.Count(t, v.pool, `SELECT count(*) FROM ledger_gaps`))
+	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{})
 	rep, err = rc.Reconcile(ctx, persist.ModeCheck)
 	require.NoError(t, err)
 	require.Empty(t, rep.Findings)

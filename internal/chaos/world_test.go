@@ -115,30 +115,16 @@ func (w *world) restartRedis() {
 	require.NoError(w.t, w.redis.Restart(ctx))
 }
 
-// fastPersister shortens the persister's timings for tests.
+// fastPersister is testsupport.FastPersister with fast reclaiming too: a
+// killed persister's pending entries go to another within a second.
 func fastPersister(cfg persist.PersisterConfig) persist.PersisterConfig {
-	if cfg.Block == 0 {
-		cfg.Block = 50 * time.Millisecond
-	}
-	if cfg.Linger == 0 {
-		cfg.Linger = 5 * time.Millisecond
-	}
-	if cfg.RetryMin == 0 {
-		cfg.RetryMin = 10 * time.Millisecond
-	}
-	if cfg.RetryMax == 0 {
-		cfg.RetryMax = 200 * time.Millisecond
-	}
-	if cfg.TrimInterval == 0 {
-		cfg.TrimInterval = 50 * time.Millisecond
-	}
 	if cfg.ClaimIdle == 0 {
 		cfg.ClaimIdle = 500 * time.Millisecond
 	}
 	if cfg.ClaimInterval == 0 {
 		cfg.ClaimInterval = 100 * time.Millisecond
 	}
-	return cfg
+	return testsupport.FastPersister(cfg)
 }
 
 // background runs fn until the test ends or the returned stop is called;
@@ -171,7 +157,5 @@ func (w *world) startPersister(pool *pgxpool.Pool, cfg persist.PersisterConfig) 
 	if pool == nil {
 		pool = w.pool
 	}
-	p, err := persist.NewPersister(w.ins, pool, fastPersister(cfg))
-	require.NoError(w.t, err)
-	return p, background(w.t, "persister", p.Run)
+	return testsupport.StartPersister(w.t, w.ins, pool, fastPersister(cfg))
 }

@@ -113,13 +113,37 @@ func ledgerWorld(t *testing.T) (*engine.Engine, *pgxpool.Pool) {
 	require.NoError(t, err)
 	require.NoError(t, e.Init(context.Background()))
 	_, pool := testsupport.LedgerSchema(t)
-	p, err := persist.NewPersister(e, pool, persist.PersisterConfig{Block: 50 * time.Millisecond, Linger: -1})
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	testsupport.StartPersister(t, e, pool, persist.PersisterConfig{Linger: -1})
 	return e, pool
+}
+
+// TestStartPersister: FastPersister fills only unset timings and leaves the
+// claim timings alone; the persister drains into the ledger; stop returns
+// Run's error (none, for a stop) and may be called again.
+func TestStartPersister(t *testing.T) {
+	t.Parallel()
+	cfg := testsupport.FastPersister(persist.PersisterConfig{Linger: -1, RetryMax: time.Second})
+	require.Equal(t, 50*time.Millisecond, cfg.Block)
+	require.Equal(t, time.Duration(-1), cfg.Linger)
+	require.Equal(t, 10*time.Millisecond, cfg.RetryMin)
+	require.Equal(t, time.Second, cfg.RetryMax)
+	require.Equal(t, 50*time.Millisecond, cfg.TrimInterval)
+	require.Zero(t, cfg.ClaimIdle)
+	require.Zero(t, cfg.ClaimInterval)
+
+	ctx := context.Background()
+	c := testsupport.RedisClient(t, 16)
+	e, err := engine.New(engine.Config{Client: c, Prefix: testsupport.IsolatedPrefix(t, c), Partitions: 1})
+	require.NoError(t, err)
+	require.NoError(t, e.Init(ctx))
+	_, pool := testsupport.LedgerSchema(t)
+	p, stop := testsupport.StartPersister(t, e, pool, persist.PersisterConfig{})
+	_, err = e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "a", OnHand: 1}, engine.Op{})
+	require.NoError(t, err)
+	testsupport.WaitFor(t, 20*time.Second, "the persister catches up", func() bool { return testsupport.LedgerCaughtUp(t, pool, e) })
+	require.Equal(t, int64(1), p.Stats().EventsPersisted)
+	require.NoError(t, stop())
+	require.NoError(t, stop(), "again")
 }
 
 // TestCheckLedgerCatchesGapsAndDrift checks a sound ledger, then breaks it
