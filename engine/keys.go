@@ -37,6 +37,11 @@ func (e *Engine) DeadLetterKey(p int) string { return e.KeyBase(p) + "deadletter
 // rebuilt from the ledger (a string: the holder's token, with a TTL).
 func (e *Engine) RebuildLockKey(p int) string { return e.KeyBase(p) + "rebuild-lock" }
 
+// PersisterHealthKey returns the key of partition p's persister health
+// records (a hash: field worker, value the worker's record, which the
+// persister defines), with a TTL renewed at every record.
+func (e *Engine) PersisterHealthKey(p int) string { return e.KeyBase(p) + "persister-health" }
+
 // storesKey is the set of the stores of partition p.
 func (e *Engine) storesKey(p int) string { return e.KeyBase(p) + "stores" }
 

@@ -1,7 +1,9 @@
 // Package persist is the durable half of the inventory: the PostgreSQL
 // ledger, its schema migrations, the persister that drains the partitions'
 // Redis streams into it, the rebuild of a Redis partition from it, and the
-// reconciler that compares the two.
+// reconciler that compares the two. It reaches Redis only through the
+// engine's methods (its streams, locks and readiness markers), never with a
+// Redis client of its own.
 //
 // # Why the tables are partitioned by store_id
 //

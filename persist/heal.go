@@ -20,9 +20,10 @@ import (
 // holds included). An item Redis has moved on meanwhile is a fork the
 // reconciler merges.
 
-// readyEpoch returns the partition's readiness marker, "" when absent.
+// readyEpoch returns the partition's readiness marker, "" when absent or
+// unreadable (then the batch is not checked).
 func (p *Persister) readyEpoch(ctx context.Context, part int) string {
-	v, err := p.rdb.Get(ctx, p.e.ReadyKey(part)).Result()
+	v, err := p.e.ReadyEpoch(ctx, part)
 	if err != nil {
 		return ""
 	}

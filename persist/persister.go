@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/shelfline/inventory/engine"
@@ -251,9 +250,10 @@ type PartitionStats struct {
 // may run at once.
 type Persister struct {
 	e    *engine.Engine
-	rdb  redis.UniversalClient
 	pool *pgxpool.Pool
 	cfg  PersisterConfig
+	// cons is this worker in its consumer group.
+	cons engine.Consumer
 	log  *zap.Logger
 	// healer repairs items a rebuild missed (heal.go); made on first use,
 	// used by one partition goroutine at a time under healMu.
@@ -290,7 +290,7 @@ func NewPersister(e *engine.Engine, pool *pgxpool.Pool, cfg PersisterConfig) (*P
 	for _, part := range cfg.Partitions {
 		health[part] = &partitionHealth{lag: -1}
 	}
-	return &Persister{e: e, rdb: e.Client(), pool: pool, cfg: cfg,
+	return &Persister{e: e, pool: pool, cfg: cfg, cons: engine.Consumer{Group: cfg.Group, Name: cfg.Consumer},
 		log: cfg.Logger.With(zap.String(logConsumer, cfg.Consumer)), health: health}, nil
 }
 
@@ -368,9 +368,8 @@ func (p *Persister) Run(ctx context.Context) error {
 // partition is one owned partition's reading state.
 type partition struct {
 	id       int
-	key      string
-	readOwn  bool   // re-read this consumer's pending entries first
-	claimAt  string // XAUTOCLAIM cursor
+	readOwn  bool            // re-read this consumer's pending entries first
+	claimAt  engine.StreamID // where the next look for idle entries starts
 	lastClm  time.Time
 	lastTrim time.Time
 	lastLag  time.Time // when the lag was last measured
@@ -388,19 +387,19 @@ type partition struct {
 }
 
 type mark struct {
-	id  streamID
+	id  engine.StreamID
 	cum int64
 }
 
 func (p *Persister) runPartition(ctx context.Context, part int) error {
-	st := &partition{id: part, key: p.e.StreamKey(part), readOwn: true, claimAt: "0-0"}
+	st := &partition{id: part, readOwn: true}
 	log := p.log.With(zap.Int(logPartition, part))
 	defer p.unpublish(ctx, st) // a stopped worker is not a failing one
 	backoff := p.cfg.RetryMin
 	groupOK := false
 	for ctx.Err() == nil {
 		if !groupOK {
-			if err := ensureGroup(ctx, p.rdb, st.key, p.cfg.Group); err != nil {
+			if err := p.e.CreateGroup(ctx, part, p.cfg.Group); err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -418,10 +417,10 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if isNoGroup(err) {
+			if errors.Is(err, engine.ErrNoGroup) {
 				log.Info("stream or consumer group gone, recreating it", zap.Error(err))
 				groupOK = false
-				st.persisted, st.total, st.claimAt = nil, 0, "0-0"
+				st.persisted, st.total, st.claimAt = nil, 0, engine.StreamID{}
 				continue
 			}
 			p.failed(ctx, st, err, log)
@@ -451,22 +450,16 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 // next returns the next entries to persist: entries idle on another
 // consumer when it is time to look, else this consumer's own pending entries
 // (after a restart or a failed ack), else new entries, lingering for more.
-func (p *Persister) next(ctx context.Context, st *partition) ([]redis.XMessage, error) {
-	n := int64(p.cfg.BatchSize)
+func (p *Persister) next(ctx context.Context, st *partition) ([]engine.StreamEntry, error) {
+	n := p.cfg.BatchSize
 	if time.Since(st.lastClm) >= p.cfg.ClaimInterval {
 		st.lastClm = time.Now()
-		msgs, cursor, err := p.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-			Stream: st.key, Group: p.cfg.Group, Consumer: p.cfg.Consumer,
-			MinIdle: p.cfg.ClaimIdle, Start: st.claimAt, Count: n,
-		}).Result()
-		if err != nil && err != redis.Nil {
-			return nil, fmt.Errorf("claim idle entries: %w", err)
+		msgs, cursor, err := p.e.ClaimIdle(ctx, st.id, p.cons, p.cfg.ClaimIdle, st.claimAt, n)
+		if err != nil {
+			return nil, err
 		}
 		st.claimAt = cursor
-		if st.claimAt == "" {
-			st.claimAt = "0-0"
-		}
-		if cursor != "0-0" {
+		if !cursor.IsZero() {
 			st.lastClm = time.Time{} // more to claim: look again next round
 		}
 		if len(msgs) > 0 {
@@ -475,7 +468,7 @@ func (p *Persister) next(ctx context.Context, st *partition) ([]redis.XMessage, 
 		}
 	}
 	if st.readOwn {
-		msgs, err := p.read(ctx, st.key, "0", n, -1)
+		msgs, err := p.e.ReadPending(ctx, st.id, p.cons, n)
 		if err != nil {
 			return nil, err
 		}
@@ -484,7 +477,7 @@ func (p *Persister) next(ctx context.Context, st *partition) ([]redis.XMessage, 
 		}
 		st.readOwn = false
 	}
-	msgs, err := p.read(ctx, st.key, ">", n, p.cfg.Block)
+	msgs, err := p.e.ReadNew(ctx, st.id, p.cons, n, p.cfg.Block)
 	if err != nil || len(msgs) == 0 || p.cfg.Linger < 0 {
 		return msgs, err
 	}
@@ -494,9 +487,9 @@ func (p *Persister) next(ctx context.Context, st *partition) ([]redis.XMessage, 
 		if left < time.Millisecond {
 			break
 		}
-		more, err := p.read(ctx, st.key, ">", n-int64(len(msgs)), left)
+		more, err := p.e.ReadNew(ctx, st.id, p.cons, n-len(msgs), left)
 		if err != nil {
-			if isNoGroup(err) || ctx.Err() != nil {
+			if errors.Is(err, engine.ErrNoGroup) || ctx.Err() != nil {
 				return nil, err
 			}
 			break // persist what we have; the error will show on the next read
@@ -509,28 +502,12 @@ func (p *Persister) next(ctx context.Context, st *partition) ([]redis.XMessage, 
 	return msgs, nil
 }
 
-func (p *Persister) read(ctx context.Context, key, from string, count int64, block time.Duration) ([]redis.XMessage, error) {
-	res, err := p.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: p.cfg.Group, Consumer: p.cfg.Consumer, Streams: []string{key, from}, Count: count, Block: block,
-	}).Result()
-	if err == redis.Nil {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if len(res) == 0 {
-		return nil, nil
-	}
-	return res[0].Messages, nil
-}
-
 // process persists one batch: writes its events, retrying with backoff
 // until PostgreSQL takes them or ctx is done; dead-letters the entries that
 // do not parse and those PostgreSQL refuses for their content; then
 // acknowledges every entry it wrote or dead-lettered. It returns an error
 // only from a failure-injection hook.
-func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMessage, log *zap.Logger) error {
+func (p *Persister) process(ctx context.Context, st *partition, msgs []engine.StreamEntry, log *zap.Logger) error {
 	events := make([]engine.Event, 0, len(msgs))
 	from := make([]int, 0, len(msgs)) // events[i] is msgs[from[i]]
 	dead := map[int]error{}           // by index in msgs: why it goes to the dead-letter stream
@@ -599,7 +576,7 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMe
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	ids := make([]string, 0, len(msgs))
-	var top streamID
+	var top engine.StreamID
 	for i, m := range msgs {
 		if cause, ok := dead[i]; ok {
 			if err := p.deadLetter(actx, st, m, cause); err != nil {
@@ -612,7 +589,7 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMe
 			p.deadLetters.Add(1)
 		}
 		ids = append(ids, m.ID)
-		if id, ok := parseStreamID(m.ID); ok && top.less(id) {
+		if id, err := engine.ParseStreamID(m.ID); err == nil && top.Less(id) {
 			top = id
 		}
 	}
@@ -620,7 +597,7 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []redis.XMe
 	if len(ids) == 0 {
 		return nil
 	}
-	n, err := p.rdb.XAck(actx, st.key, p.cfg.Group, ids...).Result()
+	n, err := p.e.Ack(actx, st.id, p.cfg.Group, ids...)
 	if err != nil {
 		// Committed but not acknowledged: re-delivery is harmless.
 		log.Warn("acknowledge batch; it will be re-read", zap.Error(err))
@@ -665,16 +642,11 @@ func (p *Persister) wait(ctx context.Context, st *partition, d time.Duration) {
 
 // deadLetter copies an entry, with its id and why it cannot be persisted
 // (a parse error, or PostgreSQL's refusal), to the partition's dead-letter
-// stream (KeyBase(p)+"deadletter").
-func (p *Persister) deadLetter(ctx context.Context, st *partition, m redis.XMessage, cause error) error {
-	vals := make([]any, 0, 6+2*len(m.Values))
-	vals = append(vals, "id", m.ID, "error", cause.Error(), "consumer", p.cfg.Consumer)
-	for k, v := range m.Values {
-		vals = append(vals, "f:"+k, v)
-	}
-	return p.rdb.XAdd(ctx, &redis.XAddArgs{
-		Stream: DeadLetterKey(p.e, st.id), MaxLen: p.cfg.DeadLetterMaxLen, Approx: true, Values: vals,
-	}).Err()
+// stream (engine.AddDeadLetter).
+func (p *Persister) deadLetter(ctx context.Context, st *partition, m engine.StreamEntry, cause error) error {
+	return p.e.AddDeadLetter(ctx, st.id, engine.DeadLetter{
+		EntryID: m.ID, Error: cause.Error(), Consumer: p.cfg.Consumer, Values: m.Values,
+	}, p.cfg.DeadLetterMaxLen)
 }
 
 // DeadLetterKey returns the key of partition p's dead-letter stream. Each of
@@ -688,41 +660,40 @@ func DeadLetterKey(e *engine.Engine, p int) string { return e.DeadLetterKey(p) }
 // RetentionCount, never at or above the persisted floor (XTRIM MINID: new
 // entries always get higher ids, so a concurrent XADD is never trimmed).
 func (p *Persister) trim(ctx context.Context, st *partition) error {
-	floor, unpersisted, ok, err := persistedFloor(ctx, p.rdb, st.key, p.cfg.Group)
+	gs, ok, err := p.e.GroupState(ctx, st.id, p.cfg.Group)
 	if err != nil || !ok {
 		return err
 	}
-	p.setLag(st, unpersisted)
+	p.setLag(st, gs.Unacked)
 	now := p.cfg.Clock()
-	cut := streamID{ms: uint64(max(now.Add(-p.cfg.RetentionWindow).UnixMilli(), 0))}
+	cut := engine.StreamID{Ms: uint64(max(now.Add(-p.cfg.RetentionWindow).UnixMilli(), 0))}
 	// The RetentionCount cut: the oldest batch mark after which at most
 	// RetentionCount entries were acknowledged by this worker.
 	for i, m := range st.persisted {
 		if st.total-m.cum <= p.cfg.RetentionCount {
-			if c := m.id.next(); cut.less(c) {
+			if c := m.id.Next(); cut.Less(c) {
 				cut = c
 			}
 			st.persisted = st.persisted[i:]
 			break
 		}
 	}
-	cut = minID(cut, floor)
-	if cut == (streamID{}) {
+	if gs.Floor.Less(cut) {
+		cut = gs.Floor
+	}
+	if cut.IsZero() {
 		return nil
 	}
-	if err := p.rdb.XTrimMinID(ctx, st.key, cut.String()).Err(); err != nil {
-		return fmt.Errorf("trim %s: %w", st.key, err)
-	}
-	return nil
+	return p.e.TrimStream(ctx, st.id, cut)
 }
 
 // measureLag measures the partition's lag (see PersisterStats.Lag).
 func (p *Persister) measureLag(ctx context.Context, st *partition) error {
-	_, unpersisted, ok, err := persistedFloor(ctx, p.rdb, st.key, p.cfg.Group)
+	gs, ok, err := p.e.GroupState(ctx, st.id, p.cfg.Group)
 	if err != nil || !ok {
 		return err
 	}
-	p.setLag(st, unpersisted)
+	p.setLag(st, gs.Unacked)
 	return nil
 }
 
@@ -750,9 +721,6 @@ func (p *Persister) setWriting(part int, t time.Time) {
 // worker's FailingAfter. The record is renewed at every failure and
 // believed until healthRecordLife after that (a worker that died while
 // failing leaves a record that goes stale); a success deletes it.
-
-// healthKey returns the key of partition p's persister health hash.
-func healthKey(e *engine.Engine, p int) string { return e.KeyBase(p) + "persister-health" }
 
 // healthRecord is one worker's failure record of a partition.
 type healthRecord struct {
@@ -811,13 +779,7 @@ func (p *Persister) failed(ctx context.Context, st *partition, cause error, log 
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	key := healthKey(p.e, st.id)
-	_, err = p.rdb.TxPipelined(rctx, func(pipe redis.Pipeliner) error {
-		pipe.HSet(rctx, key, p.cfg.Consumer, b)
-		pipe.PExpire(rctx, key, p.healthRecordLife())
-		return nil
-	})
-	if err == nil {
+	if err := p.e.PutPersisterHealth(rctx, st.id, p.cfg.Consumer, b, p.healthRecordLife()); err == nil {
 		st.published = true
 	}
 }
@@ -846,7 +808,7 @@ func (p *Persister) unpublish(ctx context.Context, st *partition) {
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	if err := p.rdb.HDel(rctx, healthKey(p.e, st.id), p.cfg.Consumer).Err(); err == nil {
+	if err := p.e.DeletePersisterHealth(rctx, st.id, p.cfg.Consumer); err == nil {
 		st.published = false
 	}
 }

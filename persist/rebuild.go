@@ -2,8 +2,6 @@ package persist
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/shelfline/inventory/engine"
@@ -108,7 +105,6 @@ func validPartitions(who string, ps []int, e *engine.Engine) error {
 // one work on it at a time.
 type Rebuilder struct {
 	e        *engine.Engine
-	rdb      redis.UniversalClient
 	pool     *pgxpool.Pool
 	cfg      RebuilderConfig
 	log      *zap.Logger
@@ -125,7 +121,7 @@ func NewRebuilder(e *engine.Engine, pool *pgxpool.Pool, cfg RebuilderConfig) (*R
 	if err := cfg.validate(e); err != nil {
 		return nil, err
 	}
-	return &Rebuilder{e: e, rdb: e.Client(), pool: pool, cfg: cfg, log: cfg.Logger}, nil
+	return &Rebuilder{e: e, pool: pool, cfg: cfg, log: cfg.Logger}, nil
 }
 
 // Rebuilds returns how many partitions this Rebuilder has rebuilt.
@@ -164,28 +160,10 @@ func (r *Rebuilder) Run(ctx context.Context) error {
 }
 
 // missing returns the watched partitions without a readiness marker, in one
-// pipeline.
+// round trip.
 func (r *Rebuilder) missing(ctx context.Context) ([]int, error) {
-	cmds := make([]*redis.IntCmd, len(r.cfg.Partitions))
-	_, err := r.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for i, p := range r.cfg.Partitions {
-			cmds[i] = pipe.Exists(ctx, r.e.ReadyKey(p))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	var out []int
-	for i, c := range cmds {
-		if c.Val() == 0 {
-			out = append(out, r.cfg.Partitions[i])
-		}
-	}
-	return out, nil
+	return r.e.PartitionsNotReady(ctx, r.cfg.Partitions)
 }
-
-func lockKey(e *engine.Engine, p int) string { return e.RebuildLockKey(p) }
 
 // RebuildPartition rebuilds partition p from the ledger unless it is ready:
 // it first writes to the ledger the stream entries not yet persisted (the
@@ -199,19 +177,17 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 	if p < 0 || p >= r.e.Partitions() {
 		return fmt.Errorf("rebuild: %d is not a partition", p)
 	}
-	lk := lockKey(r.e, p)
-	token := randomToken()
-	ok, err := r.rdb.SetNX(ctx, lk, token, r.cfg.LockTTL).Result()
-	if err != nil {
-		return fmt.Errorf("rebuild partition %d: lock: %w", p, err)
-	}
-	if !ok {
+	lock, err := r.e.LockRebuild(ctx, p, r.cfg.LockTTL)
+	if errors.Is(err, engine.ErrLockHeld) {
 		return ErrRebuildInProgress
+	}
+	if err != nil {
+		return fmt.Errorf("rebuild partition %d: %w", p, err)
 	}
 	defer func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if uerr := unlock(uctx, r.rdb, lk, token); uerr != nil && err == nil {
+		if uerr := lock.Release(uctx); uerr != nil && err == nil {
 			err = uerr
 		}
 	}()
@@ -221,12 +197,8 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 	}
 	start := time.Now()
 	renew := func() error {
-		ok, err := r.rdb.Expire(ctx, lk, r.cfg.LockTTL).Result()
-		if err != nil {
-			return fmt.Errorf("rebuild partition %d: renew lock: %w", p, err)
-		}
-		if !ok {
-			return fmt.Errorf("rebuild partition %d: lock lost", p)
+		if err := lock.Extend(ctx); err != nil {
+			return fmt.Errorf("rebuild partition %d: %w", p, err)
 		}
 		return nil
 	}
@@ -250,35 +222,6 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 	return nil
 }
 
-func randomToken() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// unlock deletes the lock only if it still holds token (optimistic
-// transaction, so it works the same on a cluster).
-func unlock(ctx context.Context, rdb redis.UniversalClient, key, token string) error {
-	err := rdb.Watch(ctx, func(tx *redis.Tx) error {
-		v, err := tx.Get(ctx, key).Result()
-		if err == redis.Nil || (err == nil && v != token) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
-			pipe.Del(ctx, key)
-			return nil
-		})
-		return err
-	}, key)
-	if err != nil && err != redis.TxFailedErr {
-		return fmt.Errorf("unlock %s: %w", key, err)
-	}
-	return nil
-}
-
 // drainChunk is how many stream entries one drain transaction writes.
 const drainChunk = 2000
 
@@ -291,21 +234,15 @@ const drainChunk = 2000
 // partition is rebuilt without them (the reconciler closes the versions
 // they leave out).
 func (r *Rebuilder) drain(ctx context.Context, p int, renew func() error) (int, error) {
-	key := r.e.StreamKey(p)
-	floor, _, ok, err := persistedFloor(ctx, r.rdb, key, r.cfg.Group)
+	gs, _, err := r.e.GroupState(ctx, p, r.cfg.Group)
 	if err != nil {
 		return 0, fmt.Errorf("rebuild partition %d: %w", p, err)
 	}
-	from := "-"
-	if ok {
-		from = floor.String()
-	}
 	total := 0
-	for {
-		msgs, err := r.rdb.XRangeN(ctx, key, from, "+", drainChunk).Result()
-		if err != nil {
-			return total, fmt.Errorf("rebuild partition %d: read stream: %w", p, err)
-		}
+	var failed error // the scan's own failure, worded already
+	// From the persisted floor on; from the start when the group is gone
+	// (the zero floor).
+	err = r.e.ScanStream(ctx, p, gs.Floor, drainChunk, func(msgs []engine.StreamEntry) error {
 		events := make([]engine.Event, 0, len(msgs))
 		for _, m := range msgs {
 			if ev, err := engine.ParseEvent(m.ID, m.Values); err == nil {
@@ -315,7 +252,8 @@ func (r *Rebuilder) drain(ctx context.Context, p int, renew func() error) (int, 
 		if len(events) > 0 {
 			_, refused, err := writeEvents(ctx, r.pool, p, events, nil)
 			if err != nil {
-				return total, fmt.Errorf("rebuild partition %d: persist stream: %w", p, err)
+				failed = fmt.Errorf("rebuild partition %d: persist stream: %w", p, err)
+				return failed
 			}
 			for _, rf := range refused {
 				r.log.Warn("PostgreSQL refuses a stream entry: rebuilding without it, the persister dead-letters it",
@@ -324,14 +262,15 @@ func (r *Rebuilder) drain(ctx context.Context, p int, renew func() error) (int, 
 			total += len(events) - len(refused)
 		}
 		if len(msgs) < drainChunk {
-			return total, nil
+			return nil // the last chunk
 		}
-		last, _ := parseStreamID(msgs[len(msgs)-1].ID)
-		from = last.next().String()
-		if err := renew(); err != nil {
-			return total, err
-		}
+		failed = renew() // more to come
+		return failed
+	})
+	if err != nil && err != failed {
+		err = fmt.Errorf("rebuild partition %d: %w", p, err)
 	}
+	return total, err
 }
 
 // storesSQL lists the distinct stores with a loose index scan: one index

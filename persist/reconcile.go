@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/shelfline/inventory/engine"
@@ -198,7 +197,6 @@ func (c ReconcilerConfig) validate(e *engine.Engine) error {
 // write to the ledger by its primary key.
 type Reconciler struct {
 	e    *engine.Engine
-	rdb  redis.UniversalClient
 	pool *pgxpool.Pool
 	cfg  ReconcilerConfig
 	log  *zap.Logger
@@ -222,7 +220,7 @@ func NewReconciler(e *engine.Engine, pool *pgxpool.Pool, cfg ReconcilerConfig) (
 	if err != nil {
 		return nil, err
 	}
-	return &Reconciler{e: e, rdb: e.Client(), pool: pool, cfg: cfg, log: cfg.Logger, rb: rb}, nil
+	return &Reconciler{e: e, pool: pool, cfg: cfg, log: cfg.Logger, rb: rb}, nil
 }
 
 // Run reconciles in the configured Mode every Interval until ctx is done,
@@ -355,7 +353,7 @@ func storable(s string) string {
 // partition p's events are failing (see PersisterConfig.FailingAfter), from
 // the records the workers keep in Redis.
 func (r *Reconciler) persisterFailures(ctx context.Context, p int, rep *Report) error {
-	all, err := r.rdb.HGetAll(ctx, healthKey(r.e, p)).Result()
+	all, err := r.e.PersisterHealth(ctx, p)
 	if err != nil {
 		return fmt.Errorf("reconcile partition %d: persister health: %w", p, err)
 	}
@@ -367,7 +365,7 @@ func (r *Reconciler) persisterFailures(ctx context.Context, p int, rep *Report) 
 	sort.Strings(consumers)
 	for _, c := range consumers {
 		var h healthRecord
-		if err := json.Unmarshal([]byte(all[c]), &h); err != nil || !h.failing(now) {
+		if err := json.Unmarshal(all[c], &h); err != nil || !h.failing(now) {
 			continue // unreadable, failing too briefly yet, or left by a worker that stopped
 		}
 		part := p
@@ -873,19 +871,13 @@ var errRace = errors.New("ledger changed meanwhile")
 // in the ledger).
 func (r *Reconciler) streamVersions(ctx context.Context, p int, want map[engine.ItemRef]bool) (map[engine.ItemRef]map[int64]bool, error) {
 	out := map[engine.ItemRef]map[int64]bool{}
-	from := "-"
-	floor, _, ok, err := persistedFloor(ctx, r.rdb, r.e.StreamKey(p), r.cfg.Group)
+	gs, _, err := r.e.GroupState(ctx, p, r.cfg.Group)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile partition %d: %w", p, err)
 	}
-	if ok {
-		from = floor.String()
-	}
-	for {
-		msgs, err := r.rdb.XRangeN(ctx, r.e.StreamKey(p), from, "+", streamScanChunk).Result()
-		if err != nil {
-			return nil, fmt.Errorf("reconcile partition %d: read stream: %w", p, err)
-		}
+	// From the persisted floor on; from the start when the group is gone
+	// (the zero floor).
+	err = r.e.ScanStream(ctx, p, gs.Floor, streamScanChunk, func(msgs []engine.StreamEntry) error {
 		for _, m := range msgs {
 			ev, err := engine.ParseEvent(m.ID, m.Values)
 			if err != nil {
@@ -901,12 +893,12 @@ func (r *Reconciler) streamVersions(ctx context.Context, p int, want map[engine.
 			}
 			out[ref][v] = true
 		}
-		if len(msgs) < streamScanChunk {
-			return out, nil
-		}
-		last, _ := parseStreamID(msgs[len(msgs)-1].ID)
-		from = last.next().String()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile partition %d: %w", p, err)
 	}
+	return out, nil
 }
 
 // deadLetters returns, for the wanted items, the versions of their events
@@ -914,22 +906,9 @@ func (r *Reconciler) streamVersions(ctx context.Context, p int, want map[engine.
 // Entries that do not parse as events are passed over.
 func (r *Reconciler) deadLetters(ctx context.Context, p int, want map[engine.ItemRef]bool) (map[engine.ItemRef]map[int64]string, error) {
 	out := map[engine.ItemRef]map[int64]string{}
-	key := DeadLetterKey(r.e, p)
-	from := "-"
-	for {
-		msgs, err := r.rdb.XRangeN(ctx, key, from, "+", streamScanChunk).Result()
-		if err != nil {
-			return nil, fmt.Errorf("reconcile partition %d: read dead letters: %w", p, err)
-		}
-		for _, m := range msgs {
-			vals := make(map[string]any, len(m.Values))
-			for k, v := range m.Values {
-				if f, ok := strings.CutPrefix(k, "f:"); ok {
-					vals[f] = v
-				}
-			}
-			id, _ := m.Values["id"].(string)
-			ev, err := engine.ParseEvent(id, vals)
+	err := r.e.ScanDeadLetters(ctx, p, streamScanChunk, func(dls []engine.DeadLetter) error {
+		for _, d := range dls {
+			ev, err := engine.ParseEvent(d.EntryID, d.Values)
 			if err != nil {
 				continue
 			}
@@ -940,15 +919,14 @@ func (r *Reconciler) deadLetters(ctx context.Context, p int, want map[engine.Ite
 			if out[ref] == nil {
 				out[ref] = map[int64]string{}
 			}
-			why, _ := m.Values["error"].(string)
-			out[ref][ev.Version] = why
+			out[ref][ev.Version] = d.Error
 		}
-		if len(msgs) < streamScanChunk {
-			return out, nil
-		}
-		last, _ := parseStreamID(msgs[len(msgs)-1].ID)
-		from = last.next().String()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile partition %d: dead letters: %w", p, err)
 	}
+	return out, nil
 }
 
 // deadLetteredOnce returns a function that reads deadLetters on its first
