@@ -54,9 +54,6 @@ func (e *Engine) Partitions() int { return e.cfg.Partitions }
 // Prefix returns the key prefix.
 func (e *Engine) Prefix() string { return e.cfg.Prefix }
 
-// Client returns the Redis client the engine uses.
-func (e *Engine) Client() redis.UniversalClient { return e.rdb }
-
 // Scripts returns the engine's scripts.
 func (e *Engine) Scripts() *luascripts.Set { return e.scripts }
 

@@ -2,11 +2,8 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"regexp"
 	"strings"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/shelfline/inventory/engine"
 )
@@ -60,26 +57,11 @@ func newFeed(ctx context.Context, e *engine.Engine, store, lastID string) (*feed
 		f.gaps = trimmedAfter(ctx, e, f.parts, f.pos)
 		return f, nil
 	}
-	cmds := make([]*redis.XMessageSliceCmd, e.Partitions())
-	_, err := e.Client().Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range cmds {
-			cmds[i] = p.XRevRangeN(ctx, e.StreamKey(i), "+", "-", 1)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	heads, err := e.FeedHeads(ctx)
+	if err != nil {
 		return nil, err
 	}
-	for i, c := range cmds {
-		msgs, err := c.Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, err
-		}
-		f.pos[i] = "0-0"
-		if len(msgs) > 0 {
-			f.pos[i] = msgs[0].ID
-		}
-	}
+	copy(f.pos, heads)
 	return f, nil
 }
 
@@ -89,83 +71,35 @@ func (f *feed) ID() string { return strings.Join(f.pos, ",") }
 // poll reads the events after the feed's position, up to batch per
 // partition, and advances past them (and past events of other stores).
 func (f *feed) poll(ctx context.Context, batch int64) ([]feedEvent, error) {
-	rdb := f.e.Client()
-	cmds := make([]*redis.XStreamSliceCmd, len(f.parts))
-	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, part := range f.parts {
-			cmds[i] = p.XRead(ctx, &redis.XReadArgs{Streams: []string{f.e.StreamKey(part), f.pos[part]}, Count: batch, Block: -1})
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	from := make([]engine.StreamPos, len(f.parts))
+	for i, part := range f.parts {
+		from[i] = engine.StreamPos{Partition: part, After: f.pos[part]}
+	}
+	entries, err := f.e.ReadFeed(ctx, from, batch)
+	if err != nil {
 		return nil, err
 	}
 	var out []feedEvent
 	for i, part := range f.parts {
-		streams, err := cmds[i].Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return nil, err
-		}
-		for _, st := range streams {
-			for _, m := range st.Messages {
-				f.pos[part] = m.ID
-				ev, err := engine.ParseEvent(m.ID, m.Values)
-				if err != nil || (f.store != "" && ev.Store != f.store) {
-					continue
-				}
-				out = append(out, feedEvent{ID: f.ID(), Event: ev})
+		for _, en := range entries[i] {
+			f.pos[part] = en.ID
+			if en.Err != nil || (f.store != "" && en.Event.Store != f.store) {
+				continue
 			}
+			out = append(out, feedEvent{ID: f.ID(), Event: en.Event})
 		}
 	}
 	return out, nil
 }
 
-// trimmedAfter returns the partitions whose streams have lost entries after
-// pos to trimming: some entries were removed (entries-added > length) and
-// pos is older than the first entry kept (or, in an emptied stream, than
-// the last one added). It may flag a position that missed nothing but was
-// itself trimmed: the client then reloads for nothing, never misses a
-// change silently. A stream that cannot be inspected counts as whole.
+// trimmedAfter returns the partitions whose events after pos were trimmed
+// already (engine.TrimmedAfter). A stream that cannot be inspected counts
+// as whole.
 func trimmedAfter(ctx context.Context, e *engine.Engine, parts []int, pos []string) []int {
-	cmds := make([]*redis.XInfoStreamCmd, len(parts))
-	_, _ = e.Client().Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, part := range parts {
-			cmds[i] = p.XInfoStream(ctx, e.StreamKey(part))
-		}
-		return nil
-	})
-	var gaps []int
+	from := make([]engine.StreamPos, len(parts))
 	for i, part := range parts {
-		info, err := cmds[i].Result()
-		if err != nil || info.EntriesAdded <= info.Length {
-			continue
-		}
-		kept := info.FirstEntry.ID
-		if info.Length == 0 {
-			if streamIDLess(pos[part], info.LastGeneratedID) {
-				gaps = append(gaps, part)
-			}
-			continue
-		}
-		if streamIDLess(pos[part], kept) {
-			gaps = append(gaps, part)
-		}
+		from[i] = engine.StreamPos{Partition: part, After: pos[part]}
 	}
+	gaps, _ := e.TrimmedAfter(ctx, from)
 	return gaps
-}
-
-// streamIDLess compares two stream ids "ms-seq".
-func streamIDLess(a, b string) bool {
-	am, as, _ := strings.Cut(a, "-")
-	bm, bs, _ := strings.Cut(b, "-")
-	if len(am) != len(bm) {
-		return len(am) < len(bm)
-	}
-	if am != bm {
-		return am < bm
-	}
-	if len(as) != len(bs) {
-		return len(as) < len(bs)
-	}
-	return as < bs
 }

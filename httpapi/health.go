@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/redis/go-redis/v9"
 )
 
 func (s *Server) healthz(c *fiber.Ctx) error {
@@ -26,27 +25,18 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	defer cancel()
 	checks := fiber.Map{}
 	ok := true
-	rdb := s.e.Client()
-	if err := rdb.Ping(ctx).Err(); err != nil {
+	if err := s.e.Ping(ctx); err != nil {
 		checks["redis"] = "unreachable: " + err.Error()
 		ok = false
 	} else {
 		checks["redis"] = "ok"
-		cmds := make([]*redis.IntCmd, s.e.Partitions())
-		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := range cmds {
-				cmds[i] = p.Exists(ctx, s.e.ReadyKey(i))
-			}
-			return nil
-		})
-		notReady := []int{}
-		for i, cmd := range cmds {
-			if n, err := cmd.Result(); err != nil || n != 1 {
-				notReady = append(notReady, i)
-			}
+		all := make([]int, s.e.Partitions())
+		for i := range all {
+			all[i] = i
 		}
-		if err != nil && len(notReady) == 0 {
-			notReady = append(notReady, -1)
+		notReady, err := s.e.PartitionsNotReady(ctx, all)
+		if err != nil {
+			notReady = all // none could be checked
 		}
 		if len(notReady) > 0 {
 			checks["partitions"] = fmt.Sprintf("not ready: %v", notReady)

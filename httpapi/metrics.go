@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 )
 
 type metrics struct {
@@ -67,17 +66,9 @@ func newMetrics(reg *prometheus.Registry, s *Server) (*metrics, error) {
 	// Process and Go metrics, unless the caller registered them already.
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	names := map[string]string{}
-	sc := s.e.Scripts()
-	for op, x := range sc.Ops {
-		names[x.Hash()] = op
-	}
-	names[sc.Read.Hash()] = "read"
-	names[sc.Expire.Hash()] = "expire"
-	names[sc.Batch.Hash()] = "batch"
-	names[sc.Restore.Hash()] = "restore"
-	names[sc.RestoreReservation.Hash()] = "restore_reservation"
-	s.e.Client().AddHook(scriptHook{h: m.scripts, names: names})
+	s.e.ObserveScripts(func(script string, d time.Duration, _ error) {
+		m.scripts.WithLabelValues(script).Observe(d.Seconds())
+	})
 	return m, nil
 }
 
@@ -112,46 +103,8 @@ func (s *Server) metricsHandler() fiber.Handler {
 	return adaptor.HTTPHandler(promhttp.HandlerFor(s.m.reg, promhttp.HandlerOpts{}))
 }
 
-// scriptHook times EVALSHA and EVAL calls.
-type scriptHook struct {
-	h     *prometheus.HistogramVec
-	names map[string]string
-}
-
-func (scriptHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h scriptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		name := cmd.Name()
-		if name != "evalsha" && name != "eval" {
-			return next(ctx, cmd)
-		}
-		start := time.Now()
-		err := next(ctx, cmd)
-		h.h.WithLabelValues(h.script(cmd)).Observe(time.Since(start).Seconds())
-		return err
-	}
-}
-
-func (h scriptHook) script(cmd redis.Cmder) string {
-	args := cmd.Args()
-	if len(args) > 1 {
-		if sha, ok := args[1].(string); ok {
-			if n, ok := h.names[sha]; ok {
-				return n
-			}
-		}
-	}
-	return "other"
-}
-
-func (h scriptHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
-
-var _ redis.Hook = scriptHook{}
-
-// streamCollector reports XLEN of every partition's stream at scrape time.
+// streamCollector reports the length of every partition's stream at
+// scrape time.
 type streamCollector struct {
 	s    *Server
 	desc *prometheus.Desc
@@ -162,16 +115,9 @@ func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	e := c.s.e
-	cmds := make([]*redis.IntCmd, e.Partitions())
-	_, _ = e.Client().Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i := range cmds {
-			cmds[i] = p.XLen(ctx, e.StreamKey(i))
-		}
-		return nil
-	})
-	for i, cmd := range cmds {
-		if n, err := cmd.Result(); err == nil {
+	lengths, _ := c.s.e.StreamLengths(ctx)
+	for i, n := range lengths {
+		if n >= 0 {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), strconv.Itoa(i))
 		}
 	}

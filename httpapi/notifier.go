@@ -2,11 +2,9 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/shelfline/inventory/engine"
@@ -61,26 +59,19 @@ func (n *notifier) run() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		cmds := make([]*redis.XMessageSliceCmd, len(last))
-		_, err := n.e.Client().Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i := range cmds {
-				cmds[i] = p.XRevRangeN(ctx, n.e.StreamKey(i), "+", "-", 1)
-			}
-			return nil
-		})
+		heads, err := n.e.FeedHeads(ctx)
 		cancel()
-		if err != nil && !errors.Is(err, redis.Nil) {
+		if err != nil {
 			n.log.Debug("event notifier", zapErr(err))
 			continue
 		}
 		moved := false
-		for i, c := range cmds {
-			msgs, err := c.Result()
-			if err != nil || len(msgs) == 0 {
+		for i, h := range heads {
+			if h == "0-0" { // an empty stream: its last head still stands
 				continue
 			}
-			if msgs[0].ID != last[i] {
-				last[i] = msgs[0].ID
+			if h != last[i] {
+				last[i] = h
 				moved = true
 			}
 		}

@@ -203,8 +203,8 @@ type Server struct {
 	feeds    sync.WaitGroup
 }
 
-// New returns a Server for cfg. It adds a hook to the engine's Redis client
-// that times the engine's script calls for /metrics.
+// New returns a Server for cfg. It has the engine time its script calls
+// for /metrics (engine.ObserveScripts).
 func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
