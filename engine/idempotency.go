@@ -49,17 +49,28 @@ func (e *Engine) claimKey(principal, key string) string {
 // the same request in flight): the operation record decides what it gets.
 // A key taken by another fingerprint is ErrIdempotencyMismatch.
 func (e *Engine) claim(ctx context.Context, principal, key, fp string) (repeat bool, err error) {
-	prev, err := e.rdb.SetArgs(ctx, e.claimKey(principal, key), fp,
-		redis.SetArgs{Mode: "NX", Get: true, TTL: e.cfg.IdempotencyTTL}).Result()
+	prev, taken, err := e.takeClaim(ctx, principal, key, fp)
 	switch {
-	case errors.Is(err, redis.Nil):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("claim idempotency key: %w", err)
+	case err != nil || !taken:
+		return false, err
 	case prev != fp:
 		return false, ErrIdempotencyMismatch
 	}
 	return true, nil
+}
+
+// takeClaim sets the key's claim to fp unless it is taken (SET NX GET, one
+// round trip); taken reports that it was, and prev is its value.
+func (e *Engine) takeClaim(ctx context.Context, principal, key, fp string) (prev string, taken bool, err error) {
+	prev, err = e.rdb.SetArgs(ctx, e.claimKey(principal, key), fp,
+		redis.SetArgs{Mode: "NX", Get: true, TTL: e.cfg.IdempotencyTTL}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	return prev, true, nil
 }
 
 // unclaim gives back a claim this request took, unless another request
@@ -104,15 +115,12 @@ func (e *Engine) compareAndDelete(ctx context.Context, key, val string) error {
 // ErrIdempotencyMismatch when the key belongs to another request.
 func (e *Engine) ClaimResponse(ctx context.Context, op Op) ([]byte, error) {
 	fp := claimFingerprint(op)
-	prev, err := e.rdb.SetArgs(ctx, e.claimKey(op.Principal, op.IdempotencyKey), fp,
-		redis.SetArgs{Mode: "NX", Get: true, TTL: e.cfg.IdempotencyTTL}).Result()
+	prev, taken, err := e.takeClaim(ctx, op.Principal, op.IdempotencyKey, fp)
 	switch {
-	case errors.Is(err, redis.Nil):
-		return nil, nil
 	case err != nil:
-		return nil, fmt.Errorf("claim idempotency key: %w", err)
-	case prev == fp:
-		return nil, nil // the same request in flight, or one that failed
+		return nil, err
+	case !taken, prev == fp:
+		return nil, nil // new, or the same request in flight or failed
 	case strings.HasPrefix(prev, fp+"\n"):
 		return []byte(prev[len(fp)+1:]), nil
 	}
