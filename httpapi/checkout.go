@@ -28,17 +28,24 @@ func toLines(in []lineBody) ([]engine.Line, error) {
 // convert.
 func linesRequest(c *fiber.Ctx, b any, lines func() []lineBody) (string, []engine.Line, error) {
 	store := c.Params("store")
-	if err := callerOf(c).mustWrite(store); err != nil {
-		return "", nil, err
-	}
-	if err := requireJSON(c, false); err != nil {
-		return "", nil, err
-	}
-	if err := decodeStrict(c.Body(), b); err != nil {
+	if err := decodeWrite(c, store, b); err != nil {
 		return "", nil, err
 	}
 	ls, err := toLines(lines())
 	return store, ls, err
+}
+
+// decodeWrite is the prologue of a handler that changes a store's stock:
+// the caller may write to the store, and the body is JSON that decodes
+// strictly into b.
+func decodeWrite(c *fiber.Ctx, store string, b any) error {
+	if err := callerOf(c).mustWrite(store); err != nil {
+		return err
+	}
+	if err := requireJSON(c, false); err != nil {
+		return err
+	}
+	return decodeStrict(c.Body(), b)
 }
 
 func (s *Server) checkout(c *fiber.Ctx) error {

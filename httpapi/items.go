@@ -109,16 +109,9 @@ func preconditionFailed(detail string) *Problem {
 }
 
 func (s *Server) putItem(c *fiber.Ctx) error {
-	cl := callerOf(c)
 	store, sku := c.Params("store"), c.Params("sku")
-	if err := cl.mustWrite(store); err != nil {
-		return err
-	}
-	if err := requireJSON(c, false); err != nil {
-		return err
-	}
 	var b setBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := decodeWrite(c, store, &b); err != nil {
 		return err
 	}
 	if err := required("on_hand", b.OnHand); err != nil {
@@ -225,16 +218,9 @@ func queryLimit(c *fiber.Ctx, def, max int) (int, error) {
 }
 
 func (s *Server) adjust(c *fiber.Ctx) error {
-	cl := callerOf(c)
 	store, sku := c.Params("store"), c.Params("sku")
-	if err := cl.mustWrite(store); err != nil {
-		return err
-	}
-	if err := requireJSON(c, false); err != nil {
-		return err
-	}
 	var b adjustBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	if err := decodeWrite(c, store, &b); err != nil {
 		return err
 	}
 	if err := required("delta", b.Delta); err != nil {
@@ -326,7 +312,7 @@ func (s *Server) history(c *fiber.Ctx) error {
 	evs, err := s.cfg.Ledger.History(ctx, store, sku, limit)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || !isDomainErr(err) {
-			s.log.Warn("history", zapErr(err))
+			s.logger(c).Warn("history", zapErr(err))
 			return unavailable("the ledger is unreachable; retry shortly")
 		}
 		return err
@@ -392,7 +378,7 @@ func (s *Server) reconcile(c *fiber.Ctx) error {
 			return result{}, err
 		}
 		if err := s.e.KeepResponse(ctx, op, b); err != nil {
-			s.log.Warn("keep reconcile report", zapErr(err))
+			s.logger(c).Warn("keep reconcile report", zapErr(err))
 		}
 		return result{status: http.StatusOK, body: json.RawMessage(b)}, nil
 	})
