@@ -72,7 +72,7 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 				}
 				p := problemFor(r.Err)
 				if p.Status >= 500 && p.Status != http.StatusServiceUnavailable {
-					s.log.Error("bulk adjustment line failed", zapErr(r.Err))
+					s.logger(c).Error("bulk adjustment line failed", zapErr(r.Err))
 				}
 				out[i] = bulkResult{Status: p.Status, Error: p}
 				s.m.countProblem(p)

@@ -78,11 +78,12 @@ func (s *Server) sse(c *fiber.Ctx) error {
 	// connection, so the server may watch it for the client going away.
 	c.Context().SetConnectionClose()
 	conn := c.Context().Conn()
+	log := s.logger(c)
 	s.feeds.Add(1)
 	c.Status(http.StatusOK).Context().SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer s.feeds.Done()
 		defer release()
-		s.runSSE(f, conn, w, watchGone(conn))
+		s.runSSE(f, log, conn, w, watchGone(conn))
 	})
 	return nil
 }
@@ -114,7 +115,7 @@ func watchGone(conn net.Conn) <-chan struct{} {
 	return gone
 }
 
-func (s *Server) runSSE(f *feed, conn net.Conn, w *bufio.Writer, gone <-chan struct{}) {
+func (s *Server) runSSE(f *feed, log *zap.Logger, conn net.Conn, w *bufio.Writer, gone <-chan struct{}) {
 	flush := func() bool {
 		_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		return w.Flush() == nil
@@ -141,7 +142,7 @@ func (s *Server) runSSE(f *feed, conn net.Conn, w *bufio.Writer, gone <-chan str
 			evs, err := f.poll(ctx, feedBatch)
 			cancel()
 			if err != nil {
-				s.log.Warn("event feed poll", zapErr(err))
+				log.Warn("event feed poll", zapErr(err))
 				break
 			}
 			for _, fe := range evs {
@@ -205,26 +206,30 @@ func (s *Server) websocket(c *fiber.Ctx) error {
 	}
 	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, 1
 	c.Request().Header.VisitAll(func(k, v []byte) { req.Header.Add(string(k), string(v)) })
+	log, id := s.logger(c), s.request(c).id
 	s.feeds.Add(1)
 	c.Context().HijackSetNoResponse(true)
 	c.Context().Hijack(func(conn net.Conn) {
 		defer s.feeds.Done()
 		defer release()
+		// The handshake's response is written here, not by Fiber: it
+		// echoes the request's id itself.
 		rw := &hijackWriter{conn: conn, h: http.Header{}}
+		rw.h.Set(HeaderRequestID, id)
 		// Any origin may connect: the feed authenticates by bearer token
 		// (header or access_token), never by cookie, so a foreign page
 		// gains nothing it could not get with the token itself.
 		ws, err := websocket.Accept(rw, req, &websocket.AcceptOptions{InsecureSkipVerify: true})
 		if err != nil {
-			s.log.Debug("websocket handshake", zapErr(err))
+			log.Debug("websocket handshake", zapErr(err))
 			return
 		}
-		s.runWS(f, ws)
+		s.runWS(f, log, ws)
 	})
 	return nil
 }
 
-func (s *Server) runWS(f *feed, ws *websocket.Conn) {
+func (s *Server) runWS(f *feed, log *zap.Logger, ws *websocket.Conn) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ctx = ws.CloseRead(ctx) // we only send; this answers pings and closes
@@ -249,7 +254,7 @@ func (s *Server) runWS(f *feed, ws *websocket.Conn) {
 				if ctx.Err() != nil {
 					return
 				}
-				s.log.Warn("event feed poll", zap.Error(err))
+				log.Warn("event feed poll", zap.Error(err))
 				break
 			}
 			for _, fe := range evs {

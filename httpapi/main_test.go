@@ -166,6 +166,9 @@ func requireProblem(t testing.TB, r *resp, status int) map[string]any {
 	require.NotEmpty(t, m["type"])
 	require.NotEmpty(t, m["title"])
 	require.NotEmpty(t, m["detail"])
+	id := r.Header.Get(HeaderRequestID)
+	require.NotEmpty(t, id, "every response carries its request id")
+	require.Equal(t, id, m["request_id"], "the problem names its request")
 	if status == 503 || status == 429 {
 		require.NotEmpty(t, r.Header.Get("Retry-After"))
 	}

@@ -30,6 +30,11 @@ type Problem struct {
 	Status int
 	Detail string
 	Extra  map[string]any
+	// RequestID, when set, is sent as the member request_id: the id of the
+	// request that the problem answers (HeaderRequestID). The server sets
+	// it on every problem+json body it sends; the problems of a bulk
+	// request's lines, inside its 200 body, go without.
+	RequestID string
 	// RetryAfter, when positive, is sent as the Retry-After header.
 	RetryAfter int
 }
@@ -38,9 +43,12 @@ func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
 
 // MarshalJSON writes the standard members and the extra ones side by side.
 func (p *Problem) MarshalJSON() ([]byte, error) {
-	m := make(map[string]any, 4+len(p.Extra))
+	m := make(map[string]any, 5+len(p.Extra))
 	for k, v := range p.Extra {
 		m[k] = v
+	}
+	if p.RequestID != "" {
+		m["request_id"] = p.RequestID
 	}
 	m["type"] = p.Type
 	m["title"] = p.Title
@@ -220,9 +228,13 @@ func fiberProblem(fe *fiber.Error) *Problem {
 	return problem(fe.Code, "internal", "internal error")
 }
 
-// writeProblem sends p as application/problem+json.
-func writeProblem(c *fiber.Ctx, p *Problem) error {
-	b, err := json.Marshal(p)
+// writeProblem sends p as application/problem+json, with the request's id
+// as its request_id. p itself is left as it is: an error's problem may be
+// a value shared between requests.
+func writeProblem(c *fiber.Ctx, p *Problem, requestID string) error {
+	q := *p
+	q.RequestID = requestID
+	b, err := json.Marshal(&q)
 	if err != nil {
 		return err
 	}

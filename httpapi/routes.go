@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 	"go.uber.org/zap"
 )
 
@@ -14,6 +15,10 @@ import (
 // test keeps the two in step.
 func (s *Server) routes() {
 	a := s.app
+	a.Use(s.requestID)
+	if s.cfg.AccessLog {
+		a.Use(s.accessLog)
+	}
 	a.Use(s.observe)
 	a.Use(s.recoverPanic)
 	a.Get("/healthz", s.healthz)
@@ -54,7 +59,7 @@ func (s *Server) routes() {
 func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("handler panicked", zap.String(logPath, c.Path()), zap.Any("panic", r), zap.Stack("stack"))
+			s.logger(c).Error("handler panicked", zap.String(logPath, utils.CopyString(c.Path())), zap.Any("panic", r), zap.Stack("stack"))
 			err = problem(http.StatusInternalServerError, "internal", "internal error")
 		}
 	}()

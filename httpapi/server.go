@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -49,8 +50,14 @@ type Config struct {
 	Ledger Ledger
 	// Reconciler serves POST /v1/admin/reconcile; nil: 503.
 	Reconciler Reconciler
-	// Logger receives request errors. Defaults to zap.NewNop().
+	// Logger receives request errors and, with AccessLog, the access log;
+	// every line of a request carries its id (request_id). Defaults to
+	// zap.NewNop().
 	Logger *zap.Logger
+	// AccessLog, when true, writes one Info line per request to Logger
+	// ("request": method, route, path, status, duration, bytes, principal
+	// and request_id; never the token). Defaults to false.
+	AccessLog bool
 	// Registry receives the API's metrics. Defaults to a new registry.
 	Registry *prometheus.Registry
 	// BodyLimit is the largest accepted request body. Defaults to 1 MiB.
@@ -286,12 +293,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// errorHandler renders err as a problem with the request's id, and logs
+// the unexpected ones (500s) through the request's logger. A request that
+// Fiber refused before the middleware (body over the limit, headers too
+// large, a timeout reading it) gets its id and, with the access log on, its
+// access line here.
 func (s *Server) errorHandler(c *fiber.Ctx, err error) error {
+	r := s.request(c)
 	p := problemFor(err)
 	if p.Status >= 500 && p.Status != 503 {
-		s.log.Error("request failed", zap.String(logMethod, c.Method()), zap.String(logPath, c.Path()), zap.Error(err))
+		s.logger(c).Error("request failed", zap.String(logMethod, utils.CopyString(c.Method())),
+			zap.String(logPath, utils.CopyString(c.Path())), zap.Error(err))
 	}
-	return writeProblem(c, p)
+	if err := writeProblem(c, p, r.id); err != nil {
+		return err
+	}
+	if !r.routed && s.cfg.AccessLog {
+		s.logAccess(c)
+	}
+	return nil
 }
 
 const (
