@@ -9,6 +9,7 @@ package redistest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -45,6 +46,70 @@ type Options struct {
 	Dir string
 	// ExtraArgs are appended to every redis-server command line.
 	ExtraArgs []string
+	// Password is every node's requirepass (the default user's password)
+	// and its masterauth, so replicas authenticate to their masters. Every
+	// client redistest makes, NewClient's included, sends it. Defaults to
+	// none.
+	Password string
+	// Users are ACL users every node has from its start, each a rule line
+	// as ACL SETUSER takes it, name first: "alice on >secret ~* &* +@all".
+	// Defaults to none (the default user only).
+	Users []string
+	// TLS, when set, makes the nodes serve TLS only (--port 0 and
+	// --tls-port on the node's port) with these files; a cluster's bus and
+	// replication go over TLS too. Clients need no certificate of their
+	// own. Every client redistest makes trusts TLS.CAFile. NewTLSFiles
+	// makes the files. Defaults to none: plain TCP.
+	TLS *TLSFiles
+
+	// clientTLS is the TLS configuration of redistest's clients, loaded
+	// from TLS.CAFile at start.
+	clientTLS *tls.Config
+}
+
+// prepare loads what the clients of the nodes need.
+func (o *Options) prepare() error {
+	if o.TLS == nil {
+		return nil
+	}
+	cfg, err := o.TLS.ClientConfig()
+	if err != nil {
+		return err
+	}
+	o.clientTLS = cfg
+	return nil
+}
+
+// nodeOptions returns the options of a client of one node at addr, with the
+// password and TLS configuration of the nodes.
+func (o Options) nodeOptions(addr string) *redis.Options {
+	return &redis.Options{Addr: addr, Password: o.Password, TLSConfig: o.tlsConfig(), DialTimeout: time.Second, MaxRetries: -1}
+}
+
+// tlsConfig returns a copy of the clients' TLS configuration, or nil.
+func (o Options) tlsConfig() *tls.Config {
+	if o.clientTLS == nil {
+		return nil
+	}
+	return o.clientTLS.Clone()
+}
+
+// cliArgs returns redis-cli's arguments to reach the nodes over TLS; the
+// password goes in its environment (cliEnv), off the command line.
+func (o Options) cliArgs() []string {
+	if o.TLS == nil {
+		return nil
+	}
+	return []string{"--tls", "--cacert", o.TLS.CAFile}
+}
+
+// cliEnv returns redis-cli's environment.
+func (o Options) cliEnv() []string {
+	env := os.Environ()
+	if o.Password != "" {
+		env = append(env, "REDISCLI_AUTH="+o.Password)
+	}
+	return env
 }
 
 func (o Options) withDefaults() Options {
@@ -109,6 +174,9 @@ func StartCluster(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	if err := opts.prepare(); err != nil {
+		return nil, err
+	}
 	for _, bin := range []string{opts.RedisServer, opts.RedisCLI} {
 		if _, err := exec.LookPath(bin); err != nil {
 			return nil, fmt.Errorf("redistest: %s not found (install Debian's redis-server and redis-tools): %w", bin, err)
@@ -140,10 +208,12 @@ func (c *Cluster) start(ctx context.Context) error {
 		c.nodes = append(c.nodes, n)
 		c.addrs = append(c.addrs, n.Addr)
 	}
-	args := []string{"--cluster", "create"}
+	args := append(c.opts.cliArgs(), "--cluster", "create")
 	args = append(args, c.addrs...)
 	args = append(args, "--cluster-replicas", fmt.Sprint(c.opts.ReplicasPerMaster), "--cluster-yes")
-	out, err := exec.CommandContext(ctx, c.opts.RedisCLI, args...).CombinedOutput()
+	cli := exec.CommandContext(ctx, c.opts.RedisCLI, args...)
+	cli.Env = c.opts.cliEnv()
+	out, err := cli.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("redistest: %s %s: %v\n%s", c.opts.RedisCLI, strings.Join(args, " "), err, out)
 	}
@@ -211,7 +281,8 @@ func (c *Cluster) Client() *redis.ClusterClient {
 }
 
 // NewClient returns a new client of the cluster; the caller closes it. opt
-// may be nil; its Addrs are replaced by the cluster's.
+// may be nil; its Addrs are replaced by the cluster's. Unless opt sets them,
+// the client sends Options.Password and trusts Options.TLS.CAFile.
 func (c *Cluster) NewClient(opt *redis.ClusterOptions) *redis.ClusterClient {
 	var o redis.ClusterOptions
 	if opt != nil {
@@ -220,6 +291,12 @@ func (c *Cluster) NewClient(opt *redis.ClusterOptions) *redis.ClusterClient {
 	o.Addrs = c.Addrs()
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 2 * time.Second
+	}
+	if o.Password == "" && o.Username == "" {
+		o.Password = c.opts.Password
+	}
+	if o.TLSConfig == nil {
+		o.TLSConfig = c.opts.tlsConfig()
 	}
 	return redis.NewClusterClient(&o)
 }

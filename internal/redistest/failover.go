@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -25,7 +24,9 @@ func (c *Cluster) nodeByAddr(addr string) *Node {
 func (c *Cluster) topology(ctx context.Context) ([]nodeLine, error) {
 	var lastErr error = errors.New("no node is running")
 	for _, n := range c.running() {
-		cl := redis.NewClient(&redis.Options{Addr: n.Addr, DialTimeout: time.Second, MaxRetries: -1, PoolSize: 1})
+		o := c.opts.nodeOptions(n.Addr)
+		o.PoolSize = 1
+		cl := redis.NewClient(o)
 		raw, err := cl.ClusterNodes(ctx).Result()
 		cl.Close()
 		if err != nil {

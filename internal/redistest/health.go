@@ -189,7 +189,9 @@ func (c *Cluster) checkHealthy(ctx context.Context, live []*Node, clients map[st
 func (c *Cluster) waitHealthy(ctx context.Context, live []*Node) error {
 	clients := map[string]*redis.Client{}
 	for _, n := range live {
-		clients[n.Addr] = redis.NewClient(&redis.Options{Addr: n.Addr, DialTimeout: time.Second, ReadTimeout: 2 * time.Second, MaxRetries: -1, PoolSize: 1})
+		o := c.opts.nodeOptions(n.Addr)
+		o.ReadTimeout, o.PoolSize = 2*time.Second, 1
+		clients[n.Addr] = redis.NewClient(o)
 	}
 	defer func() {
 		for _, cl := range clients {

@@ -138,13 +138,37 @@ func (s *spawner) close() { s.once.Do(func() { close(s.reqs) }) }
 
 // serverArgs returns redis-server's command line for node n.
 func serverArgs(n *Node, o Options) []string {
-	args := []string{
-		"--port", strconv.Itoa(n.Port),
+	var args []string
+	if o.TLS == nil {
+		args = []string{"--port", strconv.Itoa(n.Port)}
+	} else {
+		args = []string{
+			"--port", "0",
+			"--tls-port", strconv.Itoa(n.Port),
+			"--tls-cert-file", o.TLS.CertFile,
+			"--tls-key-file", o.TLS.KeyFile,
+			"--tls-ca-cert-file", o.TLS.CAFile,
+			"--tls-auth-clients", "no",
+		}
+		if !n.standalone {
+			// The bus listens on the TLS port + 10000.
+			args = append(args, "--tls-cluster", "yes", "--tls-replication", "yes")
+		}
+	}
+	if o.Password != "" {
+		args = append(args, "--requirepass", o.Password, "--masterauth", o.Password)
+	}
+	for _, u := range o.Users {
+		// Each word its own argument: redis-server quotes each one.
+		args = append(args, "--user")
+		args = append(args, strings.Fields(u)...)
+	}
+	args = append(args,
 		"--bind", "127.0.0.1",
 		"--dir", n.Dir,
 		"--logfile", n.LogPath(),
 		"--daemonize", "no",
-	}
+	)
 	if !n.standalone {
 		args = append(args,
 			"--cluster-enabled", "yes",
@@ -184,7 +208,7 @@ func (c *Cluster) launch(ctx context.Context, n *Node) error {
 		close(exited)
 	}()
 
-	cl := redis.NewClient(&redis.Options{Addr: n.Addr, DialTimeout: time.Second, MaxRetries: -1})
+	cl := redis.NewClient(c.opts.nodeOptions(n.Addr))
 	defer cl.Close()
 	deadline := time.Now().Add(c.opts.NodeStartTimeout)
 	for {

@@ -17,9 +17,13 @@ type Server struct {
 }
 
 // StartServer starts a standalone redis-server and returns once it answers
-// PING. Of opts only RedisServer, Dir, NodeStartTimeout and ExtraArgs apply.
+// PING. Of opts only RedisServer, Dir, NodeStartTimeout, ExtraArgs,
+// Password, Users and TLS apply.
 func StartServer(ctx context.Context, opts Options) (*Server, error) {
 	opts = opts.withDefaults()
+	if err := opts.prepare(); err != nil {
+		return nil, err
+	}
 	if _, err := exec.LookPath(opts.RedisServer); err != nil {
 		return nil, fmt.Errorf("redistest: %s not found (install Debian's redis-server): %w", opts.RedisServer, err)
 	}
@@ -42,13 +46,20 @@ func StartServer(ctx context.Context, opts Options) (*Server, error) {
 func (s *Server) Addr() string { return s.c.addrs[0] }
 
 // NewClient returns a new client of the server; the caller closes it. opt
-// may be nil; its Addr is replaced by the server's.
+// may be nil; its Addr is replaced by the server's. Unless opt sets them,
+// the client sends Options.Password and trusts Options.TLS.CAFile.
 func (s *Server) NewClient(opt *redis.Options) *redis.Client {
 	var o redis.Options
 	if opt != nil {
 		o = *opt
 	}
 	o.Addr = s.Addr()
+	if o.Password == "" && o.Username == "" {
+		o.Password = s.c.opts.Password
+	}
+	if o.TLSConfig == nil {
+		o.TLSConfig = s.c.opts.tlsConfig()
+	}
 	return redis.NewClient(&o)
 }
 
