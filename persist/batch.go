@@ -247,6 +247,31 @@ func writeEvents(ctx context.Context, pool *pgxpool.Pool, p int, events []engine
 // hookFunc is the shape of the persister's failure-injection hooks.
 type hookFunc = func(ctx context.Context, partition int, events []engine.Event) error
 
+// stage copies event rows (eventRow) into the transaction's staging table.
+func stage(ctx context.Context, tx pgx.Tx, rows [][]any) error {
+	if _, err := tx.Exec(ctx, stagingDDL); err != nil {
+		return fmt.Errorf("staging table: %w", err)
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persist_staging"}, stagingColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("copy into staging: %w", err)
+	}
+	return nil
+}
+
+// insertRows appends event rows to the ledger through the staging table and
+// returns how many were new (a row whose version is stored already is
+// skipped).
+func insertRows(ctx context.Context, tx pgx.Tx, rows [][]any) (int64, error) {
+	if err := stage(ctx, tx, rows); err != nil {
+		return 0, err
+	}
+	tag, err := tx.Exec(ctx, insertEventsSQL)
+	if err != nil {
+		return 0, fmt.Errorf("insert events: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // writeBatch writes events in one transaction: COPY into staging, hold back
 // forked items' events, insert the others, record the held ones and skipped
 // versions, upsert the items, then beforeCommit (may be nil),
@@ -254,15 +279,12 @@ type hookFunc = func(ctx context.Context, partition int, events []engine.Event) 
 func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, beforeCommit hookFunc) (batchResult, error) {
 	var res batchResult
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, stagingDDL); err != nil {
-			return fmt.Errorf("staging table: %w", err)
-		}
 		rows := make([][]any, len(events))
 		for i := range events {
 			rows[i] = eventRow(&events[i])
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persist_staging"}, stagingColumns, pgx.CopyFromRows(rows)); err != nil {
-			return fmt.Errorf("copy into staging: %w", err)
+		if err := stage(ctx, tx, rows); err != nil {
+			return err
 		}
 		tag, err := tx.Exec(ctx, holdForkedSQL)
 		if err != nil {

@@ -214,17 +214,11 @@ func (r *Reconciler) fillGap(ctx context.Context, rep *Report, g *gap, dead map[
 	}
 	if rep.Mode == ModeRepair {
 		err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, stagingDDL); err != nil {
-				return err
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persist_staging"}, stagingColumns, pgx.CopyFromRows(rows)); err != nil {
-				return err
-			}
-			tag, err := tx.Exec(ctx, insertEventsSQL)
+			n, err := insertRows(ctx, tx, rows)
 			if err != nil {
 				return err
 			}
-			if tag.RowsAffected() != int64(len(rows)) {
+			if n != int64(len(rows)) {
 				return errRace
 			}
 			_, err = tx.Exec(ctx, deleteGapSQL, g.ref.Store, g.ref.SKU, g.from)

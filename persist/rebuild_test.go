@@ -119,7 +119,7 @@ func TestRebuildAfterPartitionFlush(t *testing.T) {
 			released = true
 		}
 	}
-	v.clock.Advance(5 * time.Second)
+	v.clock.Advance(5 * time.Minute)
 	n, err := v.e.ExpireDue(ctx, p, 1000)
 	require.NoError(t, err)
 	require.Equal(t, len(before.res)-1, n, "every other restored hold expires")

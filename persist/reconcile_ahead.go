@@ -138,17 +138,11 @@ func (r *Reconciler) reconcileLedger(ctx context.Context, runID int64, ref engin
 	}
 	ok := false
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, stagingDDL); err != nil {
-			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persist_staging"}, stagingColumns, pgx.CopyFromRows(rows)); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, insertEventsSQL)
+		inserted, err := insertRows(ctx, tx, rows)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() != n {
+		if inserted != n {
 			return errRace
 		}
 		if _, err := tx.Exec(ctx, upsertItemsSQL); err != nil {

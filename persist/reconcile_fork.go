@@ -285,17 +285,11 @@ func (r *Reconciler) mergeFork(ctx context.Context, runID int64, fi *forkedItem,
 			ReorderPoint: m.merged.ReorderPoint, MaxPerCustomer: m.merged.MaxPerCustomer,
 			IdempotencyKey: "reconcile-fork:" + strconv.FormatInt(runID, 10), Principal: "reconciler",
 			Time: r.cfg.Clock().UTC(), Reason: reason}
-		if _, err := tx.Exec(ctx, stagingDDL); err != nil {
-			return err
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persist_staging"}, stagingColumns, pgx.CopyFromRows([][]any{eventRow(&ev)})); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, insertEventsSQL)
+		inserted, err := insertRows(ctx, tx, [][]any{eventRow(&ev)})
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() != 1 {
+		if inserted != 1 {
 			return errLedgerMoved
 		}
 		if _, err := tx.Exec(ctx, upsertItemsSQL); err != nil {

@@ -64,7 +64,7 @@ func workload(t testing.TB, v *env, seed uint64, workers, ops int, stores, skus 
 						Lines: []engine.Line{{SKU: sku, Qty: int64(1 + r.IntN(3))}}}, engine.Op{IdempotencyKey: fmt.Sprintf("k%d-%d-%d", seed, w, i)})
 				case op <= 7:
 					var res engine.ReservationResult
-					res, err = v.e.Reserve(ctx, engine.ReserveRequest{Store: store, Customer: cust, TTL: time.Duration(1+r.IntN(3)) * time.Second,
+					res, err = v.e.Reserve(ctx, engine.ReserveRequest{Store: store, Customer: cust, TTL: time.Duration(1+r.IntN(3)) * time.Minute,
 						Lines: []engine.Line{{SKU: sku, Qty: int64(1 + r.IntN(3))}}}, engine.Op{})
 					if err == nil {
 						mu.Lock()
@@ -100,8 +100,10 @@ func workload(t testing.TB, v *env, seed uint64, workers, ops int, stores, skus 
 		}(w)
 	}
 	wg.Wait()
-	// Expire some of what is left, through the engine's clock.
-	v.clock.Advance(2 * time.Second)
+	// Expire some of what is left, through the engine's clock. (Holds last
+	// minutes, so none expires by itself while a slow machine runs the
+	// test: a hold past expires_at reads as expired.)
+	v.clock.Advance(2 * time.Minute)
 	for p := 0; p < v.e.Partitions(); p++ {
 		_, err := v.e.ExpireDue(ctx, p, 1000)
 		require.NoError(t, err)
