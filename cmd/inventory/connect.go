@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -74,15 +73,10 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger) (*deps, error) {
 		}
 	}
 	poolSize := 2*cfg.Partitions + 64 // blocking stream reads hold one each
-	switch {
-	case cfg.RedisClusterAddrs != "":
-		addrs := strings.Split(cfg.RedisClusterAddrs, ",")
-		// go-redis reloads the slot map on MOVED/ASK only; a dead master sends
-		// neither, so reload it periodically too.
-		copt := &redis.ClusterOptions{Addrs: addrs, PoolSize: poolSize, ClusterStateReloadInterval: 5 * time.Second}
-		engine.FailFastCluster(copt)
-		d.rdb = redis.NewClusterClient(copt)
-	case cfg.embedded():
+	var target *redisTarget           // a real Redis, not the embedded one
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if cfg.embedded() {
 		m := miniredis.NewMiniRedis()
 		if err := m.StartAddr("127.0.0.1:0"); err != nil {
 			return nil, fmt.Errorf("start embedded redis: %w", err)
@@ -92,21 +86,21 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger) (*deps, error) {
 		log.Warn("!!! EMBEDDED REDIS: running on an in-process miniredis at " + m.Addr() +
 			"; every item is lost when this process exits. Set INVENTORY_REDIS_URL to a real Redis for anything but a demo.")
 		d.rdb = redis.NewClient(&redis.Options{Addr: m.Addr(), PoolSize: poolSize})
-	default:
-		opt, err := redis.ParseURL(cfg.RedisURL)
+		closers = append(closers, func() { _ = d.rdb.Close() })
+	} else {
+		// A cluster (INVENTORY_REDIS_CLUSTER_ADDRS) or one Redis
+		// (INVENTORY_REDIS_URL), with user, password and TLS as the URL
+		// says: see redisconn.go.
+		t, err := newRedisClient(cfg, poolSize)
 		if err != nil {
-			return nil, fmt.Errorf("INVENTORY_REDIS_URL: %w", err)
+			return nil, err
 		}
-		opt.PoolSize = poolSize
-		engine.FailFast(opt)
-		d.rdb = redis.NewClient(opt)
-	}
-	closers = append(closers, func() { _ = d.rdb.Close() })
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := d.rdb.Ping(pctx).Err(); err != nil {
-		d.close()
-		return nil, fmt.Errorf("redis unreachable: %w", err)
+		target, d.rdb = t, t.client
+		closers = append(closers, func() { _ = d.rdb.Close() })
+		if err := t.ping(pctx); err != nil {
+			d.close()
+			return nil, err
+		}
 	}
 	e, err := engine.New(engine.Config{Client: d.rdb, Prefix: cfg.RedisPrefix, Partitions: cfg.Partitions, Logger: log.Named("engine")})
 	if err != nil {
@@ -116,6 +110,11 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger) (*deps, error) {
 	d.e = e
 	if err := e.LoadScripts(pctx); err != nil {
 		d.close()
+		if target != nil {
+			if h := target.hint(err); h != nil {
+				err = h // a user without the right to load scripts
+			}
+		}
 		return nil, err
 	}
 	if !cfg.embedded() {
