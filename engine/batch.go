@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +19,7 @@ import (
 
 type pending struct {
 	payload string
-	res     any
+	res     *result
 	err     error
 	done    chan struct{}
 }
@@ -37,7 +36,7 @@ type batcher struct {
 func (e *Engine) batcher(p int) *batcher { return e.batchers[p] }
 
 // submit queues one request and waits for its result.
-func (b *batcher) submit(ctx context.Context, payload string) (any, error) {
+func (b *batcher) submit(ctx context.Context, payload string) (*result, error) {
 	pd := &pending{payload: payload, done: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, pd)
@@ -122,37 +121,10 @@ func (b *batcher) send(batch []*pending) {
 		if err != nil {
 			pd.err = err
 		} else {
-			pd.res, pd.err = batchResult(arr[i])
+			pd.res, pd.err = decodeResult(arr[i])
 		}
 		close(pd.done)
 	}
-}
-
-// batchResult turns one element of the batch reply into a result or a
-// domain error ({-1, "CODE detail"}).
-func batchResult(v any) (any, error) {
-	a, ok := v.([]any)
-	if !ok || len(a) == 0 {
-		return nil, fmt.Errorf("batch: unexpected element %T", v)
-	}
-	if isMinusOne(a[0]) && len(a) == 2 {
-		msg, _ := a[1].(string)
-		code, detail, _ := strings.Cut(msg, " ")
-		return nil, interpretCode(code, detail, fmt.Errorf("%s", msg))
-	}
-	return a, nil
-}
-
-// isMinusOne reports whether v is -1, as an integer or (in a replayed batch)
-// a string.
-func isMinusOne(v any) bool {
-	switch x := v.(type) {
-	case int64:
-		return x == -1
-	case string:
-		return x == "-1"
-	}
-	return false
 }
 
 func (e *Engine) metricBatch(n int) {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
 
@@ -40,9 +41,9 @@ func TestBatchRetryReplays(t *testing.T) {
 			var payloads []any
 			payloads = append(payloads, "batch-1")
 			for i := 0; i < 5; i++ {
-				w := &wreq{O: "checkout", Store: "s1", Lines: []wireLine{{SKU: "sofa", Qty: 1}}}
+				w := &request{Op: "checkout", Store: "s1", Lines: []wireLine{{SKU: "sofa", Qty: 1}}}
 				require.NoError(t, identify(w, Op{}))
-				b, err := jsonMarshal(w)
+				b, err := json.Marshal(w)
 				require.NoError(t, err)
 				payloads = append(payloads, string(b))
 			}
@@ -53,18 +54,14 @@ func TestBatchRetryReplays(t *testing.T) {
 			a, b := first.([]any), second.([]any)
 			require.Len(t, b, 5)
 			for i := range a {
-				ra, ea := batchResult(a[i])
-				rb, eb := batchResult(b[i])
+				ra, ea := decodeResult(a[i])
+				rb, eb := decodeResult(b[i])
 				require.Equal(t, ea == nil, eb == nil)
 				if ea != nil {
 					require.Equal(t, ea.Error(), eb.Error())
 					continue
 				}
-				ia, ib := (&reply{a: ra.([]any)}), (&reply{a: rb.([]any)})
-				require.Equal(t, ia.int(), ib.int())
-				na, nb := ia.int(), ib.int()
-				require.Equal(t, na, nb)
-				require.Equal(t, ia.items(na), ib.items(nb))
+				require.Equal(t, ra, rb)
 			}
 			it, err := e.GetItem(ctx, "s1", "sofa")
 			require.NoError(t, err)

@@ -2,8 +2,11 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // SetRequest sets an item's on_hand absolutely, creating the item if absent.
@@ -60,35 +63,38 @@ func (e *Engine) Set(ctx context.Context, req SetRequest, op Op) (ItemResult, er
 	if err := validReason(req.Reason); err != nil {
 		return ItemResult{}, err
 	}
-	w := &wreq{O: "set", Store: req.Store, SKU: req.SKU, OnHand: &req.OnHand, EV: req.ExpectVersion, Reason: req.Reason}
+	w := &request{Op: "set", Store: req.Store, SKU: req.SKU, OnHand: &req.OnHand, ExpectVersion: req.ExpectVersion, Reason: req.Reason}
 	if req.ExpectVersion != nil && *req.ExpectVersion < 0 {
 		return ItemResult{}, invalid("version", "must not be negative")
 	}
 	clear := int64(-1)
 	switch {
 	case req.ClearReorderPoint:
-		w.RP = &clear
+		w.ReorderPoint = &clear
 	case req.ReorderPoint != nil:
 		if *req.ReorderPoint < 0 || *req.ReorderPoint > MaxOnHand {
 			return ItemResult{}, invalid("reorder_point", "must be 0..%d", int64(MaxOnHand))
 		}
-		w.RP = req.ReorderPoint
+		w.ReorderPoint = req.ReorderPoint
 	}
 	switch {
 	case req.ClearMaxPerCustomer:
-		w.MPC = &clear
+		w.MaxPerCustomer = &clear
 	case req.MaxPerCustomer != nil:
 		if *req.MaxPerCustomer < 0 || *req.MaxPerCustomer > MaxQty {
 			return ItemResult{}, invalid("max_per_customer", "must be 0..%d", MaxQty)
 		}
-		w.MPC = req.MaxPerCustomer
+		w.MaxPerCustomer = req.MaxPerCustomer
 	}
 	r, err := e.write(ctx, e.Partition(req.Store), w, op)
 	if err != nil {
 		return ItemResult{}, fmt.Errorf("set %s/%s: %w", req.Store, req.SKU, err)
 	}
-	res := ItemResult{Replayed: r.int() == 1, Created: r.int() == 1, Item: r.item()}
-	return res, r.err
+	it, err := r.item()
+	if err != nil {
+		return ItemResult{}, fmt.Errorf("set %s/%s: %w", req.Store, req.SKU, err)
+	}
+	return ItemResult{Item: it, Created: r.Created, Replayed: r.Replayed}, nil
 }
 
 // AdjustRequest changes an existing item's on_hand by Delta.
@@ -118,15 +124,16 @@ func (e *Engine) Adjust(ctx context.Context, req AdjustRequest, op Op) (ItemResu
 	if req.ExpectVersion != nil && *req.ExpectVersion < 1 {
 		return ItemResult{}, invalid("version", "must be positive")
 	}
-	w := &wreq{O: "adjust", Store: req.Store, SKU: req.SKU, Delta: req.Delta, EV: req.ExpectVersion, Reason: req.Reason}
+	w := &request{Op: "adjust", Store: req.Store, SKU: req.SKU, Delta: req.Delta, ExpectVersion: req.ExpectVersion, Reason: req.Reason}
 	r, err := e.write(ctx, e.Partition(req.Store), w, op)
 	if err != nil {
 		return ItemResult{}, fmt.Errorf("adjust %s/%s: %w", req.Store, req.SKU, err)
 	}
-	res := ItemResult{Replayed: r.int() == 1}
-	r.int()
-	res.Item = r.item()
-	return res, r.err
+	it, err := r.item()
+	if err != nil {
+		return ItemResult{}, fmt.Errorf("adjust %s/%s: %w", req.Store, req.SKU, err)
+	}
+	return ItemResult{Item: it, Replayed: r.Replayed}, nil
 }
 
 // CheckoutRequest sells every line or none, at one store.
@@ -184,14 +191,15 @@ func (e *Engine) Checkout(ctx context.Context, req CheckoutRequest, op Op) (Chec
 	if err := validReason(req.Reason); err != nil {
 		return CheckoutResult{}, err
 	}
-	w := &wreq{O: "checkout", Store: req.Store, Lines: wl, Customer: req.Customer, Reason: req.Reason}
+	w := &request{Op: "checkout", Store: req.Store, Lines: wl, Customer: req.Customer, Reason: req.Reason}
 	r, err := e.write(ctx, e.Partition(req.Store), w, op)
 	if err != nil {
 		return CheckoutResult{}, fmt.Errorf("checkout at %s: %w", req.Store, err)
 	}
-	res := CheckoutResult{Replayed: r.int() == 1}
-	res.Items = r.items(r.int())
-	return res, r.err
+	if len(r.Items) != len(req.Lines) {
+		return CheckoutResult{}, fmt.Errorf("checkout at %s: script reply: %d items for %d lines", req.Store, len(r.Items), len(req.Lines))
+	}
+	return CheckoutResult{Items: r.Items, Replayed: r.Replayed}, nil
 }
 
 // ReserveRequest holds every line or none, at one store, for TTL.
@@ -212,11 +220,11 @@ type ReservationResult struct {
 	Replayed    bool
 }
 
-func (r *reply) reservationResult() (ReservationResult, error) {
-	res := ReservationResult{Replayed: r.int() == 1}
-	res.Reservation = r.reservation()
-	res.Items = r.items(r.int())
-	return res, r.err
+func (r *result) reservationResult() (ReservationResult, error) {
+	if r.Reservation == nil {
+		return ReservationResult{}, fmt.Errorf("script reply: no reservation")
+	}
+	return ReservationResult{Reservation: *r.Reservation, Items: r.Items, Replayed: r.Replayed}, nil
 }
 
 // Reserve holds every line or none. Errors: as Checkout.
@@ -235,13 +243,17 @@ func (e *Engine) Reserve(ctx context.Context, req ReserveRequest, op Op) (Reserv
 		return ReservationResult{}, invalid("ttl_seconds", "must be a whole number of seconds, 1..86400")
 	}
 	p := e.Partition(req.Store)
-	w := &wreq{O: "reserve", Store: req.Store, Lines: wl, Customer: req.Customer, TTL: req.TTL.Milliseconds(),
-		RID: fmt.Sprintf("%d-%s", p, randomHex(16)), Reason: req.Reason}
+	w := &request{Op: "reserve", Store: req.Store, Lines: wl, Customer: req.Customer, TTLms: req.TTL.Milliseconds(),
+		ReservationID: fmt.Sprintf("%d-%s", p, randomHex(16)), Reason: req.Reason}
 	r, err := e.write(ctx, p, w, op)
 	if err != nil {
 		return ReservationResult{}, fmt.Errorf("reserve at %s: %w", req.Store, err)
 	}
-	return r.reservationResult()
+	res, err := r.reservationResult()
+	if err != nil {
+		return ReservationResult{}, fmt.Errorf("reserve at %s: %w", req.Store, err)
+	}
+	return res, nil
 }
 
 // ReservationPartition returns the partition a reservation id belongs to, or
@@ -264,11 +276,15 @@ func (e *Engine) finish(ctx context.Context, o, id string, op Op) (ReservationRe
 	if err != nil {
 		return ReservationResult{}, err
 	}
-	r, err := e.write(ctx, p, &wreq{O: o, RID: id}, op)
+	r, err := e.write(ctx, p, &request{Op: o, ReservationID: id}, op)
 	if err != nil {
 		return ReservationResult{}, fmt.Errorf("%s reservation %s: %w", o, id, err)
 	}
-	return r.reservationResult()
+	res, err := r.reservationResult()
+	if err != nil {
+		return ReservationResult{}, fmt.Errorf("%s reservation %s: %w", o, id, err)
+	}
+	return res, nil
 }
 
 // Commit turns a held reservation into a sale. Committing a committed one
@@ -286,18 +302,34 @@ func (e *Engine) Release(ctx context.Context, id string, op Op) (ReservationResu
 	return e.finish(ctx, "release", id, op)
 }
 
+// logReservation is the log key of a reservation id.
+const logReservation = "reservation"
+
+// expireRequest is the expire script's request (luascripts/expire.lua).
+type expireRequest struct {
+	// Limit is the most holds to expire in one call.
+	Limit int `json:"limit"`
+}
+
 // ExpireDue expires up to limit reservations of partition p whose expires_at
-// has passed, and returns how many it expired. Safe to call from many
-// processes at once.
+// has passed, and returns how many it expired. A hold whose items no longer
+// hold its units is dropped from the expiry set, its units left as they
+// are, and logged. Safe to call from many processes at once.
 func (e *Engine) ExpireDue(ctx context.Context, p, limit int) (int, error) {
-	res, err := e.run(ctx, e.scripts.Expire, p, limit)
+	b, err := json.Marshal(expireRequest{Limit: limit})
+	if err != nil {
+		return 0, err
+	}
+	v, err := e.run(ctx, e.scripts.Expire, p, string(b))
 	if err != nil {
 		return 0, fmt.Errorf("expire partition %d: %w", p, err)
 	}
-	arr, ok := res.([]any)
-	if !ok || len(arr) == 0 {
-		return 0, fmt.Errorf("expire partition %d: unexpected reply %v", p, res)
+	r, err := decodeResult(v)
+	if err != nil {
+		return 0, fmt.Errorf("expire partition %d: %w", p, err)
 	}
-	n, _ := arr[0].(int64)
-	return int(n), nil
+	for _, id := range r.Corrupt {
+		e.log.Warn("corrupt reservation dropped from the expiry set", zap.Int(logPartition, p), zap.String(logReservation, id))
+	}
+	return len(r.Expired), nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,16 +14,27 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-func (e *Engine) read(ctx context.Context, p int, args ...any) (*reply, error) {
-	res, err := e.run(ctx, e.scripts.Read, p, args...)
+// readRequest is the read script's request (luascripts/read.lua): Op is
+// item, skus, items, sku, reservation or stores; the other members are its
+// arguments.
+type readRequest struct {
+	Op            string   `json:"op"`
+	Store         string   `json:"store,omitempty"`
+	SKU           string   `json:"sku,omitempty"`
+	SKUs          []string `json:"skus,omitempty"`
+	ReservationID string   `json:"reservation_id,omitempty"`
+}
+
+func (e *Engine) read(ctx context.Context, p int, req readRequest) (*result, error) {
+	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	arr, ok := res.([]any)
-	if !ok {
-		return nil, fmt.Errorf("read: unexpected reply %T", res)
+	v, err := e.run(ctx, e.scripts.Read, p, string(b))
+	if err != nil {
+		return nil, err
 	}
-	return &reply{a: arr}, nil
+	return decodeResult(v)
 }
 
 // GetItem reads one item. Errors: *ValidationError, ErrNotFound,
@@ -31,12 +43,15 @@ func (e *Engine) GetItem(ctx context.Context, store, sku string) (Item, error) {
 	if err := validStoreSKU(store, sku); err != nil {
 		return Item{}, err
 	}
-	r, err := e.read(ctx, e.Partition(store), "item", store, sku)
+	r, err := e.read(ctx, e.Partition(store), readRequest{Op: "item", Store: store, SKU: sku})
 	if err != nil {
 		return Item{}, fmt.Errorf("get %s/%s: %w", store, sku, err)
 	}
-	it := r.item()
-	return it, r.err
+	it, err := r.item()
+	if err != nil {
+		return Item{}, fmt.Errorf("get %s/%s: %w", store, sku, err)
+	}
+	return it, nil
 }
 
 // MaxListLimit bounds one page of ListItems.
@@ -58,14 +73,11 @@ func (e *Engine) ListItems(ctx context.Context, store, cursor string, limit int)
 		return nil, "", invalid("limit", "must be 1..%d", MaxListLimit)
 	}
 	p := e.Partition(store)
-	r, err := e.read(ctx, p, "skus", store)
+	r, err := e.read(ctx, p, readRequest{Op: "skus", Store: store})
 	if err != nil {
 		return nil, "", fmt.Errorf("list %s: %w", store, err)
 	}
-	skus := make([]string, 0, len(r.a))
-	for r.more() {
-		skus = append(skus, r.str())
-	}
+	skus := r.SKUs
 	sort.Strings(skus)
 	start := sort.SearchStrings(skus, cursor)
 	if start < len(skus) && skus[start] == cursor {
@@ -81,19 +93,11 @@ func (e *Engine) ListItems(ctx context.Context, store, cursor string, limit int)
 	if len(page) == 0 {
 		return items, next, nil
 	}
-	args := make([]any, 0, len(page)+2)
-	args = append(args, "items", store)
-	for _, s := range page {
-		args = append(args, s)
-	}
-	r, err = e.read(ctx, p, args...)
+	r, err = e.read(ctx, p, readRequest{Op: "items", Store: store, SKUs: page})
 	if err != nil {
 		return nil, "", fmt.Errorf("list %s: %w", store, err)
 	}
-	for r.more() {
-		items = append(items, r.item())
-	}
-	return items, next, r.err
+	return append(items, r.Items...), next, nil
 }
 
 // Availability is a SKU's stock across every store that carries it.
@@ -106,19 +110,23 @@ type Availability struct {
 // fanOut runs the read script on every partition in one pipeline (split per
 // node on a cluster). A partition whose node lost the script (NOSCRIPT) is
 // read again on its own with EVAL, which also reloads it.
-func (e *Engine) fanOut(ctx context.Context, args ...any) ([]*reply, error) {
+func (e *Engine) fanOut(ctx context.Context, req readRequest) ([]*result, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
 	cmds := make([]*redis.Cmd, e.cfg.Partitions)
 	_, _ = e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for p := range cmds {
-			cmds[p] = e.scripts.Read.EvalSha(ctx, pipe, []string{e.StreamKey(p)}, e.baseArgs(args...)...)
+			cmds[p] = e.scripts.Read.EvalSha(ctx, pipe, []string{e.StreamKey(p)}, e.baseArgs(string(b))...)
 		}
 		return nil
 	})
-	out := make([]*reply, len(cmds))
+	out := make([]*result, len(cmds))
 	for p, c := range cmds {
-		res, err := c.Result()
+		v, err := c.Result()
 		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-			res, err = e.run(ctx, e.scripts.Read, p, args...)
+			v, err = e.run(ctx, e.scripts.Read, p, string(b))
 		} else if err != nil {
 			e.refreshTopology(err)
 			err = interpretError(err)
@@ -126,11 +134,9 @@ func (e *Engine) fanOut(ctx context.Context, args ...any) ([]*reply, error) {
 		if err != nil {
 			return nil, err
 		}
-		arr, ok := res.([]any)
-		if !ok {
-			return nil, fmt.Errorf("read: unexpected reply %T", res)
+		if out[p], err = decodeResult(v); err != nil {
+			return nil, err
 		}
-		out[p] = &reply{a: arr}
 	}
 	return out, nil
 }
@@ -142,19 +148,15 @@ func (e *Engine) Availability(ctx context.Context, sku string) (Availability, er
 	if !ValidID(sku) {
 		return Availability{}, invalid("sku", "must match %s", idRE)
 	}
-	replies, err := e.fanOut(ctx, "sku", sku)
+	replies, err := e.fanOut(ctx, readRequest{Op: "sku", SKU: sku})
 	if err != nil {
 		return Availability{}, fmt.Errorf("availability of %s: %w", sku, err)
 	}
 	a := Availability{SKU: sku, Stores: []Item{}}
 	for _, r := range replies {
-		for r.more() {
-			it := r.item()
+		for _, it := range r.Items {
 			a.Stores = append(a.Stores, it)
 			a.Available += it.Available
-		}
-		if r.err != nil {
-			return Availability{}, r.err
 		}
 	}
 	sort.Slice(a.Stores, func(i, j int) bool { return a.Stores[i].Store < a.Stores[j].Store })
@@ -164,15 +166,13 @@ func (e *Engine) Availability(ctx context.Context, sku string) (Availability, er
 // Stores returns every store that has at least one item, sorted. Errors:
 // ErrPartitionNotReady.
 func (e *Engine) Stores(ctx context.Context) ([]string, error) {
-	replies, err := e.fanOut(ctx, "stores")
+	replies, err := e.fanOut(ctx, readRequest{Op: "stores"})
 	if err != nil {
 		return nil, fmt.Errorf("list stores: %w", err)
 	}
 	out := []string{}
 	for _, r := range replies {
-		for r.more() {
-			out = append(out, r.str())
-		}
+		out = append(out, r.Stores...)
 	}
 	sort.Strings(out)
 	return out, nil
@@ -186,17 +186,20 @@ func (e *Engine) GetReservation(ctx context.Context, id string) (Reservation, er
 	if err != nil {
 		return Reservation{}, err
 	}
-	r, err := e.read(ctx, p, "reservation", id)
+	r, err := e.read(ctx, p, readRequest{Op: "reservation", ReservationID: id})
 	if err != nil {
 		return Reservation{}, fmt.Errorf("get reservation %s: %w", id, err)
 	}
-	res := r.reservation()
-	if r.err == nil && res.Status == StatusHeld && !e.Now().Before(res.ExpiresAt) {
+	if r.Reservation == nil {
+		return Reservation{}, fmt.Errorf("get reservation %s: script reply: no reservation", id)
+	}
+	res := *r.Reservation
+	if res.Status == StatusHeld && !e.Now().Before(res.ExpiresAt) {
 		// Past expires_at the hold is over, whether or not the sweeper has
 		// given its units back yet (it does within seconds).
 		res.Status = StatusExpired
 	}
-	return res, r.err
+	return res, nil
 }
 
 // IsUnavailable reports whether err means the stock service cannot answer

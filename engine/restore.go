@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,26 +42,62 @@ func (e *Engine) RestoreItem(ctx context.Context, s ItemState, expectCurrent int
 	if s.UpdatedAt.IsZero() {
 		s.UpdatedAt = e.Now()
 	}
-	cu := make([][2]any, 0, len(s.CustomerUnits))
-	for c, n := range s.CustomerUnits {
-		cu = append(cu, [2]any{c, n})
-	}
-	req := map[string]any{
-		"store": s.Store, "sku": s.SKU, "oh": s.OnHand, "rs": s.Reserved, "v": s.Version,
-		"rp": s.ReorderPoint, "mpc": s.MaxPerCustomer, "ua": s.UpdatedAt.UnixMilli(), "cur": expectCurrent,
-	}
-	if len(cu) > 0 {
-		req["cu"] = cu
-	}
-	if s.KeepCustomerUnits {
-		req["keepcu"] = true
-	}
-	b, err := json.Marshal(req)
+	b, err := json.Marshal(restoreRequest{
+		Store: s.Store, SKU: s.SKU, OnHand: s.OnHand, Reserved: s.Reserved, Version: s.Version,
+		ReorderPoint: s.ReorderPoint, MaxPerCustomer: s.MaxPerCustomer, UpdatedAtMs: s.UpdatedAt.UnixMilli(),
+		ExpectVersion: expectCurrent, CustomerUnits: s.CustomerUnits, KeepCustomerUnits: s.KeepCustomerUnits,
+	})
 	if err != nil {
 		return err
 	}
-	if _, err := e.run(ctx, e.scripts.Restore, e.Partition(s.Store), string(b)); err != nil {
+	if err := e.restore(ctx, e.scripts.Restore, e.Partition(s.Store), b); err != nil {
 		return fmt.Errorf("restore %s/%s: %w", s.Store, s.SKU, err)
+	}
+	return nil
+}
+
+// restoreRequest is the restore script's request (luascripts/restore.lua).
+type restoreRequest struct {
+	Store          string `json:"store"`
+	SKU            string `json:"sku"`
+	OnHand         int64  `json:"on_hand"`
+	Reserved       int64  `json:"reserved"`
+	Version        int64  `json:"version"`
+	ReorderPoint   int64  `json:"reorder_point"`
+	MaxPerCustomer int64  `json:"max_per_customer"`
+	UpdatedAtMs    int64  `json:"updated_at_ms"`
+	// ExpectVersion is the item's version in Redis now: -1 skips the
+	// check, 0 means absent.
+	ExpectVersion     int64            `json:"expect_version"`
+	CustomerUnits     map[string]int64 `json:"customer_units,omitempty"`
+	KeepCustomerUnits bool             `json:"keep_customer_units,omitempty"`
+}
+
+// restoreReservationRequest is the restore_reservation script's request
+// (luascripts/restore_reservation.lua).
+type restoreReservationRequest struct {
+	ReservationID string     `json:"reservation_id"`
+	Store         string     `json:"store"`
+	Customer      string     `json:"customer,omitempty"`
+	Lines         []wireLine `json:"lines"`
+	ExpiresAtMs   int64      `json:"expires_at_ms"`
+	// Counted holds per line the units counted against the customer's
+	// purchase limit; nil when none.
+	Counted []int64 `json:"counted,omitempty"`
+}
+
+// restore runs a restore script and checks that it answered restored.
+func (e *Engine) restore(ctx context.Context, sc *redis.Script, p int, req []byte) error {
+	v, err := e.run(ctx, sc, p, string(req))
+	if err != nil {
+		return err
+	}
+	r, err := decodeResult(v)
+	if err != nil {
+		return err
+	}
+	if !r.Restored {
+		return fmt.Errorf("script reply: not restored")
 	}
 	return nil
 }
@@ -106,15 +141,12 @@ func (e *Engine) RestoreReservation(ctx context.Context, h HeldReservation) erro
 			counted[i] = n
 		}
 	}
-	req := map[string]any{"id": r.ID, "store": r.Store, "customer": r.Customer, "lines": lines, "x": r.ExpiresAt.UnixMilli()}
-	if counted != nil {
-		req["u"] = counted
-	}
-	b, err := json.Marshal(req)
+	b, err := json.Marshal(restoreReservationRequest{ReservationID: r.ID, Store: r.Store, Customer: r.Customer,
+		Lines: lines, ExpiresAtMs: r.ExpiresAt.UnixMilli(), Counted: counted})
 	if err != nil {
 		return err
 	}
-	if _, err := e.run(ctx, e.scripts.RestoreReservation, p, string(b)); err != nil {
+	if err := e.restore(ctx, e.scripts.RestoreReservation, p, b); err != nil {
 		return fmt.Errorf("restore reservation %s: %w", r.ID, err)
 	}
 	return nil
@@ -128,6 +160,11 @@ type KeyedOp struct {
 	Until time.Time
 }
 
+// tombstone is the record of a keyed request restored from the ledger: the
+// request was applied, its response is gone. The scripts answer it with
+// ALREADY_APPLIED (prelude.lua, idem_check).
+const tombstone = "*\n"
+
 // RestoreIdempotency puts back, for requests the ledger shows applied with
 // a client key, a record that makes a retry of the same key answer
 // ErrAlreadyApplied instead of applying it again (the first response is not
@@ -135,14 +172,13 @@ type KeyedOp struct {
 // an existing record is kept. Keys past Until are skipped.
 func (e *Engine) RestoreIdempotency(ctx context.Context, p int, ops []KeyedOp) error {
 	now := e.Now()
-	base := e.KeyBase(p) + "idem:"
 	_, err := e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for _, o := range ops {
 			ttl := o.Until.Sub(now)
 			if ttl < time.Second || o.Key == "" || strings.HasPrefix(o.Key, GeneratedOpPrefix) {
 				continue
 			}
-			pipe.SetNX(ctx, base+strconv.Itoa(len(o.Principal))+":"+o.Principal+":"+o.Key, "*\n", ttl)
+			pipe.SetNX(ctx, e.idemKey(p, idemKeyOf(o.Principal, o.Key)), tombstone, ttl)
 		}
 		return nil
 	})

@@ -73,7 +73,7 @@ func TestScriptRefusesControlCharacters(t *testing.T) {
 	before := mustGet(t, e, "s1", "sofa")
 	now := e.Now().UnixMilli()
 	for i, r := range []string{`"a\u0000b"`, `"a\u0007b"`, `5`} {
-		req := fmt.Sprintf(`{"o":"adjust","store":"s1","sku":"sofa","delta":1,"reason":%s,"op":"·graw%d","gen":true}`, r, i)
+		req := fmt.Sprintf(`{"op":"adjust","store":"s1","sku":"sofa","delta":1,"reason":%s,"op_id":"·graw%d","generated":true}`, r, i)
 		err := e.Scripts().Ops["adjust"].Run(ctx, e.Client(), []string{e.StreamKey(0)}, now, 60000, 60000, 0, 60000, req).Err()
 		require.Error(t, err, r)
 		require.Contains(t, err.Error(), "INVALID reason", r)

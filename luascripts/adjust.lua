@@ -1,13 +1,15 @@
 -- adjust.lua: change an existing item's on_hand by a delta.
--- Request: store, sku, delta, ev? (expected version), reason.
--- Result: {replayed, 0, item…}
+-- Request: store, sku, delta, expect_version?, reason.
+-- Result: item
 OPS.adjust = function(req)
   if not is_id(req.store) then return fail('INVALID', 'store') end
   if not is_id(req.sku) then return fail('INVALID', 'sku') end
   if not is_int(req.delta, -MAX_ON_HAND, MAX_ON_HAND) or req.delta == 0 then return fail('INVALID', 'delta') end
+  local ev = req.expect_version
+  if ev ~= nil and not is_int(ev, 1, 1e15) then return fail('INVALID', 'version') end
   local it = load(req.store, req.sku)
   if not it then return fail('NOT_FOUND', req.sku) end
-  if req.ev ~= nil and it.v ~= req.ev then
+  if ev ~= nil and it.v ~= ev then
     return fail('VERSION_MISMATCH', istr(it.v))
   end
   local n = it.oh + req.delta
@@ -18,7 +20,7 @@ OPS.adjust = function(req)
   it.oh, it.v, it.ua = n, it.v + 1, NOW
   save(it)
   emit('ADJUST', it, req.delta, 0, '', '', req)
-  local out = { '0', '0' }
+  local out = {}
   push_item(out, it)
   return out
 end

@@ -1,13 +1,13 @@
 -- checkout.lua: sell every line or none.
 -- Request: store, lines [[sku, qty], …], customer?, reason.
--- Result: {replayed, n, item…×n}
+-- Result: item per line, in line order
 -- A line of an item with a purchase limit counts against the customer for
 -- good; a line of an item without one costs no call for it.
 OPS.checkout = function(req)
   local items, err = check_lines(req)
   if err then return err end
   local cust = req.customer or ''
-  local out = { '0', S(#items) }
+  local out = {}
   for i = 1, #items do
     local it, q = items[i], req.lines[i][2]
     it.oh, it.v, it.ua = it.oh - q, it.v + 1, NOW

@@ -1,14 +1,16 @@
 -- commit.lua: turn a held reservation into a sale. Committing a committed
 -- reservation changes nothing; a released or expired one is not held.
--- Request: rid, reason.
--- Result: {replayed, reservation…(6), n, item…×n}
+-- Request: reservation_id, reason.
+-- Result: the reservation, then item per line changed now (none when
+-- nothing changed)
 OPS.commit = function(req)
-  local r = load_reservation(req.rid or '')
-  if not r then return fail('NOT_FOUND', req.rid or '') end
-  local out = { '0' }
+  local rid = req.reservation_id
+  if type(rid) ~= 'string' or rid == '' then return fail('INVALID', 'reservation id') end
+  local r = load_reservation(rid)
+  if not r then return fail('NOT_FOUND', rid) end
+  local out = {}
   if r.status == 'committed' then
     push_reservation(out, r)
-    out[#out + 1] = '0'
     return out
   end
   if r.status ~= 'held' then return fail('NOT_HELD', r.status) end
@@ -16,7 +18,6 @@ OPS.commit = function(req)
   local items, err = finish_reservation(r, 'COMMIT', 'committed', req)
   if err then return err end
   push_reservation(out, r)
-  out[#out + 1] = S(#items)
   for i = 1, #items do push_item(out, items[i]) end
   return out
 end

@@ -1,23 +1,27 @@
--- expire.lua: expire the partition's due reservations, at most ARGV[6] of
--- them. Safe to run from many processes: each call is atomic.
--- Result: {expired count, ids…}
-if not ready() then return { 0 } end
-local limit = tonumber(ARGV[6]) or 100
-local ids = redis.call('ZRANGEBYSCORE', BASE .. 'rexp', '-inf', NOW, 'LIMIT', 0, limit)
-local out = { 0 }
+-- expire.lua: expire the partition's due reservations. Safe to run from many
+-- processes: each call is atomic. A partition that is not ready is left
+-- alone.
+-- Request (ARGV[6]): limit, the most holds to expire in one call.
+-- Result: expired per hold expired now, corrupt per hold that could not be
+-- (dropped from the expiry set, its units left as they are), in due order
+local req = cjson.decode(ARGV[6])
+if not is_int(req.limit, 1, 100000) then return redis.error_reply('INVALID limit') end
+if not ready() then return {} end
+local ids = redis.call('ZRANGEBYSCORE', expiries_key(), '-inf', NOW, 'LIMIT', 0, req.limit)
+local out = {}
 for i = 1, #ids do
   local r = load_reservation(ids[i])
   if r and r.status == 'held' then
-    local _, err = finish_reservation(r, 'EXPIRE', 'expired', { op = 'expire:' .. r.id, pr = 'sweeper' })
+    local _, err = finish_reservation(r, 'EXPIRE', 'expired', { op_id = 'expire:' .. r.id, principal = 'sweeper' })
     if err then
-      redis.call('ZREM', BASE .. 'rexp', ids[i])
-      out[#out + 1] = 'corrupt:' .. ids[i]
+      redis.call('ZREM', expiries_key(), ids[i])
+      out[#out + 1] = 'corrupt'
     else
-      out[1] = out[1] + 1
-      out[#out + 1] = ids[i]
+      out[#out + 1] = 'expired'
     end
+    out[#out + 1] = ids[i]
   else
-    redis.call('ZREM', BASE .. 'rexp', ids[i])
+    redis.call('ZREM', expiries_key(), ids[i])
   end
 end
 flush()

@@ -18,10 +18,12 @@ import (
 //go:embed *.lua
 var files embed.FS
 
-// writeOps are the operations every write script can dispatch to, by the "o"
+// writeOps are the operations every write script can dispatch to, by the "op"
 // member of its request.
 var writeOps = []string{"set", "adjust", "checkout", "reserve", "commit", "release"}
 
+// singleMain runs one write request (ARGV[6]) and answers its result, or
+// its refusal as an error reply "CODE detail".
 const singleMain = `
 local res = run_write(cjson.decode(ARGV[6]))
 flush()
@@ -32,19 +34,21 @@ return res
 `
 
 // batchMain runs each request on its own. ARGV[6] is the batch id: the
-// batch's results are stored under it (for OP_TTL), so a retry of the whole
-// call after a lost reply returns them again and applies nothing; that one
-// record covers every request with a generated id. A request with a client
-// key keeps its own record. A request that raises an error (malformed, or
-// stored state that fails to parse) fails alone: every operation validates
-// before its first write, so it wrote nothing.
+// batch's results are stored under it (for OP_TTL), one line each, so a
+// retry of the whole call after a lost reply returns them again and applies
+// nothing; that one record covers every request with a generated id. A
+// request with a client key keeps its own record. A request that raises an
+// error (malformed, or stored state that fails to parse) fails alone: every
+// operation validates before its first write, so it wrote nothing. The
+// reply holds one result per request, in order; a refused request's result
+// is {'error', 'CODE detail'}.
 const batchMain = `
-local bkey = BASE .. 'idem:b:' .. ARGV[6]
+local bkey = batch_key(ARGV[6])
 local prev = redis.call('GET', bkey)
 if prev then
   local out = {}
   for line in string.gmatch(prev, '[^\n]+') do
-    out[#out + 1] = split_tabs(line)
+    out[#out + 1] = split_tabs(line, {})
   end
   return out
 end
@@ -58,9 +62,9 @@ for i = 7, #ARGV do
   if not ok then
     local msg = string.gsub(tostring(res), '[\t\n]', ' ')
     local code = string.match(msg, 'CORRUPT.*$')
-    out[#out + 1] = { -1, code or ('INVALID request: ' .. msg) }
+    out[#out + 1] = { 'error', code or ('INVALID request: ' .. msg) }
   elseif res.err then
-    out[#out + 1] = { -1, res.err .. ' ' .. res.detail }
+    out[#out + 1] = { 'error', res.err .. ' ' .. res.detail }
   else
     out[#out + 1] = res
   end
@@ -82,29 +86,43 @@ type Set struct {
 	// Batch runs many independent write requests of one partition (ARGV[7…],
 	// ARGV[6] the batch id) and returns one result or error per request.
 	Batch *redis.Script
-	// Expire expires due reservations of one partition.
+	// Expire expires due reservations of one partition (ARGV[6] its
+	// request: the most to expire).
 	Expire *redis.Script
-	// Restore overwrites an item with state taken from the ledger.
+	// Restore overwrites an item with state taken from the ledger (ARGV[6]
+	// its request).
 	Restore *redis.Script
-	// RestoreReservation puts back an open reservation taken from the ledger.
+	// RestoreReservation puts back an open reservation taken from the
+	// ledger (ARGV[6] its request).
 	RestoreReservation *redis.Script
-	// Read runs the read operations.
+	// Read runs the read operations (ARGV[6] the request naming one).
 	Read *redis.Script
 	// Unlock deletes a key only while it holds a given value (a lock's
 	// token, an idempotency claim's fingerprint). It has no prelude.
 	Unlock *redis.Script
 }
 
+// Prelude returns the source of prelude.lua, which every composed script
+// but unlock starts with: tests run it with a main of their own (the key
+// helpers it defines mirror engine/keys.go).
+func Prelude() (string, error) {
+	b, err := files.ReadFile("prelude.lua")
+	if err != nil {
+		return "", fmt.Errorf("read prelude: %w", err)
+	}
+	return string(b), nil
+}
+
 // Source returns the full source of the named composed script: a write
 // operation ("set", "adjust", "checkout", "reserve", "commit", "release"),
 // "batch", "expire", "restore", "restore_reservation", "read" or "unlock".
 func Source(name string) (string, error) {
-	prelude, err := files.ReadFile("prelude.lua")
+	prelude, err := Prelude()
 	if err != nil {
-		return "", fmt.Errorf("read prelude: %w", err)
+		return "", err
 	}
 	var b strings.Builder
-	b.Write(prelude)
+	b.WriteString(prelude)
 	b.WriteByte('\n')
 	switch name {
 	case "batch":

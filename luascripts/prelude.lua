@@ -1,22 +1,79 @@
 -- prelude.lua: shared by every script. Each script is this prelude, then the
 -- operation files it needs, then a short main (see luascripts.go).
 --
--- Calling convention (all scripts):
+-- Calling convention (every script but unlock):
 --   KEYS[1]  <prefix>:{p}:events, the partition's stream; every other key of
---            the partition is derived from it (same hash tag, same slot).
+--            the partition is derived from it (same hash tag, same slot), by
+--            the key helpers below.
 --   ARGV[1]  now, unix milliseconds (the engine's clock)
 --   ARGV[2]  TTL in ms of an idempotency record made from a client key
 --   ARGV[3]  TTL in ms of an idempotency record made from a generated op id
 --   ARGV[4]  stream high watermark (entries); 0 disables backpressure
 --   ARGV[5]  retention in ms of a finished reservation
---   ARGV[6…] one request each, JSON
+--   ARGV[6…] the script's request(s), each one JSON object read by member
+--            name (req.<name>); engine/op.go defines the write request's
+--            members (type request), the other scripts' requests are defined
+--            beside the engine method that sends them, and a test
+--            (engine/protocol_test.go) checks that every member the engine
+--            can send is read here and every member read here is sent.
 --
--- Every operation validates everything before its first write and returns
--- either a flat array (first element: 1 when replayed, else 0) or an error
--- table {err = CODE, detail = text}.
+-- Requests. A write request's members: op (set, adjust, checkout, reserve,
+-- commit, release), store, sku, on_hand, reorder_point and max_per_customer
+-- (-1 clears), expect_version (0: the item must not exist), delta, lines
+-- [[sku, qty], …] (the shape a reservation stores in its field l), customer,
+-- reservation_id, ttl_ms, reason, principal, op_id, idem_key (the record key
+-- suffix of a client key), fingerprint, generated (op_id was generated, no
+-- client key), sticky (record a refusal too).
+--
+-- Replies. A result is a flat array of name/value pairs, every value a
+-- string (a replay returns what was stored, so a value never changes type);
+-- engine/reply.go decodes it by name and refuses a name it does not know.
+-- The names:
+--   replayed       '1': the stored result of an earlier request with the same
+--                  operation id (absent: applied now)
+--   created        '1': set created the item (absent: it existed)
+--   item           a packed item, once per item, in order (see push_item)
+--   reservation_id, store, customer, status, expires_at_ms, lines
+--                  a reservation (lines as JSON [[sku, qty], …])
+--   skus, stores   (read) an array of ids
+--   expired, corrupt
+--                  (expire) a reservation id, once per hold
+--   restored       '1' (restore, restore_reservation)
+--   error          (batch) 'CODE detail' of a refused request
+-- A refusal is the error table {err = CODE, detail = text}; a single
+-- request's script turns it into redis.error_reply('CODE detail'), the batch
+-- into {'error', 'CODE detail'}.
 
+-- Keys. Every key a script touches is named by one of these helpers, each
+-- the mirror of the engine/keys.go function named beside it; a test in
+-- engine (keys_lua_test.go) runs this block and compares every name with
+-- Go's. BASE is "<prefix>:{p}:" (KeyBase), taken from KEYS[1] (StreamKey).
 local EVENTS = KEYS[1]
 local BASE = string.sub(EVENTS, 1, #EVENTS - 6)
+
+-- store_key: StoreKey, the hash of a store's items: field SKU, value the
+-- packed item "on_hand,reserved,version,updated_at[,reorder_point,
+-- max_per_customer]". One hash per store keeps an item near 80 bytes.
+local function store_key(store) return BASE .. 'st:' .. store end
+-- customer_units_key: customerUnitsKey, field customer, value units counted.
+local function customer_units_key(store, sku) return BASE .. 'cu:' .. store .. ':' .. sku end
+-- reservation_key: reservationKey.
+local function reservation_key(id) return BASE .. 'r:' .. id end
+-- ready_key: ReadyKey, the partition's readiness marker.
+local function ready_key() return BASE .. 'ready' end
+-- stores_key: storesKey, the set of the partition's stores.
+local function stores_key() return BASE .. 'stores' end
+-- expiries_key: expiriesKey, held reservation ids by expires_at.
+local function expiries_key() return BASE .. 'rexp' end
+-- idem_key: idemKey, the record of a request with a client key; suffix is
+-- "<len(principal)>:<principal>:<op id>" (idemKeyOf), sent as idem_key.
+local function idem_key(suffix) return BASE .. 'idem:' .. suffix end
+-- generated_idem_key: generatedIdemKey, the record of a request with a
+-- generated operation id.
+local function generated_idem_key(op_id) return BASE .. 'idem:g:' .. op_id end
+-- batch_key: batchKey, the record of a batch call's results.
+local function batch_key(id) return BASE .. 'idem:b:' .. id end
+
 local NOW = tonumber(ARGV[1])
 local IDEM_TTL = tonumber(ARGV[2])
 local OP_TTL = tonumber(ARGV[3])
@@ -72,41 +129,19 @@ local function is_id(s)
   return ok
 end
 
--- skey is the hash of a store's items: field SKU, value the packed item
--- "on_hand,reserved,version,updated_at[,reorder_point,max_per_customer]".
--- One hash per store instead of one per item keeps an item near 80 bytes.
-local function skey(store)
-  return BASE .. 'st:' .. store
-end
-
-local function cukey(store, sku)
-  return BASE .. 'cu:' .. store .. ':' .. sku
-end
-
-local function rkey(id)
-  return BASE .. 'r:' .. id
-end
-
 local READY = nil
 
 -- ready reports whether the partition has its readiness marker. Nothing in
 -- a write script removes it, so one check serves the whole script.
 local function ready()
   if READY == nil then
-    READY = redis.call('EXISTS', BASE .. 'ready') == 1
+    READY = redis.call('EXISTS', ready_key()) == 1
   end
   return READY
 end
 
 -- stream entries: read once per script, then counted as events are added
 local XLEN = nil
-
-local function num_or(v, d)
-  if v then
-    return tonumber(v)
-  end
-  return d
-end
 
 -- unpack_item decodes a packed item.
 local function unpack_item(store, sku, v)
@@ -117,6 +152,9 @@ local function unpack_item(store, sku, v)
   local rp, mpc = -1, -1
   if rest ~= '' then
     local a, b = string.match(rest, '^,(%-?%d+),(%-?%d+)$')
+    if not a then
+      error('CORRUPT item ' .. store .. '/' .. sku .. ' is malformed')
+    end
     rp, mpc = tonumber(a), tonumber(b)
   end
   return {
@@ -153,7 +191,7 @@ local function load(store, sku)
   if it then
     return it
   end
-  local v = redis.call('HGET', skey(store), sku)
+  local v = redis.call('HGET', store_key(store), sku)
   if not v then
     return nil
   end
@@ -191,26 +229,30 @@ local function flush()
     args[#args + 1] = pack(it)
   end
   for i = 1, #stores do
-    redis.call('HSET', skey(stores[i]), unpack(by_store[stores[i]]))
+    redis.call('HSET', store_key(stores[i]), unpack(by_store[stores[i]]))
   end
   DIRTY = {}
 end
 
 -- index records a new item's store in the partition's store set.
 local function index(it)
-  redis.call('SADD', BASE .. 'stores', it.store)
+  redis.call('SADD', stores_key(), it.store)
 end
 
--- push_item appends an item as one string,
--- "store,sku,on_hand,reserved,version,reorder_point,max_per_customer,
--- updated_at_ms": one reply element instead of eight (a reply costs per
--- element, and a batch returns many items).
+-- push_item appends an item to a result, under the name item, as one packed
+-- string "store,sku,on_hand,reserved,version,reorder_point,max_per_customer,
+-- updated_at_ms" (-1: unset): one value instead of eight, since a reply costs
+-- per element and a batch returns many items. The packing is part of the
+-- stored format: results are kept as idempotency records for a day
+-- (engine.parseReplyItem reads it).
 local function push_item(out, it)
   local ua = NOW_S
   if it.ua ~= NOW then
     ua = S(it.ua)
   end
-  out[#out + 1] = it.store .. ',' .. it.sku .. ',' .. S(it.oh) .. ',' .. S(it.rs) .. ',' .. S(it.v) .. ',' ..
+  local n = #out
+  out[n + 1] = 'item'
+  out[n + 2] = it.store .. ',' .. it.sku .. ',' .. S(it.oh) .. ',' .. S(it.rs) .. ',' .. S(it.v) .. ',' ..
     S(it.rp) .. ',' .. S(it.mpc) .. ',' .. ua
 end
 
@@ -218,13 +260,14 @@ end
 -- the same order, so the stream stores the field names once per node; the
 -- numbers travel packed in one field, n = "version,delta_on_hand,
 -- delta_reserved,on_hand,reserved,reorder_point,max_per_customer,time_ms,
--- expires_at_ms" (half the fields: XADD's cost is per field).
+-- expires_at_ms" (half the fields: XADD's cost is per field). The fields are
+-- the stream's stored format, which the persister reads (engine.ParseEvent).
 local function emit(typ, it, doh, drs, rid, cust, req, x)
   redis.call('XADD', EVENTS, '*',
     's', it.store, 'k', it.sku, 't', typ,
     'n', S(it.v) .. ',' .. S(doh) .. ',' .. S(drs) .. ',' .. S(it.oh) .. ',' .. S(it.rs) .. ',' ..
       S(it.rp) .. ',' .. S(it.mpc) .. ',' .. NOW_S .. ',' .. S(x or 0),
-    'rid', rid or '', 'c', cust or '', 'op', req.op or '', 'rsn', req.reason or '', 'pr', req.pr or '')
+    'rid', rid or '', 'c', cust or '', 'op', req.op_id or '', 'rsn', req.reason or '', 'pr', req.principal or '')
   if XLEN then
     XLEN = XLEN + 1
   end
@@ -232,19 +275,19 @@ end
 
 -- Purchase limits. A limit counts the units a customer held or bought while
 -- the item had one: a sale or hold of an item with a limit adds its units to
--- the customer's usage (hash cukey, field customer); a hold records per line
--- the units it counted (reservation field u), and a release or expiry gives
--- back exactly those, so units never counted are never subtracted; a commit
--- keeps them counted. Clearing a limit keeps the counts, so setting it again
--- sees what was held or bought under the earlier one. An item without a
--- limit costs a sale no Redis call here.
+-- the customer's usage (hash customer_units_key, field customer); a hold
+-- records per line the units it counted (reservation field u), and a release
+-- or expiry gives back exactly those, so units never counted are never
+-- subtracted; a commit keeps them counted. Clearing a limit keeps the counts,
+-- so setting it again sees what was held or bought under the earlier one. An
+-- item without a limit costs a sale no Redis call here.
 
 -- usage_add adds n (negative: gives back) to a customer's usage of an item.
 local function usage_add(it, cust, n)
   if cust == nil or cust == '' or n == 0 then
     return
   end
-  local k = cukey(it.store, it.sku)
+  local k = customer_units_key(it.store, it.sku)
   local v = redis.call('HINCRBY', k, cust, n)
   if v <= 0 then
     redis.call('HDEL', k, cust)
@@ -252,7 +295,7 @@ local function usage_add(it, cust, n)
 end
 
 local function usage(it, cust)
-  return tonumber(redis.call('HGET', cukey(it.store, it.sku), cust) or '0')
+  return tonumber(redis.call('HGET', customer_units_key(it.store, it.sku), cust) or '0')
 end
 
 -- check_lines validates the lines of a checkout or reservation and loads their
@@ -318,11 +361,12 @@ local function check_lines(req)
   return items, nil
 end
 
--- load_reservation reads a reservation. u holds, per line, the units
--- counted against the customer's purchase limit; a hold that counted none
--- has no u field.
+-- load_reservation reads a reservation: hash fields st store, c customer,
+-- s status, l lines JSON [[sku, qty], …] (kept as read: lj), x expires_at
+-- ms, u per line the units counted against the customer's purchase limit (a
+-- hold that counted none has no u).
 local function load_reservation(id)
-  local h = redis.call('HMGET', rkey(id), 'st', 'c', 's', 'l', 'x', 'u')
+  local h = redis.call('HMGET', reservation_key(id), 'st', 'c', 's', 'l', 'x', 'u')
   if not h[1] then
     return nil
   end
@@ -330,16 +374,25 @@ local function load_reservation(id)
   if h[6] then
     u = cjson.decode(h[6])
   end
-  return { id = id, store = h[1], customer = h[2] or '', status = h[3], lines = cjson.decode(h[4]), x = tonumber(h[5]), u = u }
+  return { id = id, store = h[1], customer = h[2] or '', status = h[3], lj = h[4], lines = cjson.decode(h[4]),
+    x = tonumber(h[5]), u = u }
 end
 
+-- push_reservation appends a reservation's fields to a result.
 local function push_reservation(out, r)
-  out[#out + 1] = r.id
-  out[#out + 1] = r.store
-  out[#out + 1] = r.customer
-  out[#out + 1] = r.status
-  out[#out + 1] = S(r.x)
-  out[#out + 1] = cjson.encode(r.lines)
+  local n = #out
+  out[n + 1] = 'reservation_id'
+  out[n + 2] = r.id
+  out[n + 3] = 'store'
+  out[n + 4] = r.store
+  out[n + 5] = 'customer'
+  out[n + 6] = r.customer
+  out[n + 7] = 'status'
+  out[n + 8] = r.status
+  out[n + 9] = 'expires_at_ms'
+  out[n + 10] = S(r.x)
+  out[n + 11] = 'lines'
+  out[n + 12] = r.lj
 end
 
 -- finish_reservation gives a held reservation's units back (RELEASE or
@@ -372,27 +425,28 @@ local function finish_reservation(r, typ, status, req)
     emit(typ, it, doh, -q, r.id, r.customer, req)
   end
   r.status = status
-  local k = rkey(r.id)
+  local k = reservation_key(r.id)
   redis.call('HSET', k, 's', status)
-  redis.call('ZREM', BASE .. 'rexp', r.id)
+  redis.call('ZREM', expiries_key(), r.id)
   redis.call('PEXPIRE', k, RES_RETENTION)
   return items, nil
 end
 
 -- Idempotency records. A request carries either a client key scoped by
--- principal (idk, with the request's fingerprint fp) or a generated operation
--- id (gen = true; idk is derived from op). The record is the fingerprint and
--- the result, its elements joined by tabs (no result element holds a tab);
--- a replay returns them as strings, which the engine reads like integers.
-local function idem_key(req)
-  if req.gen then
-    return BASE .. 'idem:g:' .. req.op
+-- principal (idem_key, with the request's fingerprint) or a generated
+-- operation id (generated = true; the record is named by op_id). The record
+-- is the fingerprint, a newline and the result, its elements joined by tabs
+-- (no result element holds a tab); a replay returns them with replayed '1'
+-- in front. A refusal recorded for a sticky request is '!CODE detail' after
+-- the newline; the tombstone the rebuild writes is '*\n'.
+local function record_key_of(req)
+  if req.generated then
+    return generated_idem_key(req.op_id)
   end
-  return BASE .. 'idem:' .. req.idk
+  return idem_key(req.idem_key)
 end
 
-local function split_tabs(s)
-  local out = {}
+local function split_tabs(s, out)
   local i = 1
   while true do
     local j = string.find(s, '\t', i, true)
@@ -410,13 +464,13 @@ end
 local BATCHED = false
 
 local function idem_check(req)
-  if req.gen and BATCHED then
+  if req.generated and BATCHED then
     return nil
   end
-  if not req.gen and (not req.idk or req.idk == '') then
+  if not req.generated and (not req.idem_key or req.idem_key == '') then
     return nil
   end
-  local v = redis.call('GET', idem_key(req))
+  local v = redis.call('GET', record_key_of(req))
   if not v then
     return nil
   end
@@ -426,7 +480,7 @@ local function idem_check(req)
     return fail('ALREADY_APPLIED', '')
   end
   local sep = string.find(v, '\n', 1, true)
-  if string.sub(v, 1, sep - 1) ~= (req.fp or '') then
+  if string.sub(v, 1, sep - 1) ~= (req.fingerprint or '') then
     return fail('IDEMPOTENCY_MISMATCH', '')
   end
   if string.sub(v, sep + 1, sep + 1) == '!' then
@@ -434,29 +488,27 @@ local function idem_check(req)
     local code, detail = string.match(v, '^!(%S+) ?(.*)$', sep + 1)
     return fail(code, detail)
   end
-  local res = split_tabs(string.sub(v, sep + 1))
-  res[1] = 1
-  return res
+  return split_tabs(string.sub(v, sep + 1), { 'replayed', '1' })
 end
 
 local function idem_store(req, res)
   local ttl = IDEM_TTL
-  if req.gen then
+  if req.generated then
     if BATCHED then
       return
     end
     ttl = OP_TTL
-  elseif not req.idk or req.idk == '' then
+  elseif not req.idem_key or req.idem_key == '' then
     return
   end
-  redis.call('SET', idem_key(req), (req.fp or '') .. '\n' .. table.concat(res, '\t'), 'PX', ttl)
+  redis.call('SET', record_key_of(req), (req.fingerprint or '') .. '\n' .. table.concat(res, '\t'), 'PX', ttl)
 end
 
 -- idem_store_refusal records the refusal of a sticky request (a line of a
 -- keyed bulk request) under its key, so a retry answers it again.
 local function idem_store_refusal(req, res)
-  if req.idk and req.idk ~= '' then
-    redis.call('SET', idem_key(req), (req.fp or '') .. '\n!' .. res.err .. ' ' .. res.detail, 'PX', IDEM_TTL)
+  if req.idem_key and req.idem_key ~= '' then
+    redis.call('SET', record_key_of(req), (req.fingerprint or '') .. '\n!' .. res.err .. ' ' .. res.detail, 'PX', IDEM_TTL)
   end
 end
 
@@ -466,7 +518,7 @@ local function run_write(req)
   if not ready() then
     return fail('NOT_READY', '')
   end
-  local fn = OPS[req.o]
+  local fn = OPS[req.op]
   if not fn then
     return fail('INVALID', 'operation')
   end

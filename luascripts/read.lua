@@ -1,46 +1,60 @@
--- read.lua: the read operations. ARGV[6] names one, ARGV[7…] are its
--- arguments. A partition that is not ready answers NOT_READY, never a miss.
-
+-- read.lua: the read operations. A partition that is not ready answers
+-- NOT_READY, never a miss.
+-- Request (ARGV[6]): op, and its members:
+--   item         store, sku                 Result: item
+--   skus         store                      Result: skus (every SKU of the
+--                                           store, unsorted: the engine sorts
+--                                           and pages them)
+--   items        store, skus                Result: item per SKU found, in
+--                                           order (missing ones left out)
+--   sku          sku                        Result: item per store of the
+--                                           partition carrying it, by store
+--   reservation  reservation_id             Result: the reservation
+--   stores       (none)                     Result: stores, sorted
 if not ready() then return redis.error_reply('NOT_READY ') end
-local what = ARGV[6]
+local req = cjson.decode(ARGV[6])
+local op = req.op
 local out = {}
-if what == 'item' then
-  local it = load(ARGV[7], ARGV[8])
-  if not it then return redis.error_reply('NOT_FOUND ' .. ARGV[8]) end
+if op == 'item' then
+  if not is_id(req.store) or not is_id(req.sku) then return redis.error_reply('INVALID id') end
+  local it = load(req.store, req.sku)
+  if not it then return redis.error_reply('NOT_FOUND ' .. req.sku) end
   push_item(out, it)
-elseif what == 'skus' then
-  -- every SKU of store ARGV[7] (the engine sorts and pages them)
-  out = redis.call('HKEYS', skey(ARGV[7]))
-elseif what == 'items' then
-  -- items ARGV[8…] of store ARGV[7]; missing ones are left out
-  local skus = {}
-  for i = 8, #ARGV do
-    skus[#skus + 1] = ARGV[i]
+elseif op == 'skus' then
+  if not is_id(req.store) then return redis.error_reply('INVALID store') end
+  out[1], out[2] = 'skus', redis.call('HKEYS', store_key(req.store))
+elseif op == 'items' then
+  local skus = req.skus
+  if not is_id(req.store) or type(skus) ~= 'table' then return redis.error_reply('INVALID items') end
+  for i = 1, #skus do
+    if not is_id(skus[i]) then return redis.error_reply('INVALID skus') end
   end
   if #skus > 0 then
-    local vals = redis.call('HMGET', skey(ARGV[7]), unpack(skus))
+    local vals = redis.call('HMGET', store_key(req.store), unpack(skus))
     for i = 1, #skus do
       if vals[i] then
-        push_item(out, unpack_item(ARGV[7], skus[i], vals[i]))
+        push_item(out, unpack_item(req.store, skus[i], vals[i]))
       end
     end
   end
-elseif what == 'sku' then
-  -- every store of this partition that carries SKU ARGV[7]
-  local stores = redis.call('SMEMBERS', BASE .. 'stores')
+elseif op == 'sku' then
+  if not is_id(req.sku) then return redis.error_reply('INVALID sku') end
+  local stores = redis.call('SMEMBERS', stores_key())
   table.sort(stores)
   for i = 1, #stores do
-    local it = load(stores[i], ARGV[7])
+    local it = load(stores[i], req.sku)
     if it then push_item(out, it) end
   end
-elseif what == 'reservation' then
-  local r = load_reservation(ARGV[7])
-  if not r then return redis.error_reply('NOT_FOUND ' .. ARGV[7]) end
+elseif op == 'reservation' then
+  local rid = req.reservation_id
+  if type(rid) ~= 'string' or rid == '' then return redis.error_reply('INVALID reservation id') end
+  local r = load_reservation(rid)
+  if not r then return redis.error_reply('NOT_FOUND ' .. rid) end
   push_reservation(out, r)
-elseif what == 'stores' then
-  out = redis.call('SMEMBERS', BASE .. 'stores')
-  table.sort(out)
 else
-  return redis.error_reply('INVALID read')
+  if op ~= 'stores' then return redis.error_reply('INVALID read') end
+  local stores = redis.call('SMEMBERS', stores_key())
+  table.sort(stores)
+  out[1], out[2] = 'stores', stores
 end
 return out

@@ -1,15 +1,17 @@
 -- release.lua: give a held reservation's units back. Releasing a released or
 -- expired reservation changes nothing; a committed one is not held; one past
 -- its expires_at that the sweeper has not reached yet expires now.
--- Request: rid, reason.
--- Result: {replayed, reservation…(6), n, item…×n}
+-- Request: reservation_id, reason.
+-- Result: the reservation, then item per line changed now (none when
+-- nothing changed)
 OPS.release = function(req)
-  local r = load_reservation(req.rid or '')
-  if not r then return fail('NOT_FOUND', req.rid or '') end
-  local out = { '0' }
+  local rid = req.reservation_id
+  if type(rid) ~= 'string' or rid == '' then return fail('INVALID', 'reservation id') end
+  local r = load_reservation(rid)
+  if not r then return fail('NOT_FOUND', rid) end
+  local out = {}
   if r.status == 'released' or r.status == 'expired' then
     push_reservation(out, r)
-    out[#out + 1] = '0'
     return out
   end
   if r.status ~= 'held' then return fail('NOT_HELD', r.status) end
@@ -22,7 +24,6 @@ OPS.release = function(req)
   local items, err = finish_reservation(r, typ, status, req)
   if err then return err end
   push_reservation(out, r)
-  out[#out + 1] = S(#items)
   for i = 1, #items do push_item(out, items[i]) end
   return out
 end

@@ -1,21 +1,23 @@
 -- reserve.lua: hold every line or none, until expires_at.
--- Request: store, lines [[sku, qty], …], customer?, rid, ttl (ms), reason.
--- Result: {replayed, reservation…(6), n, item…×n}
+-- Request: store, lines [[sku, qty], …], customer?, reservation_id, ttl_ms,
+-- reason.
+-- Result: the reservation, then item per line, in line order
 -- A line of an item with a purchase limit counts against the customer; the
 -- reservation records per line the units it counted (field u, absent when
 -- none), which a release or expiry gives back.
 OPS.reserve = function(req)
-  if type(req.rid) ~= 'string' or req.rid == '' then return fail('INVALID', 'reservation id') end
-  if not is_int(req.ttl, 1000, 86400000) then return fail('INVALID', 'ttl_seconds') end
+  local rid = req.reservation_id
+  if type(rid) ~= 'string' or rid == '' then return fail('INVALID', 'reservation id') end
+  if not is_int(req.ttl_ms, 1000, 86400000) then return fail('INVALID', 'ttl_seconds') end
   local items, err = check_lines(req)
   if err then return err end
-  local k = rkey(req.rid)
+  local k = reservation_key(rid)
   if redis.call('EXISTS', k) == 1 then return fail('CONFLICT', 'reservation id exists') end
   local cust = req.customer or ''
-  local r = { id = req.rid, store = req.store, customer = cust, status = 'held', lines = req.lines, x = NOW + req.ttl }
-  local out = { '0' }
+  local r = { id = rid, store = req.store, customer = cust, status = 'held', lines = req.lines,
+    lj = cjson.encode(req.lines), x = NOW + req.ttl_ms }
+  local out = {}
   push_reservation(out, r)
-  out[#out + 1] = S(#items)
   local counted = nil
   for i = 1, #items do
     local it, q = items[i], req.lines[i][2]
@@ -33,11 +35,11 @@ OPS.reserve = function(req)
     push_item(out, it)
   end
   if counted then
-    redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', cjson.encode(r.lines), 'x', r.x, 'ca', NOW,
+    redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', r.lj, 'x', r.x, 'ca', NOW,
       'u', cjson.encode(counted))
   else
-    redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', cjson.encode(r.lines), 'x', r.x, 'ca', NOW)
+    redis.call('HSET', k, 'st', r.store, 'c', cust, 's', 'held', 'l', r.lj, 'x', r.x, 'ca', NOW)
   end
-  redis.call('ZADD', BASE .. 'rexp', r.x, r.id)
+  redis.call('ZADD', expiries_key(), r.x, r.id)
   return out
 end
