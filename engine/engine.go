@@ -16,15 +16,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
-
-	"github.com/shelfline/inventory/luascripts"
 )
 
 // Engine runs the stock operations. Construct it with New.
 type Engine struct {
 	cfg      Config
 	rdb      redis.UniversalClient
-	scripts  *luascripts.Set
+	scripts  *Scripts
 	log      *zap.Logger
 	batchers []*batcher
 }
@@ -36,7 +34,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s, err := luascripts.New()
+	s, err := newScripts()
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +53,7 @@ func (e *Engine) Partitions() int { return e.cfg.Partitions }
 func (e *Engine) Prefix() string { return e.cfg.Prefix }
 
 // Scripts returns the engine's scripts.
-func (e *Engine) Scripts() *luascripts.Set { return e.scripts }
+func (e *Engine) Scripts() *Scripts { return e.scripts }
 
 // Now returns the engine clock's current time.
 func (e *Engine) Now() time.Time { return e.cfg.Clock() }
@@ -67,7 +65,7 @@ func (e *Engine) Partition(store string) int {
 
 // LoadScripts loads every script into Redis (every master of a cluster).
 func (e *Engine) LoadScripts(ctx context.Context) error {
-	return e.scripts.Load(ctx, e.rdb)
+	return e.scripts.load(ctx, e.rdb)
 }
 
 // Init loads the scripts and marks every partition that has no readiness

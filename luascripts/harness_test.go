@@ -38,11 +38,26 @@ const (
 	UA = "1763000000000"
 )
 
-var scripts = func() *luascripts.Set {
-	s, err := luascripts.New()
-	if err != nil {
-		panic(err)
+// testScripts holds every composed script, named as the engine names them.
+type testScripts struct {
+	Ops                                                      map[string]*redis.Script
+	Batch, Expire, Restore, RestoreReservation, Read, Unlock *redis.Script
+}
+
+var scripts = func() *testScripts {
+	src := func(name string) *redis.Script {
+		s, err := luascripts.Source(name)
+		if err != nil {
+			panic(err)
+		}
+		return redis.NewScript(s)
 	}
+	s := &testScripts{Ops: map[string]*redis.Script{}}
+	for _, op := range luascripts.WriteOps() {
+		s.Ops[op] = src(op)
+	}
+	s.Batch, s.Expire, s.Restore = src("batch"), src("expire"), src("restore")
+	s.RestoreReservation, s.Read, s.Unlock = src("restore_reservation"), src("read"), src("unlock")
 	return s
 }()
 

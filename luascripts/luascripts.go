@@ -7,16 +7,17 @@
 package luascripts
 
 import (
-	"context"
 	"embed"
 	"fmt"
 	"strings"
-
-	"github.com/redis/go-redis/v9"
 )
 
 //go:embed *.lua
 var files embed.FS
+
+// WriteOps returns the write operations, each a script of its own and all
+// in the batch script.
+func WriteOps() []string { return append([]string(nil), writeOps...) }
 
 // writeOps are the operations every write script can dispatch to, by the "op"
 // member of its request.
@@ -78,30 +79,6 @@ redis.call('SET', bkey, table.concat(lines, '\n'), 'PX', OP_TTL)
 return out
 `
 
-// Set holds every script. Construct it with New; it is safe for concurrent use.
-type Set struct {
-	// Ops holds one script per write operation ("set", "adjust", "checkout",
-	// "reserve", "commit", "release"), each running one request (ARGV[6]).
-	Ops map[string]*redis.Script
-	// Batch runs many independent write requests of one partition (ARGV[7…],
-	// ARGV[6] the batch id) and returns one result or error per request.
-	Batch *redis.Script
-	// Expire expires due reservations of one partition (ARGV[6] its
-	// request: the most to expire).
-	Expire *redis.Script
-	// Restore overwrites an item with state taken from the ledger (ARGV[6]
-	// its request).
-	Restore *redis.Script
-	// RestoreReservation puts back an open reservation taken from the
-	// ledger (ARGV[6] its request).
-	RestoreReservation *redis.Script
-	// Read runs the read operations (ARGV[6] the request naming one).
-	Read *redis.Script
-	// Unlock deletes a key only while it holds a given value (a lock's
-	// token, an idempotency claim's fingerprint). It has no prelude.
-	Unlock *redis.Script
-}
-
 // Prelude returns the source of prelude.lua, which every composed script
 // but unlock starts with: tests run it with a main of their own (the key
 // helpers it defines mirror engine/keys.go).
@@ -158,53 +135,4 @@ func Source(name string) (string, error) {
 		return "", fmt.Errorf("unknown script %q", name)
 	}
 	return b.String(), nil
-}
-
-// New composes every script from the embedded sources.
-func New() (*Set, error) {
-	s := &Set{Ops: map[string]*redis.Script{}}
-	for _, op := range writeOps {
-		src, err := Source(op)
-		if err != nil {
-			return nil, err
-		}
-		s.Ops[op] = redis.NewScript(src)
-	}
-	for _, x := range []struct {
-		name string
-		dst  **redis.Script
-	}{
-		{"batch", &s.Batch}, {"expire", &s.Expire},
-		{"restore", &s.Restore}, {"restore_reservation", &s.RestoreReservation}, {"read", &s.Read},
-		{"unlock", &s.Unlock},
-	} {
-		src, err := Source(x.name)
-		if err != nil {
-			return nil, err
-		}
-		*x.dst = redis.NewScript(src)
-	}
-	return s, nil
-}
-
-// All returns every script of the set.
-func (s *Set) All() []*redis.Script {
-	all := []*redis.Script{s.Batch, s.Expire, s.Restore, s.RestoreReservation, s.Read, s.Unlock}
-	for _, op := range writeOps {
-		all = append(all, s.Ops[op])
-	}
-	return all
-}
-
-// Load loads every script into Redis' script cache. On a Redis Cluster
-// go-redis sends SCRIPT LOAD to every master. Loading is an optimisation: Run
-// falls back to EVAL on NOSCRIPT, so a restarted or flushed Redis needs no
-// reload.
-func (s *Set) Load(ctx context.Context, c redis.Scripter) error {
-	for _, sc := range s.All() {
-		if err := sc.Load(ctx, c).Err(); err != nil {
-			return fmt.Errorf("load script: %w", err)
-		}
-	}
-	return nil
 }
