@@ -109,6 +109,8 @@ type Rebuilder struct {
 	cfg      RebuilderConfig
 	log      *zap.Logger
 	rebuilds atomic.Int64
+	items    atomic.Int64 // restored by the rebuilds counted in rebuilds
+	holds    atomic.Int64
 }
 
 // NewRebuilder returns a Rebuilder of e's partitions from the ledger in
@@ -126,6 +128,21 @@ func NewRebuilder(e *engine.Engine, pool *pgxpool.Pool, cfg RebuilderConfig) (*R
 
 // Rebuilds returns how many partitions this Rebuilder has rebuilt.
 func (r *Rebuilder) Rebuilds() int64 { return r.rebuilds.Load() }
+
+// RebuilderStats are a Rebuilder's counters since it was made.
+type RebuilderStats struct {
+	// Partitions counts the partitions rebuilt.
+	Partitions int64 `json:"partitions"`
+	// Items and Reservations count the items and open reservations those
+	// rebuilds restored into Redis.
+	Items        int64 `json:"items"`
+	Reservations int64 `json:"reservations"`
+}
+
+// Stats returns a snapshot of the counters. Safe for concurrent use.
+func (r *Rebuilder) Stats() RebuilderStats {
+	return RebuilderStats{Partitions: r.rebuilds.Load(), Items: r.items.Load(), Reservations: r.holds.Load()}
+}
 
 // Run checks the readiness marker of every watched partition each Interval
 // and rebuilds those that lack it, until ctx is done; then it returns nil.
@@ -216,6 +233,8 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 	if err := r.e.MarkReady(ctx, p); err != nil {
 		return err
 	}
+	r.items.Add(int64(items))
+	r.holds.Add(int64(holds))
 	r.rebuilds.Add(1)
 	r.log.Info("partition rebuilt from the ledger", zap.Int(logPartition, p), zap.Int(logEntries, drained),
 		zap.Int(logItems, items), zap.Int(logReservations, holds), zap.Duration(logTook, time.Since(start)))

@@ -200,6 +200,8 @@ type Reconciler struct {
 	cfg  ReconcilerConfig
 	log  *zap.Logger
 	rb   *Rebuilder
+	// counters are the runs' counts, for Stats.
+	counters reconcilerCounters
 	// beforeForkRestore, when set (tests), runs in a fork merge just before
 	// Redis is restored.
 	beforeForkRestore func(engine.ItemRef)
@@ -317,6 +319,7 @@ func (r *Reconciler) reconcile(ctx context.Context, mode Mode) (*Report, error) 
 	if err := r.record(context.WithoutCancel(ctx), rep, runErr); err != nil && runErr == nil {
 		runErr = err
 	}
+	r.counters.count(rep, runErr)
 	return rep, runErr
 }
 
