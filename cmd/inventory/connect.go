@@ -15,10 +15,11 @@ import (
 )
 
 const (
-	logErr       = "error"
-	logAddr      = "addr"
-	logRole      = "role"
-	logPartition = "partition"
+	logErr        = "error"
+	logAddr       = "addr"
+	logRole       = "role"
+	logPartition  = "partition"
+	logDrainDelay = "drain_delay"
 )
 
 func newLogger(level string) (*zap.Logger, error) {

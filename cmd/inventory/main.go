@@ -14,38 +14,30 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
+
+	"github.com/shelfline/inventory/internal/admin"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version, when set at build time with -ldflags "-X main.version=…",
+// overrides the module version the build recorded (a container built
+// without its .git directory knows no better).
 var version = ""
 
-func buildVersion() string {
+// build returns the running binary's version as `inventory version` and
+// inventory_build_info report it: the main module's version from
+// runtime/debug.ReadBuildInfo (vX.Y.Z for `go install …@vX.Y.Z`; a
+// pseudo-version or "(devel)" with the VCS revision when built in a
+// checkout).
+func build() admin.Build {
+	b := admin.ReadBuild()
 	if version != "" {
-		return version
+		b.Version = version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		rev, dirty := "", ""
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					dirty = "-dirty"
-				}
-			}
-		}
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev != "" {
-			return "dev-" + rev + dirty
-		}
-	}
-	return "dev"
+	return b
 }
+
+func buildVersion() string { return build().String() }
 
 type command struct {
 	name, summary string
@@ -60,6 +52,7 @@ func commands() []command {
 		{"migrate", "apply pending PostgreSQL schema migrations", runMigrate},
 		{"seed", "load the demo furniture chain (--demo) through the engine", runSeed},
 		{"bench", "run a load scenario (flash-sale, mixed, bulk) against the engine, the server and the baselines", runBench},
+		{"health", "ask a running process's /readyz (or --url) and exit 0 when it answers 2xx: a probe for images without a shell", runHealth},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -110,29 +103,14 @@ func run(ctx context.Context, args []string, stdout, stderr *os.File) int {
 	return 2
 }
 
-// errUsage marks a flag error already reported by the flag package.
-var errUsage = errors.New("usage")
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
-		fs.Usage()
-		return errUsage
-	}
-	return nil
-}
-
 func runVersion(_ context.Context, args []string, stdout, stderr *os.File) error {
-	fs := newFlagSet("version", "Print the version.", stderr)
+	fs := newFlagSet("version", "Print the version: the module version the build recorded (vX.Y.Z for a binary made by\n"+
+		"`go install …@vX.Y.Z`; a pseudo-version or (devel) with the VCS revision when built in a checkout)\n"+
+		"and the Go version.", stderr, os.Getenv)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, "inventory", buildVersion())
+	b := build()
+	fmt.Fprintf(stdout, "inventory %s %s\n", b.String(), b.GoVersion)
 	return nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"io"
 	"net/http"
 	"os"
@@ -20,9 +19,10 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"INVENTORY_ADDR": "0.0.0.0:9999", "INVENTORY_PARTITIONS": "8", "INVENTORY_REDIS_URL": "embedded"}
 	var c config
-	fs := flag.NewFlagSet("x", flag.ContinueOnError)
-	c.register(fs, func(k string) string { return env[k] })
-	require.NoError(t, fs.Parse([]string{"--partitions", "4"}))
+	fs := newFlagSet("x", "", io.Discard, func(k string) string { return env[k] })
+	c.register(fs)
+	c.registerAPI(fs)
+	require.NoError(t, parse(fs, []string{"--partitions", "4"}))
 	require.Equal(t, "0.0.0.0:9999", c.Addr, "environment")
 	require.Equal(t, 4, c.Partitions, "flags over the environment")
 	require.Equal(t, "inv", c.RedisPrefix, "default")
@@ -33,6 +33,23 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	require.Error(t, c.validate())
 	c.DatabaseURL = "OFF"
 	require.True(t, c.ledgerOff())
+
+	// A variable that does not parse is an error naming it.
+	env["INVENTORY_PARTITIONS"] = "many"
+	fs = newFlagSet("x", "", io.Discard, func(k string) string { return env[k] })
+	c.register(fs)
+	err := parse(fs, nil)
+	require.ErrorContains(t, err, `INVENTORY_PARTITIONS="many"`)
+	// Typed flags take their variable too.
+	env = map[string]string{"INVENTORY_DRAIN_DELAY": "3s", "INVENTORY_API": "false", "INVENTORY_RATE_LIMIT": "2.5"}
+	fs = newFlagSet("x", "", io.Discard, func(k string) string { return env[k] })
+	d := fs.Duration("drain-delay", "INVENTORY_DRAIN_DELAY", 0, "")
+	a := fs.Bool("api", "INVENTORY_API", true, "")
+	r := fs.Float64("rate-limit", "INVENTORY_RATE_LIMIT", 0, "")
+	require.NoError(t, parse(fs, []string{"--api"}))
+	require.Equal(t, 3*time.Second, *d)
+	require.True(t, *a, "the command line wins")
+	require.Equal(t, 2.5, *r)
 }
 
 func TestParseParts(t *testing.T) {
@@ -82,9 +99,10 @@ func TestUsage(t *testing.T) {
 	for _, c := range commands() {
 		code, _, help := runCmd(t, ctx, nil, c.name, "--help")
 		require.Equal(t, 0, code, c.name)
-		if c.name != "version" {
-			for _, s := range settings {
-				require.Contains(t, help, s.env, "%s --help documents %s", c.name, s.env)
+		if c.name != "version" && c.name != "health" {
+			for _, env := range []string{"INVENTORY_REDIS_URL", "INVENTORY_REDIS_CLUSTER_ADDRS", "INVENTORY_REDIS_PREFIX",
+				"INVENTORY_PARTITIONS", "INVENTORY_DATABASE_URL", "INVENTORY_LOG_LEVEL"} {
+				require.Contains(t, help, env, "%s --help documents %s", c.name, env)
 			}
 		}
 	}
@@ -110,6 +128,7 @@ func testEnv(t *testing.T) map[string]string {
 		"INVENTORY_DATABASE_URL": testsupport.SchemaURL(t, testsupport.Schema(t), ""),
 		"INVENTORY_API_KEYS":     "tok:admin",
 		"INVENTORY_ADDR":         testsupport.FreeAddr(t),
+		"INVENTORY_ADMIN_ADDR":   testsupport.FreeAddr(t),
 		"INVENTORY_LOG_LEVEL":    "warn",
 	}
 }

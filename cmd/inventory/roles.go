@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/shelfline/inventory/internal/admin"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -45,10 +46,11 @@ func parseParts(s string, n int) ([]int, error) {
 func runPersist(ctx context.Context, args []string, _, stderr *os.File) error {
 	var cfg config
 	fs := newFlagSet("persist", "Run only the persister: drain the partitions' event streams into the PostgreSQL ledger.\n"+
-		"Run several with different or overlapping --own sets; a consumer group shares the work.", stderr)
-	cfg.register(fs, os.Getenv)
-	own := fs.String("own", "", "partitions this worker drains, e.g. 0-7 or 0,2,4 (default all)")
-	consumer := fs.String("consumer", "", "consumer name in the group (default <hostname>-<pid>)")
+		"Run several with different or overlapping --own sets; a consumer group shares the work.", stderr, os.Getenv)
+	cfg.register(fs)
+	own := fs.String("own", "INVENTORY_PERSIST_OWN", "", "partitions this worker drains, e.g. 0-7 or 0,2,4 (default all)")
+	consumer := fs.String("consumer", "INVENTORY_PERSIST_CONSUMER", "", "consumer name in the group (default <hostname>-<pid>)")
+	adminAddr := registerAdmin(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -62,6 +64,11 @@ func runPersist(ctx context.Context, args []string, _, stderr *os.File) error {
 	if err != nil {
 		return fmt.Errorf("--own: %w", err)
 	}
+	adm, err := listenAdmin(*adminAddr)
+	if err != nil {
+		return err
+	}
+	defer adm.close() //nolint:errcheck // closed below; this is for the early returns
 	d, stop, err := start(ctx, &cfg)
 	if err != nil {
 		return err
@@ -75,16 +82,43 @@ func runPersist(ctx context.Context, args []string, _, stderr *os.File) error {
 	if err != nil {
 		return err
 	}
+	reg := newRegistry()
+	stats := persisterStats(p)
+	if err := admin.Register(reg, admin.PersisterCollector(stats), admin.StreamCollector(d.e)); err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var adminErr error
+	checks := admin.Checks{Engine: d.e, Ledger: d.pool, Persister: stats}
+	if err := adm.serve(admin.Config{Registry: reg, Checks: checks, Build: ptr(build())}, log, func(err error) {
+		adminErr = err
+		cancel()
+	}); err != nil {
+		return err
+	}
+	// /readyz answers 503 as soon as the shutdown begins.
+	go func() {
+		<-runCtx.Done()
+		adm.beginShutdown()
+	}()
 	log.Info("persister started")
-	return p.Run(ctx)
+	err = p.Run(runCtx)
+	if cerr := adm.close(); err == nil {
+		err = cerr
+	}
+	if err == nil && adminErr != nil {
+		err = adminErr
+	}
+	return err
 }
 
 func runReconcile(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	var cfg config
 	fs := newFlagSet("reconcile", "Compare Redis with the ledger once and print the report as JSON.\n"+
-		"check only reports; repair also fixes. Exit status 3 when check mode found drift.", stderr)
-	cfg.register(fs, os.Getenv)
-	mode := fs.String("mode", "check", "check or repair")
+		"check only reports; repair also fixes. Exit status 3 when check mode found drift.", stderr, os.Getenv)
+	cfg.register(fs)
+	mode := fs.String("mode", "INVENTORY_RECONCILE_MODE", "check", "check or repair")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -127,8 +161,8 @@ var errDrift = errors.New("drift found (run with --mode repair to fix it)")
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	var cfg config
-	fs := newFlagSet("migrate", "Apply pending PostgreSQL schema migrations (safe to run concurrently).", stderr)
-	cfg.register(fs, os.Getenv)
+	fs := newFlagSet("migrate", "Apply pending PostgreSQL schema migrations (safe to run concurrently).", stderr, os.Getenv)
+	cfg.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}

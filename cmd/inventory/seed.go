@@ -59,10 +59,10 @@ func demoCatalogue() []string {
 func runSeed(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	var cfg config
 	fs := newFlagSet("seed", "Load the demo furniture chain through the engine: 30 stores, a warehouse and a web shop,\n"+
-		"about 250 SKUs (a few with a flash-sale purchase limit). Skipped when the deployment already has stores.", stderr)
-	cfg.register(fs, os.Getenv)
-	demo := fs.Bool("demo", false, "load the demo chain (required)")
-	force := fs.Bool("force", false, "seed even when stores exist (sets their counts again)")
+		"about 250 SKUs (a few with a flash-sale purchase limit). Skipped when the deployment already has stores.", stderr, os.Getenv)
+	cfg.register(fs)
+	demo := fs.Bool("demo", "INVENTORY_SEED_DEMO", false, "load the demo chain (required)")
+	force := fs.Bool("force", "INVENTORY_SEED_FORCE", false, "seed even when stores exist (sets their counts again)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

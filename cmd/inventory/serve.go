@@ -8,11 +8,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/httpapi"
+	"github.com/shelfline/inventory/internal/admin"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -25,25 +27,6 @@ func (a reconcilerAdapter) Reconcile(ctx context.Context, mode string) (any, err
 		return nil, err
 	}
 	return a.r.Reconcile(ctx, m)
-}
-
-func persisterStats(p *persist.Persister) func() httpapi.PersisterStats {
-	return func() httpapi.PersisterStats {
-		st := p.Stats()
-		out := httpapi.PersisterStats{Persisted: st.EventsPersisted, Batches: st.Batches, DeadLetters: st.DeadLetters,
-			Errors: st.WriteErrors, LastBatchSize: st.LastBatchSize}
-		for _, n := range st.Lag {
-			out.Lag += n
-		}
-		for part, ps := range st.Partitions {
-			hp := httpapi.PersisterPartition{Partition: part, Lag: ps.Lag, Failing: ps.Failing, LastSuccess: ps.LastSuccess, Error: ps.LastError}
-			if ps.FailingSince != nil {
-				hp.FailingSince = *ps.FailingSince
-			}
-			out.Partitions = append(out.Partitions, hp)
-		}
-		return out
-	}
 }
 
 func randomToken() string {
@@ -74,22 +57,27 @@ func prepare(ctx context.Context, cfg *config, d *deps, migrate bool) error {
 func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	var cfg config
 	fs := newFlagSet("serve", "Run the HTTP API together with the persister, the reconciler, the rebuilder and the\n"+
-		"reservation sweeper. Each role can be switched off, so API pods and workers can scale apart.", stderr)
-	cfg.register(fs, os.Getenv)
-	api := fs.Bool("api", true, "serve the HTTP API on --addr")
-	persister := fs.Bool("persister", true, "run the persister (needs the ledger)")
-	reconciler := fs.Bool("reconciler", true, "run periodic reconciliation in repair mode (needs the ledger)")
-	reconcileEvery := fs.Duration("reconcile-interval", 5*time.Minute, "time between periodic reconciliations")
-	rebuilder := fs.Bool("rebuilder", true, "rebuild partitions whose readiness marker is missing from the ledger")
-	sweeper := fs.Bool("sweeper", true, "expire due reservations")
-	migrate := fs.Bool("migrate", true, "apply pending migrations at start")
-	rate := fs.Float64("rate-limit", 0, "default request rate limit, requests per second, of each token without its own rate= in\n"+
+		"reservation sweeper. Each role can be switched off, so API pods and workers can scale apart.", stderr, os.Getenv)
+	cfg.register(fs)
+	cfg.registerAPI(fs)
+	api := fs.Bool("api", "INVENTORY_API", true, "serve the HTTP API on --addr")
+	persister := fs.Bool("persister", "INVENTORY_PERSISTER", true, "run the persister (needs the ledger)")
+	reconciler := fs.Bool("reconciler", "INVENTORY_RECONCILER", true, "run periodic reconciliation in repair mode (needs the ledger)")
+	reconcileEvery := fs.Duration("reconcile-interval", "INVENTORY_RECONCILE_INTERVAL", 5*time.Minute, "time between periodic reconciliations")
+	rebuilder := fs.Bool("rebuilder", "INVENTORY_REBUILDER", true, "rebuild partitions whose readiness marker is missing from the ledger")
+	sweeper := fs.Bool("sweeper", "INVENTORY_SWEEPER", true, "expire due reservations")
+	migrate := fs.Bool("migrate", "INVENTORY_MIGRATE", true, "apply pending migrations at start")
+	rate := fs.Float64("rate-limit", "INVENTORY_RATE_LIMIT", 0, "default request rate limit, requests per second, of each token without its own rate= in\n"+
 		"INVENTORY_API_KEYS (token bucket; beyond it 429 with Retry-After); 0 or negative: none, so one token may go at full speed")
-	burst := fs.Int("rate-burst", 0, "bucket size of the --rate-limit default (0: twice the rate)")
-	maxInFlight := fs.Int("max-in-flight", 4096, "requests served at once; beyond, 503 with Retry-After (this is what sheds overload)")
-	maxFeeds := fs.Int("max-feeds", 512, "open event feeds (SSE and WebSocket) at once; beyond, 503 with Retry-After")
-	maxFeedsPerToken := fs.Int("max-feeds-per-token", 0, "open event feeds one token may hold; beyond, 429 with Retry-After (0: half of --max-feeds)")
-	seedDemoChain := fs.Bool("seed-demo", false, "load the demo chain at start when there are no stores yet (the way to seed the embedded Redis)")
+	burst := fs.Int("rate-burst", "INVENTORY_RATE_BURST", 0, "bucket size of the --rate-limit default (0: twice the rate)")
+	maxInFlight := fs.Int("max-in-flight", "INVENTORY_MAX_IN_FLIGHT", 4096, "requests served at once; beyond, 503 with Retry-After (this is what sheds overload)")
+	maxFeeds := fs.Int("max-feeds", "INVENTORY_MAX_FEEDS", 512, "open event feeds (SSE and WebSocket) at once; beyond, 503 with Retry-After")
+	maxFeedsPerToken := fs.Int("max-feeds-per-token", "INVENTORY_MAX_FEEDS_PER_TOKEN", 0, "open event feeds one token may hold; beyond, 429 with Retry-After (0: half of --max-feeds)")
+	seedDemoChain := fs.Bool("seed-demo", "INVENTORY_SEED_DEMO", false, "load the demo chain at start when there are no stores yet (the way to seed the embedded Redis)")
+	accessLog := fs.Bool("access-log", "INVENTORY_ACCESS_LOG", false, "log one line per HTTP request (method, route, status, duration, request id; never the token)")
+	drainDelay := fs.Duration("drain-delay", "INVENTORY_DRAIN_DELAY", 0, "on SIGTERM, how long /readyz answers 503 while requests are still served, before the\n"+
+		"drain: time for load balancers that probe /readyz to stop sending")
+	adminAddr := registerAdmin(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -103,12 +91,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		return fmt.Errorf("--max-feeds must be positive")
 	case *maxFeedsPerToken < 0 || *maxFeedsPerToken > *maxFeeds:
 		return fmt.Errorf("--max-feeds-per-token must be 0..--max-feeds (%d)", *maxFeeds)
+	case *drainDelay < 0:
+		return fmt.Errorf("--drain-delay must not be negative")
 	}
 	// A bad key is reported before anything connects.
 	keys, err := httpapi.ParseKeys(cfg.APIKeys)
 	if err != nil {
 		return fmt.Errorf("INVENTORY_API_KEYS: %w", err)
 	}
+	adm, err := listenAdmin(*adminAddr)
+	if err != nil {
+		return err
+	}
+	defer adm.close() //nolint:errcheck // closed below; this is for the early returns
 	d, stop, err := start(ctx, &cfg)
 	if err != nil {
 		return err
@@ -131,8 +126,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		fmt.Fprintf(stdout, "INVENTORY_API_KEYS is empty: generated an admin token for this run (shown once):\n\n    %s\n\n", tok)
 	}
 
-	hcfg := httpapi.Config{Engine: e, Keys: keys, Logger: log.Named("http"), Version: buildVersion(),
-		RatePerSecond: *rate, RateBurst: *burst, MaxInFlight: *maxInFlight,
+	// One registry for the process: the API's /metrics and the admin
+	// address show the same.
+	reg := newRegistry()
+	shared := []prometheus.Collector{admin.StreamCollector(e)}
+	checks := admin.Checks{Engine: e, Partitions: *api}
+	hcfg := httpapi.Config{Engine: e, Keys: keys, Logger: log.Named("http"), Version: buildVersion(), Registry: reg,
+		AccessLog: *accessLog, RatePerSecond: *rate, RateBurst: *burst, MaxInFlight: *maxInFlight,
 		MaxStreams: *maxFeeds, MaxStreamsPerToken: *maxFeedsPerToken}
 	type worker struct {
 		role string
@@ -144,11 +144,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	}
 	if d.pool != nil {
 		hcfg.Ledger = persist.NewLedger(d.pool)
+		checks.Ledger = d.pool
 		rec, err := persist.NewReconciler(e, d.pool, persist.ReconcilerConfig{Interval: *reconcileEvery, Logger: log.Named("reconciler")})
 		if err != nil {
 			return err
 		}
 		hcfg.Reconciler = reconcilerAdapter{rec}
+		// Runs on demand (POST /v1/admin/reconcile) count too.
+		shared = append(shared, admin.ReconcilerCollector(reconcilerStats(rec)))
+		rebuilds := []func() persist.RebuilderStats{func() persist.RebuilderStats { return rec.Stats().Rebuilds }}
 		if *reconciler {
 			workers = append(workers, worker{"reconciler", rec.Run})
 		}
@@ -157,7 +161,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			if err != nil {
 				return err
 			}
-			hcfg.PersisterStats = persisterStats(p)
+			stats := persisterStats(p)
+			hcfg.PersisterStats = func() httpapi.PersisterStats { return httpapi.PersisterStats(stats()) }
+			checks.Persister = stats
+			shared = append(shared, admin.PersisterCollector(stats))
 			workers = append(workers, worker{"persister", p.Run})
 		} else {
 			log.Warn("persister off: events accumulate in Redis until a persister runs (writes are refused past the high watermark)")
@@ -167,10 +174,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			if err != nil {
 				return err
 			}
+			rebuilds = append(rebuilds, rb.Stats)
 			workers = append(workers, worker{"rebuilder", rb.Run})
 		} else {
 			log.Warn("rebuilder off: a partition without its readiness marker stays unavailable until a rebuilder runs")
 		}
+		shared = append(shared, admin.RebuildCollector(rebuildStats(rebuilds...)))
+	}
+	if err := admin.Register(reg, shared...); err != nil {
+		return err
 	}
 
 	var srv *httpapi.Server
@@ -181,9 +193,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	}
 
 	// Workers stop after the API has drained its requests, or at once when
-	// a worker fails.
+	// a worker or the admin server fails.
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
+	var adminErr error
+	if err := adm.serve(admin.Config{Registry: reg, Checks: checks, Build: ptr(build())}, log, func(err error) {
+		adminErr = err
+		stopWork()
+	}); err != nil {
+		return err
+	}
 	g, gctx := errgroup.WithContext(workCtx)
 	for _, w := range workers {
 		g.Go(func() error {
@@ -195,12 +214,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			return nil
 		})
 	}
-	apiCtx, stopAPI := context.WithCancel(ctx)
+	// A shutdown makes /readyz answer 503 at once, on the API and the
+	// admin address, then (after --drain-delay) drains the API, then stops
+	// the workers.
+	apiCtx, stopAPI := context.WithCancel(context.Background())
 	defer stopAPI()
 	g.Go(func() error {
+		signalled := false
 		select {
 		case <-ctx.Done():
+			signalled = true
 		case <-gctx.Done():
+		}
+		adm.beginShutdown()
+		if srv != nil {
+			srv.BeginShutdown()
+		}
+		log.Info("shutting down: /readyz answers 503", zap.Duration(logDrainDelay, *drainDelay))
+		if signalled && srv != nil && *drainDelay > 0 {
+			t := time.NewTimer(*drainDelay)
+			select {
+			case <-t.C:
+			case <-gctx.Done():
+				t.Stop()
+			}
 		}
 		stopAPI()
 		return nil
@@ -222,5 +259,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			return nil
 		})
 	}
-	return g.Wait()
+	err = g.Wait()
+	if cerr := adm.close(); err == nil {
+		err = cerr
+	}
+	if err == nil && adminErr != nil {
+		err = adminErr
+	}
+	return err
 }
+
+func ptr[T any](v T) *T { return &v }

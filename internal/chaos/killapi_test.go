@@ -34,6 +34,7 @@ func (w *world) startServe(bin string) *serveProc {
 		api: &apiServer{url: "http://" + addr},
 		env: []string{
 			"INVENTORY_ADDR=" + addr,
+			"INVENTORY_ADMIN_ADDR=127.0.0.1:0", // a free port: restarts and parallel tests never collide
 			"INVENTORY_REDIS_URL=redis://" + w.redis.Addr() + "/0",
 			"INVENTORY_REDIS_PREFIX=" + w.prefix,
 			"INVENTORY_PARTITIONS=" + itoa(w.parts),

@@ -94,6 +94,7 @@ func (d *deployment) env() []string {
 		"INVENTORY_PARTITIONS="+fmt.Sprint(partitions),
 		"INVENTORY_DATABASE_URL="+d.dbURL,
 		"INVENTORY_LOG_LEVEL=info",
+		"INVENTORY_ADMIN_ADDR=127.0.0.1:0", // each process on a free port of its own
 	)
 }
 
