@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -95,6 +96,22 @@ func TestIfMatchList(t *testing.T) {
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	require.Equal(t, 200, res.StatusCode, "body %s", b)
+
+	// A keyed request under a list: its retry replays instead of failing
+	// on the version it changed itself; another key still fails on the
+	// version.
+	v := ts.item("s1", "bed").Version
+	list := fmt.Sprintf(`"1", "%d"`, v)
+	hdr := []string{"If-Match", list, "Idempotency-Key", "k-list"}
+	first := ts.req("POST", "/v1/stores/s1/items/bed/adjust", tokAdmin, `{"delta":1}`, hdr...)
+	require.Equal(t, 200, first.Status, "body %s", first.Body)
+	again := ts.req("POST", "/v1/stores/s1/items/bed/adjust", tokAdmin, `{"delta":1}`, hdr...)
+	require.Equal(t, 200, again.Status, "the retry replays: body %s", again.Body)
+	require.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+	require.Equal(t, first.Body, again.Body)
+	p := requireProblem(t, ts.req("POST", "/v1/stores/s1/items/bed/adjust", tokAdmin, `{"delta":1}`, "If-Match", list, "Idempotency-Key", "k-other"), http.StatusPreconditionFailed)
+	require.Equal(t, float64(v+1), p["current_version"])
+	require.Equal(t, v+1, ts.item("s1", "bed").Version)
 
 	// An item that does not exist matches no tag, not even "*".
 	for _, im := range []string{`"1", "2"`, `*`} {

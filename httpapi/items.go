@@ -69,19 +69,26 @@ const maxIfMatchRetries = 3
 // One tag is handed to the engine as is, which compares atomically; for a
 // list or "*" the item is read and the write expects the version read, when
 // m names it, so it is still atomic: a change in between fails the write,
-// which is tried again if the new version is named too.
-func (s *Server) underIfMatch(ctx context.Context, store, sku string, m ifMatch, write func(expect int64) (result, error)) (result, error) {
+// which is tried again if the new version is named too. A keyed request
+// whose precondition fails on the version read still goes to the engine,
+// which checks the key before the version: the retry of a request that
+// succeeded replays instead of failing on the version it changed itself.
+func (s *Server) underIfMatch(ctx context.Context, store, sku string, m ifMatch, keyed bool, write func(expect int64) (result, error)) (result, error) {
 	if !m.star && len(m.versions) == 1 {
 		return write(m.versions[0])
 	}
 	for try := 0; ; try++ {
 		it, err := s.e.GetItem(ctx, store, sku)
-		if errors.Is(err, engine.ErrNotFound) {
-			return result{}, preconditionFailed("If-Match but the item does not exist").with("current_version", 0)
-		} else if err != nil {
+		if err != nil && !errors.Is(err, engine.ErrNotFound) {
 			return result{}, err
 		}
-		if !m.has(it.Version) {
+		if err != nil || !m.has(it.Version) {
+			if keyed && len(m.versions) > 0 {
+				return write(m.versions[0])
+			}
+			if err != nil {
+				return result{}, preconditionFailed("If-Match but the item does not exist").with("current_version", 0)
+			}
 			return result{}, problemFor(&engine.VersionMismatchError{Current: it.Version})
 		}
 		res, err := write(it.Version)
@@ -151,7 +158,7 @@ func (s *Server) putItem(c *fiber.Ctx) error {
 		}
 		switch {
 		case hasIM:
-			return s.underIfMatch(ctx, store, sku, im, func(expect int64) (result, error) {
+			return s.underIfMatch(ctx, store, sku, im, op.IdempotencyKey != "", func(expect int64) (result, error) {
 				req.ExpectVersion = &expect
 				return set(req)
 			})
@@ -240,7 +247,7 @@ func (s *Server) adjust(c *fiber.Ctx) error {
 			return result{status: http.StatusOK, body: r.Item, version: r.Item.Version, replayed: r.Replayed}, nil
 		}
 		if hasIM && !(im.star && len(im.versions) == 0) {
-			return s.underIfMatch(ctx, store, sku, im, func(expect int64) (result, error) {
+			return s.underIfMatch(ctx, store, sku, im, op.IdempotencyKey != "", func(expect int64) (result, error) {
 				req.ExpectVersion = &expect
 				return adjust(req)
 			})

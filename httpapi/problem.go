@@ -93,6 +93,9 @@ func problemFor(err error) *Problem {
 		nhe *engine.NotHeldError
 		nfe *engine.NotFoundError
 		fe  *fiber.Error
+		// tu is an error of a collaborator (the reconciler) that says it
+		// passes: 503 with Retry-After.
+		tu interface{ Unavailable() bool }
 	)
 	switch {
 	case errors.As(err, &p):
@@ -140,6 +143,8 @@ func problemFor(err error) *Problem {
 		return unavailable("the request timed out")
 	case errors.As(err, &fe):
 		return fiberProblem(fe)
+	case errors.As(err, &tu) && tu.Unavailable():
+		return unavailable("another run of this operation is in progress; retry shortly")
 	case engine.IsUnavailable(err):
 		return unavailable("the stock service is unreachable; retry shortly")
 	}

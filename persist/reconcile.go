@@ -257,7 +257,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 
 // ErrReconcileInProgress is returned by Reconcile when another run on the
 // same ledger and key prefix holds the reconciliation lock.
-var ErrReconcileInProgress = errors.New("a reconciliation run is in progress")
+var ErrReconcileInProgress error = inProgressError{}
+
+// inProgressError is ErrReconcileInProgress: a state that passes, so callers
+// that map errors to answers treat it as unavailable for now (an HTTP API
+// answers 503 with Retry-After).
+type inProgressError struct{}
+
+func (inProgressError) Error() string     { return "a reconciliation run is in progress" }
+func (inProgressError) Unavailable() bool { return true }
 
 // runLockSQL takes a session advisory lock per ledger schema and key
 // prefix; it goes away with the session if the process dies.
