@@ -36,14 +36,6 @@ import (
 // for every keyed request of the last IdempotencyTTL; a retry then gets
 // ErrAlreadyApplied and changes nothing.
 
-// claimKey is the key of a client key's claim: a partition chosen by the
-// principal and key, holding the fingerprint of the request that took it.
-func (e *Engine) claimKey(principal, key string) string {
-	sum := sha256.Sum256([]byte(principal + "\x00" + key))
-	p := int(uint32(sum[0])<<8|uint32(sum[1])) % e.cfg.Partitions
-	return e.KeyBase(p) + "claim:" + hex.EncodeToString(sum[:16])
-}
-
 // claim takes op's client key for fingerprint fp. repeat is true when the
 // key was already taken by a request with the same fingerprint (a retry, or
 // the same request in flight): the operation record decides what it gets.

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strconv"
 )
 
@@ -71,4 +73,12 @@ func (e *Engine) batchKey(p int, id string) string { return e.KeyBase(p) + "idem
 // idemKeyOf is idemKey for a principal and operation id.
 func idemKeyOf(principal, opID string) string {
 	return strconv.Itoa(len(principal)) + ":" + principal + ":" + opID
+}
+
+// claimKey is the key of a client key's claim: a partition chosen by the
+// principal and key, holding the fingerprint of the request that took it.
+func (e *Engine) claimKey(principal, key string) string {
+	sum := sha256.Sum256([]byte(principal + "\x00" + key))
+	p := int(uint32(sum[0])<<8|uint32(sum[1])) % e.cfg.Partitions
+	return e.KeyBase(p) + "claim:" + hex.EncodeToString(sum[:16])
 }
