@@ -3,6 +3,7 @@ SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
 BIN := bin/inventory
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help run test services build bench lint chaos
 
@@ -32,9 +33,10 @@ bench: services build ## benchmarks: engine vs redis-benchmark, the bare referen
 		$(BIN) bench --scenario flash-sale --targets server,bare --client wrk --workers 200 --stock 1000000 --duration 20s --out bench/results; \
 	else echo "wrk is not installed (apt-get install wrk): no wrk run"; fi
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and staticcheck (fetched through the Go module proxy at a pinned version)
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 chaos: services ## the fault-injection suite, long version (INVENTORY_CHAOS=long)
 	INVENTORY_CHAOS=long $(GO) test -race -count=1 -timeout 30m -v ./internal/chaos/

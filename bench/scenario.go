@@ -78,9 +78,7 @@ func (o *outcome) checkLedger(ctx context.Context, cfg Config, name string, t ta
 		return err
 	}
 	o.check("ledger", len(v) == 0, "%s", summarize(v, fmt.Sprintf("drained; %d items gap-free from version 1, deltas sum to the state", len(states))))
-	for _, x := range v {
-		o.violations = append(o.violations, x)
-	}
+	o.violations = append(o.violations, v...)
 	return nil
 }
 

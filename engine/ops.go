@@ -175,7 +175,7 @@ func validLines(store string, lines []Line, customer string) ([]wireLine, error)
 			return nil, invalid(fmt.Sprintf("lines[%d].sku", i), "%s appears twice", l.SKU)
 		}
 		seen[l.SKU] = struct{}{}
-		out[i] = wireLine{SKU: l.SKU, Qty: l.Qty}
+		out[i] = wireLine(l)
 	}
 	return out, nil
 }

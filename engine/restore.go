@@ -129,7 +129,7 @@ func (e *Engine) RestoreReservation(ctx context.Context, h HeldReservation) erro
 	lines := make([]wireLine, len(r.Lines))
 	var counted []int64
 	for i, l := range r.Lines {
-		lines[i] = wireLine{SKU: l.SKU, Qty: l.Qty}
+		lines[i] = wireLine(l)
 		n := h.Counted[l.SKU]
 		if n < 0 || n > l.Qty {
 			return invalid("counted units", "%d of line %s of reservation %s, which holds %d", n, l.SKU, r.ID, l.Qty)

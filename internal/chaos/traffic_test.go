@@ -1,3 +1,5 @@
+//lint:file-ignore ST1008 a retried call answers (err, unknown, items): the order in which the history records an outcome
+
 package chaos
 
 import (
