@@ -116,6 +116,7 @@ func TestAccessLog(t *testing.T) {
 	rq.Header.Set(HeaderRequestID, "feed-1")
 	res, err := http.DefaultClient.Do(rq)
 	require.NoError(t, err)
+	checkHTTP(t, rq, nil, res, nil, true)
 	require.Equal(t, 200, res.StatusCode)
 	require.Equal(t, "feed-1", res.Header.Get(HeaderRequestID))
 	res.Body.Close()

@@ -95,6 +95,7 @@ func TestIfMatchList(t *testing.T) {
 	require.NoError(t, err)
 	b, _ := io.ReadAll(res.Body)
 	res.Body.Close()
+	checkHTTP(t, rq, []byte(`{"on_hand":6}`), res, b, false)
 	require.Equal(t, 200, res.StatusCode, "body %s", b)
 
 	// A keyed request under a list: its retry replays instead of failing

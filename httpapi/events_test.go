@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -23,8 +25,9 @@ type sseClient struct {
 }
 
 type sseMsg struct {
-	id   string
-	data string
+	id    string
+	event string // "" for an event, "gap"
+	data  string
 }
 
 func (ts *testServer) openSSE(t *testing.T, path, token, lastID string) *sseClient {
@@ -37,6 +40,7 @@ func (ts *testServer) openSSE(t *testing.T, path, token, lastID string) *sseClie
 	}
 	res, err := http.DefaultClient.Do(rq)
 	require.NoError(t, err)
+	checkHTTP(t, rq, nil, res, nil, true)
 	require.Equal(t, 200, res.StatusCode)
 	require.Equal(t, "text/event-stream", res.Header.Get("Content-Type"))
 	c := &sseClient{res: res, events: make(chan sseMsg, 100)}
@@ -59,6 +63,8 @@ func (ts *testServer) openSSE(t *testing.T, path, token, lastID string) *sseClie
 				m = sseMsg{}
 			case strings.HasPrefix(line, "id: "):
 				m.id = line[4:]
+			case strings.HasPrefix(line, "event: "):
+				m.event = line[7:]
 			case strings.HasPrefix(line, "data: "):
 				m.data = line[6:]
 			}
@@ -79,6 +85,7 @@ func (c *sseClient) next(t *testing.T) (string, engine.Event) {
 	case m, ok := <-c.events:
 		require.True(t, ok, "stream ended")
 		require.NotEmpty(t, m.id, "every event has an id")
+		checkFeedMessage(t, m.event, []byte(m.data))
 		var ev engine.Event
 		require.NoError(t, json.Unmarshal([]byte(m.data), &ev))
 		c.lastID = m.id
@@ -167,15 +174,20 @@ func TestWebSocket(t *testing.T) {
 	require.Error(t, err, "no token")
 	if res != nil {
 		require.Equal(t, 401, res.StatusCode)
+		b, _ := io.ReadAll(res.Body)
+		checkHTTP(t, httptest.NewRequest("GET", wsURL, nil), nil, res, b, false)
 	}
-	conn, res, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + tokReader}}})
+	hdr := http.Header{"Authorization": {"Bearer " + tokReader}}
+	conn, res, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPHeader: hdr})
 	require.NoError(t, err)
 	require.Equal(t, 101, res.StatusCode)
+	checkHTTP(t, httptest.NewRequest("GET", wsURL, nil), nil, res, nil, true)
 	defer conn.CloseNow()
 	ts.put("s2", "lamp", 1)
 	ts.put("s1", "lamp", 2)
 	_, b, err := conn.Read(ctx)
 	require.NoError(t, err)
+	checkFeedMessage(t, "ws", b)
 	var m struct {
 		ID    string       `json:"id"`
 		Event engine.Event `json:"event"`
@@ -193,6 +205,7 @@ func TestWebSocket(t *testing.T) {
 	defer conn.CloseNow()
 	_, b, err = conn.Read(ctx)
 	require.NoError(t, err)
+	checkFeedMessage(t, "ws", b)
 	require.NoError(t, json.Unmarshal(b, &m))
 	require.Equal(t, int64(3), m.Event.OnHand)
 	require.Equal(t, int64(2), m.Event.Version)

@@ -31,6 +31,7 @@ func TestSSEGapAfterTrim(t *testing.T) {
 		res, err := http.DefaultClient.Do(rq)
 		require.NoError(t, err)
 		defer res.Body.Close()
+		checkHTTP(t, rq, nil, res, nil, true)
 		require.Equal(t, 200, res.StatusCode)
 		lines := make(chan string, 64)
 		go func() {
@@ -48,9 +49,11 @@ func TestSSEGapAfterTrim(t *testing.T) {
 					return false
 				}
 				if l == "event: gap" {
+					checkFeedMessage(t, "gap", []byte(strings.TrimPrefix(<-lines, "data: ")))
 					return true
 				}
 				if strings.HasPrefix(l, "data: ") && !strings.Contains(l, "partitions") {
+					checkFeedMessage(t, "", []byte(l[len("data: "):]))
 					return false // the first event came without a gap
 				}
 			case <-deadline:

@@ -39,6 +39,8 @@ func (ts *testServer) rawFeed(t *testing.T, path, token string, ws bool) *net.TC
 	br := bufio.NewReader(conn)
 	res, err := http.ReadResponse(br, nil)
 	require.NoError(t, err)
+	rq, _ := parseRaw(t, req+"\r\n")
+	checkHTTP(t, rq, nil, res, nil, true)
 	if ws {
 		require.Equal(t, http.StatusSwitchingProtocols, res.StatusCode)
 	} else {

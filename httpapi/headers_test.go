@@ -32,6 +32,7 @@ func TestRepeatedHeaders(t *testing.T) {
 		defer res.Body.Close()
 		b, err := io.ReadAll(res.Body)
 		require.NoError(t, err)
+		checkHTTP(t, rq, []byte(body), res, b, false)
 		return &resp{Status: res.StatusCode, Header: res.Header, Body: b}
 	}
 	auth := func(toks ...string) http.Header {

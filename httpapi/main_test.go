@@ -133,6 +133,8 @@ func (ts *testServer) req(method, path, token, body string, hdr ...string) *resp
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(ts.t, err)
+	checkExchange(ts.t, exchange{Method: method, URL: path, Header: rq.Header, ReqBody: []byte(body),
+		Status: res.StatusCode, RHeader: res.Header, Body: b})
 	return &resp{Status: res.StatusCode, Header: res.Header, Body: b}
 }
 
@@ -191,6 +193,9 @@ func (ts *testServer) oversized(t *testing.T, path string, n int) *resp {
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
+	// The body was never sent: the request is checked without it.
+	checkExchange(t, exchange{Method: "POST", URL: path, Header: http.Header{"Content-Type": {"application/json"}},
+		Status: res.StatusCode, RHeader: res.Header, Body: b})
 	return &resp{Status: res.StatusCode, Header: res.Header, Body: b}
 }
 

@@ -148,12 +148,15 @@ func TestRedisUnreachable(t *testing.T) {
 		res, err := s.App().Test(rq, 5000)
 		require.NoError(t, err)
 		b, _ := io.ReadAll(res.Body)
+		checkHTTP(t, rq, []byte(c.body), res, b, false)
 		require.Equal(t, 503, res.StatusCode, "%s %s: %s", c.method, c.path, b)
 		require.NotEmpty(t, res.Header.Get("Retry-After"))
 	}
 	rq, _ := http.NewRequest("GET", "/readyz", nil)
 	res, err := s.App().Test(rq, 5000)
 	require.NoError(t, err)
+	b, _ := io.ReadAll(res.Body)
+	checkHTTP(t, rq, nil, res, b, false)
 	require.Equal(t, 503, res.StatusCode)
 	_ = context.Background
 }

@@ -80,7 +80,9 @@ func TestRequestIDBadReplaced(t *testing.T) {
 		rq.Header.Add(HeaderRequestID, "two")
 		res, err := http.DefaultClient.Do(rq)
 		require.NoError(t, err)
+		b, _ := io.ReadAll(res.Body)
 		res.Body.Close()
+		checkHTTP(t, rq, nil, res, b, false)
 		require.Equal(t, 200, res.StatusCode)
 		require.Regexp(t, madeID, res.Header.Get(HeaderRequestID), "which one was meant is not for the server to guess")
 	})
@@ -164,5 +166,7 @@ func rawRequest(t *testing.T, ts *testServer, raw string) *resp {
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
+	rq, body := parseRaw(t, raw)
+	checkHTTP(t, rq, body, res, b, false)
 	return &resp{Status: res.StatusCode, Header: res.Header, Body: b}
 }
