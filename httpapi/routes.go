@@ -6,8 +6,10 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/gofiber/contrib/otelfiber/v2"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/utils"
+	"go.opentelemetry.io/otel/attribute"
 	"go.uber.org/zap"
 )
 
@@ -16,6 +18,9 @@ import (
 func (s *Server) routes() {
 	a := s.app
 	a.Use(s.requestID)
+	if s.cfg.Tracing {
+		a.Use(s.tracing())
+	}
 	if s.cfg.AccessLog {
 		a.Use(s.accessLog)
 	}
@@ -52,6 +57,24 @@ func (s *Server) routes() {
 	a.Post("/v1/adjustments", api(s.bulkAdjust)...)
 	a.Get("/v1/items/:sku", api(s.availability)...)
 	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
+}
+
+// tracing is the OpenTelemetry middleware of Config.Tracing: a server span
+// per request, named by its route, with the request's id; the probes are
+// left out.
+func (s *Server) tracing() fiber.Handler {
+	return otelfiber.Middleware(
+		otelfiber.WithNext(func(c *fiber.Ctx) bool {
+			switch c.Path() {
+			case "/healthz", "/readyz", "/metrics":
+				return true
+			}
+			return false
+		}),
+		otelfiber.WithCustomAttributes(func(c *fiber.Ctx) []attribute.KeyValue {
+			return []attribute.KeyValue{attribute.String(logRequestID, s.request(c).id)}
+		}),
+	)
 }
 
 // recoverPanic turns a handler's panic into a 500 problem, logged with its

@@ -102,6 +102,12 @@ type Config struct {
 	Version string
 	// PersisterStats, when set, is exported on /metrics.
 	PersisterStats func() PersisterStats
+	// Tracing, when true, gives every request but the probes (/healthz,
+	// /readyz, /metrics) an OpenTelemetry server span named by its route,
+	// with its request id (request_id), through the global tracer provider
+	// and propagator (see internal/tracing). Defaults to false: no
+	// middleware at all.
+	Tracing bool
 }
 
 // PersisterStats is what /metrics shows of the persister.

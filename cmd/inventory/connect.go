@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/tracing"
 )
 
 const (
@@ -43,22 +44,45 @@ type deps struct {
 	e     *engine.Engine
 	log   *zap.Logger
 	close func()
+	// tracing tells whether OpenTelemetry traces go out (the OTEL_*
+	// variables): Redis and PostgreSQL are then instrumented, and the API
+	// traces its requests.
+	tracing bool
 }
 
-// start makes a subcommand's logger and connects Redis and, unless the
-// ledger is off, PostgreSQL; stop closes them and flushes the log.
+// start makes a subcommand's logger, sets up OpenTelemetry traces when the
+// OTEL_* variables ask for them (see internal/tracing) and connects Redis
+// and, unless the ledger is off, PostgreSQL; stop closes them, flushes the
+// traces not yet sent and flushes the log.
 func start(ctx context.Context, cfg *config) (d *deps, stop func(), err error) {
 	log, err := newLogger(cfg.LogLevel)
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err = connect(ctx, cfg, log)
+	shutdownTracing, traced, err := tracing.Setup(ctx, "inventory", buildVersion())
 	if err != nil {
+		_ = log.Sync()
+		return nil, nil, err
+	}
+	flushTraces := func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(fctx); err != nil {
+			log.Warn("flush traces", zap.Error(err))
+		}
+	}
+	if traced {
+		log.Info("OpenTelemetry traces on")
+	}
+	d, err = connectTraced(ctx, cfg, log, traced)
+	if err != nil {
+		flushTraces()
 		_ = log.Sync()
 		return nil, nil, err
 	}
 	return d, func() {
 		d.close()
+		flushTraces()
 		_ = log.Sync()
 	}, nil
 }
@@ -66,7 +90,13 @@ func start(ctx context.Context, cfg *config) (d *deps, stop func(), err error) {
 // connect opens Redis (or the embedded miniredis) and, unless the ledger is
 // off, PostgreSQL, and builds the engine.
 func connect(ctx context.Context, cfg *config, log *zap.Logger) (*deps, error) {
-	d := &deps{log: log}
+	return connectTraced(ctx, cfg, log, false)
+}
+
+// connectTraced is connect; traced instruments both clients for
+// OpenTelemetry.
+func connectTraced(ctx context.Context, cfg *config, log *zap.Logger, traced bool) (*deps, error) {
+	d := &deps{log: log, tracing: traced}
 	var closers []func()
 	d.close = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -98,7 +128,15 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger) (*deps, error) {
 		}
 		target, d.rdb = t, t.client
 		closers = append(closers, func() { _ = d.rdb.Close() })
-		if err := t.ping(pctx); err != nil {
+	}
+	if traced {
+		if err := tracing.InstrumentRedis(d.rdb); err != nil {
+			d.close()
+			return nil, fmt.Errorf("trace redis: %w", err)
+		}
+	}
+	if target != nil {
+		if err := target.ping(pctx); err != nil {
 			d.close()
 			return nil, err
 		}
@@ -124,7 +162,15 @@ func connect(ctx context.Context, cfg *config, log *zap.Logger) (*deps, error) {
 		}
 	}
 	if !cfg.ledgerOff() {
-		pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+		pcfg, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+		if err != nil {
+			d.close()
+			return nil, fmt.Errorf("INVENTORY_DATABASE_URL: %w", err)
+		}
+		if traced {
+			tracing.InstrumentPool(pcfg)
+		}
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
 			d.close()
 			return nil, fmt.Errorf("INVENTORY_DATABASE_URL: %w", err)

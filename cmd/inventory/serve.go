@@ -133,7 +133,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	checks := admin.Checks{Engine: e, Partitions: *api}
 	hcfg := httpapi.Config{Engine: e, Keys: keys, Logger: log.Named("http"), Version: buildVersion(), Registry: reg,
 		AccessLog: *accessLog, RatePerSecond: *rate, RateBurst: *burst, MaxInFlight: *maxInFlight,
-		MaxStreams: *maxFeeds, MaxStreamsPerToken: *maxFeedsPerToken}
+		MaxStreams: *maxFeeds, MaxStreamsPerToken: *maxFeedsPerToken, Tracing: d.tracing}
 	type worker struct {
 		role string
 		run  func(context.Context) error
