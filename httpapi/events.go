@@ -51,7 +51,7 @@ func (s *Server) feedFor(c *fiber.Ctx, lastID string) (f *feed, release func(), 
 	s.streams.Add(1)
 	var once sync.Once
 	release = func() { once.Do(func() { free(); s.streams.Add(-1) }) }
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(c)
 	defer cancel()
 	f, err = newFeed(ctx, s.e, store, utils.CopyString(lastID))
 	if err != nil {

@@ -175,7 +175,7 @@ func (s *Server) getItem(c *fiber.Ctx) error {
 	if err := callerOf(c).mustRead(store); err != nil {
 		return err
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(c)
 	defer cancel()
 	it, err := s.e.GetItem(ctx, store, sku)
 	if err != nil {
@@ -198,7 +198,7 @@ func (s *Server) listItems(c *fiber.Ctx) error {
 		return err
 	}
 	cursor := c.Query("cursor")
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(c)
 	defer cancel()
 	items, next, err := s.e.ListItems(ctx, store, cursor, limit)
 	if err != nil {
@@ -260,7 +260,7 @@ func (s *Server) adjust(c *fiber.Ctx) error {
 
 func (s *Server) availability(c *fiber.Ctx) error {
 	sku := c.Params("sku")
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(c)
 	defer cancel()
 	a, err := s.e.Availability(ctx, sku)
 	if err != nil {
@@ -281,7 +281,7 @@ func (s *Server) availability(c *fiber.Ctx) error {
 }
 
 func (s *Server) listStores(c *fiber.Ctx) error {
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(c)
 	defer cancel()
 	stores, err := s.e.Stores(ctx)
 	if err != nil {
@@ -314,7 +314,7 @@ func (s *Server) history(c *fiber.Ctx) error {
 	if s.cfg.Ledger == nil {
 		return unavailable("the ledger is off (INVENTORY_DATABASE_URL=off): no history is kept")
 	}
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(c)
 	defer cancel()
 	evs, err := s.cfg.Ledger.History(ctx, store, sku, limit)
 	if err != nil {

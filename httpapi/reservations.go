@@ -77,7 +77,7 @@ func reservationProblem(id string, err error) error {
 
 func (s *Server) getReservation(c *fiber.Ctx) error {
 	id := utils.CopyString(c.Params("id"))
-	ctx, cancel := s.ctx()
+	ctx, cancel := s.ctx(c)
 	defer cancel()
 	r, err := s.reservationFor(ctx, callerOf(c), id)
 	if err != nil {
@@ -104,7 +104,7 @@ func (s *Server) finish(c *fiber.Ctx, fn func(*engine.Engine, context.Context, s
 		}
 	}
 	if cl.Role == RoleStore {
-		ctx, cancel := s.ctx()
+		ctx, cancel := s.ctx(c)
 		_, err := s.reservationFor(ctx, cl, id)
 		cancel()
 		if err != nil {

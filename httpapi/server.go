@@ -326,6 +326,14 @@ const (
 )
 
 // ctx returns the context of one request's work.
-func (s *Server) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+func (s *Server) ctx(c *fiber.Ctx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(requestContext(c), s.cfg.RequestTimeout)
+}
+
+// requestContext is the request's context without its cancellation: it
+// carries the request's values (the trace span) to the engine and the
+// ledger, while a client that goes away never cancels a change half-way
+// (a write runs to its end, and a retry with its key finds the result).
+func requestContext(c *fiber.Ctx) context.Context {
+	return context.WithoutCancel(c.UserContext())
 }

@@ -38,7 +38,7 @@ func (s *Server) doWriteTimeout(c *fiber.Ctx, timeout time.Duration, fn func(ctx
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(requestContext(c), timeout)
 	defer cancel()
 	cl := callerOf(c)
 	op := engine.Op{Principal: cl.principal}
