@@ -45,16 +45,15 @@ func (e *Engine) lock(ctx context.Context, key string, ttl time.Duration) (*Lock
 	return l, nil
 }
 
-// Extend makes the lock last its TTL from now. Errors: ErrLockLost when the
-// key is gone (the lease ran out). It renews the key without reading it, so
-// the holder must extend well within the TTL: a lease that ran out and was
-// taken by another holder meanwhile is the other's, extended.
+// Extend makes the lock last its TTL from now, while it still holds this
+// lease's token. Errors: ErrLockLost when the lease ran out (the key is
+// gone, or another holder has taken it since: theirs is left alone).
 func (l *Lock) Extend(ctx context.Context) error {
-	ok, err := l.e.rdb.PExpire(ctx, l.key, l.ttl).Result()
+	n, err := l.e.scripts.Extend.Run(ctx, l.e.rdb, []string{l.key}, l.token, l.ttl.Milliseconds()).Int64()
 	if err != nil {
 		return fmt.Errorf("extend lock %s: %w", l.key, err)
 	}
-	if !ok {
+	if n != 1 {
 		return fmt.Errorf("extend lock %s: %w", l.key, ErrLockLost)
 	}
 	return nil

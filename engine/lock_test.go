@@ -58,6 +58,16 @@ func TestLockExtend(t *testing.T) {
 
 	require.NoError(t, raw.Del(ctx, key).Err()) // the lease ran out
 	require.ErrorIs(t, l.Extend(ctx), engine.ErrLockLost)
+
+	// Another holder took the lock meanwhile: the old lease does not
+	// extend it.
+	other, err := e.LockRebuild(ctx, 1, 3*time.Second)
+	require.NoError(t, err)
+	require.ErrorIs(t, l.Extend(ctx), engine.ErrLockLost)
+	ttl = raw.PTTL(ctx, key).Val()
+	require.LessOrEqual(t, ttl, 3*time.Second, "the other holder's lease keeps its own TTL")
+	require.NoError(t, other.Extend(ctx))
+	require.NoError(t, other.Release(ctx))
 }
 
 // A holder whose lease ran out never releases the lock another holder took

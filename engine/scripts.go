@@ -29,6 +29,9 @@ type Scripts struct {
 	// Unlock deletes a key only while it holds a given value (a lock's
 	// token, an idempotency claim's fingerprint).
 	Unlock *redis.Script
+	// Extend renews a key's time to live only while it holds a given value
+	// (a lock's token).
+	Extend *redis.Script
 }
 
 // newScripts composes every script from the embedded sources.
@@ -47,7 +50,7 @@ func newScripts() (*Scripts, error) {
 	}{
 		{"batch", &s.Batch}, {"expire", &s.Expire},
 		{"restore", &s.Restore}, {"restore_reservation", &s.RestoreReservation}, {"read", &s.Read},
-		{"unlock", &s.Unlock},
+		{"unlock", &s.Unlock}, {"extend", &s.Extend},
 	} {
 		src, err := luascripts.Source(x.name)
 		if err != nil {
@@ -60,7 +63,7 @@ func newScripts() (*Scripts, error) {
 
 // all returns every script.
 func (s *Scripts) all() []*redis.Script {
-	all := []*redis.Script{s.Batch, s.Expire, s.Restore, s.RestoreReservation, s.Read, s.Unlock}
+	all := []*redis.Script{s.Batch, s.Expire, s.Restore, s.RestoreReservation, s.Read, s.Unlock, s.Extend}
 	for _, sc := range s.Ops {
 		all = append(all, sc)
 	}

@@ -42,6 +42,7 @@ const (
 type testScripts struct {
 	Ops                                                      map[string]*redis.Script
 	Batch, Expire, Restore, RestoreReservation, Read, Unlock *redis.Script
+	Extend                                                   *redis.Script
 }
 
 var scripts = func() *testScripts {
@@ -58,6 +59,7 @@ var scripts = func() *testScripts {
 	}
 	s.Batch, s.Expire, s.Restore = src("batch"), src("expire"), src("restore")
 	s.RestoreReservation, s.Read, s.Unlock = src("restore_reservation"), src("read"), src("unlock")
+	s.Extend = src("extend")
 	return s
 }()
 

@@ -92,7 +92,8 @@ func Prelude() (string, error) {
 
 // Source returns the full source of the named composed script: a write
 // operation ("set", "adjust", "checkout", "reserve", "commit", "release"),
-// "batch", "expire", "restore", "restore_reservation", "read" or "unlock".
+// "batch", "expire", "restore", "restore_reservation", "read", "unlock" or
+// "extend".
 func Source(name string) (string, error) {
 	prelude, err := Prelude()
 	if err != nil {
@@ -119,7 +120,7 @@ func Source(name string) (string, error) {
 		}
 		b.Write(src)
 		b.WriteString(singleMain)
-	case "unlock":
+	case "unlock", "extend":
 		src, err := files.ReadFile(name + ".lua")
 		if err != nil {
 			return "", fmt.Errorf("read %s.lua: %w", name, err)
