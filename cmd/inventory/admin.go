@@ -138,6 +138,9 @@ func rebuildStats(sources ...func() persist.RebuilderStats) func() admin.Rebuild
 			out.Partitions += st.Partitions
 			out.Items += st.Items
 			out.Reservations += st.Reservations
+			out.Rebuilding += st.Rebuilding
+			out.Seconds += st.Seconds
+			out.RoundSeconds = max(out.RoundSeconds, st.RoundSeconds)
 		}
 		return out
 	}

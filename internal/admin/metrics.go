@@ -235,9 +235,17 @@ func (c *reconcilerCollector) Collect(ch chan<- prometheus.Metric) {
 type RebuildStats struct {
 	// Partitions counts partitions rebuilt.
 	Partitions int64
-	// Items and Reservations count the items and open reservations those
-	// rebuilds restored into Redis.
+	// Items and Reservations count the items and open reservations
+	// restored into Redis, as they are restored.
 	Items, Reservations int64
+	// Rebuilding counts the partitions being rebuilt now.
+	Rebuilding int64
+	// Seconds is the time spent rebuilding partitions, summed over them.
+	Seconds float64
+	// RoundSeconds is how long the current round of rebuilds has run, or,
+	// between rounds, how long the last one took until every partition of
+	// it was ready.
+	RoundSeconds float64
 }
 
 // RebuildCollector exports the process's rebuilds, read from f at scrape
@@ -253,6 +261,12 @@ var (
 		"Items restored into Redis from the ledger by this process's rebuilds.", nil, nil)
 	descRestoredHolds = prometheus.NewDesc("inventory_rebuild_reservations_restored_total",
 		"Open reservations restored into Redis from the ledger by this process's rebuilds.", nil, nil)
+	descRebuilding = prometheus.NewDesc("inventory_rebuild_partitions_in_progress",
+		"Partitions this process is rebuilding from the ledger now.", nil, nil)
+	descRebuildSeconds = prometheus.NewDesc("inventory_rebuild_seconds_total",
+		"Seconds this process spent rebuilding partitions, summed over partitions rebuilt at once.", nil, nil)
+	descRoundSeconds = prometheus.NewDesc("inventory_rebuild_round_seconds",
+		"Seconds since the current round of rebuilds began (every partition found not ready at once), or how long the last round took until all of them were ready.", nil, nil)
 )
 
 type rebuildCollector struct{ f func() RebuildStats }
@@ -261,6 +275,9 @@ func (c *rebuildCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRebuilt
 	ch <- descRestoredItems
 	ch <- descRestoredHolds
+	ch <- descRebuilding
+	ch <- descRebuildSeconds
+	ch <- descRoundSeconds
 }
 
 func (c *rebuildCollector) Collect(ch chan<- prometheus.Metric) {
@@ -268,4 +285,7 @@ func (c *rebuildCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRebuilt, prometheus.CounterValue, float64(st.Partitions))
 	ch <- prometheus.MustNewConstMetric(descRestoredItems, prometheus.CounterValue, float64(st.Items))
 	ch <- prometheus.MustNewConstMetric(descRestoredHolds, prometheus.CounterValue, float64(st.Reservations))
+	ch <- prometheus.MustNewConstMetric(descRebuilding, prometheus.GaugeValue, float64(st.Rebuilding))
+	ch <- prometheus.MustNewConstMetric(descRebuildSeconds, prometheus.CounterValue, st.Seconds)
+	ch <- prometheus.MustNewConstMetric(descRoundSeconds, prometheus.GaugeValue, st.RoundSeconds)
 }
