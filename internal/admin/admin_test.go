@@ -194,6 +194,7 @@ func TestReconcilerAndRebuildCollectors(t *testing.T) {
 	rs := admin.ReconcilerStats{
 		Runs:     map[admin.RunKey]int64{{Mode: "repair", Outcome: "clean"}: 3, {Mode: "check", Outcome: "drift"}: 1},
 		Findings: map[string]int64{"redis_behind": 2, "corrupt": 0}, ItemsChecked: 40, LastRun: last,
+		Running: true, RunPartitions: 16, RunPartitionsDone: 5, RunItemsChecked: 31000, RunSeconds: 2.5,
 	}
 	require.NoError(t, admin.Register(reg,
 		admin.ReconcilerCollector(func() admin.ReconcilerStats { return rs }),
@@ -208,6 +209,11 @@ func TestReconcilerAndRebuildCollectors(t *testing.T) {
 		`inventory_reconciler_findings_total{kind="corrupt"} 0`,
 		`inventory_reconciler_items_checked_total 40`,
 		`inventory_reconciler_last_run_timestamp_seconds 1.7000000005e+09`,
+		`inventory_reconciler_running 1`,
+		`inventory_reconciler_run_items_checked 31000`,
+		`inventory_reconciler_run_partitions{state="done"} 5`,
+		`inventory_reconciler_run_partitions{state="total"} 16`,
+		`inventory_reconciler_run_seconds 2.5`,
 		`inventory_rebuild_partitions_total 2`,
 		`inventory_rebuild_items_restored_total 30`,
 		`inventory_rebuild_reservations_restored_total 4`,

@@ -179,6 +179,15 @@ type ReconcilerStats struct {
 	ItemsChecked int64
 	// LastRun is when the last run finished; zero before the first.
 	LastRun time.Time
+	// Running is true while a run is in progress; the Run fields follow
+	// it (or, between runs, tell about the last one).
+	Running bool
+	// RunPartitions and RunPartitionsDone count the run's partitions and
+	// those finished; RunItemsChecked the items compared so far;
+	// RunSeconds how long it has run.
+	RunPartitions, RunPartitionsDone int
+	RunItemsChecked                  int64
+	RunSeconds                       float64
 }
 
 // RunKey labels a count of reconciliation runs.
@@ -192,19 +201,27 @@ func ReconcilerCollector(f func() ReconcilerStats) prometheus.Collector {
 
 var (
 	descRuns = prometheus.NewDesc("inventory_reconciler_runs_total",
-		"Reconciliation runs finished by this process, by mode (check, repair) and outcome (clean, drift, failed).", []string{"mode", "outcome"}, nil)
+		"Reconciliation runs finished by this process, by mode (check, repair) and outcome (clean, drift, failed, cancelled).", []string{"mode", "outcome"}, nil)
 	descFindings = prometheus.NewDesc("inventory_reconciler_findings_total",
 		"Differences between Redis and the ledger found by this process's reconciliation runs, by kind.", []string{"kind"}, nil)
 	descChecked = prometheus.NewDesc("inventory_reconciler_items_checked_total",
 		"Items compared by this process's reconciliation runs.", nil, nil)
 	descLastRun = prometheus.NewDesc("inventory_reconciler_last_run_timestamp_seconds",
 		"Unix time at which this process's last reconciliation run finished (absent before the first).", nil, nil)
+	descRunning = prometheus.NewDesc("inventory_reconciler_running",
+		"1 while this process runs a reconciliation, else 0.", nil, nil)
+	descRunChecked = prometheus.NewDesc("inventory_reconciler_run_items_checked",
+		"Items the reconciliation run in progress (or the last one) has compared so far.", nil, nil)
+	descRunParts = prometheus.NewDesc("inventory_reconciler_run_partitions",
+		"Partitions of the reconciliation run in progress (or the last one), by state: done or total.", []string{"state"}, nil)
+	descRunSeconds = prometheus.NewDesc("inventory_reconciler_run_seconds",
+		"How long the reconciliation run in progress has run, or how long the last one ran.", nil, nil)
 )
 
 type reconcilerCollector struct{ f func() ReconcilerStats }
 
 func (c *reconcilerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRuns, descFindings, descChecked, descLastRun} {
+	for _, d := range []*prometheus.Desc{descRuns, descFindings, descChecked, descLastRun, descRunning, descRunChecked, descRunParts, descRunSeconds} {
 		ch <- d
 	}
 }
@@ -228,6 +245,15 @@ func (c *reconcilerCollector) Collect(ch chan<- prometheus.Metric) {
 	if !st.LastRun.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descLastRun, prometheus.GaugeValue, float64(st.LastRun.UnixMilli())/1000)
 	}
+	running := 0.0
+	if st.Running {
+		running = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descRunning, prometheus.GaugeValue, running)
+	ch <- prometheus.MustNewConstMetric(descRunChecked, prometheus.GaugeValue, float64(st.RunItemsChecked))
+	ch <- prometheus.MustNewConstMetric(descRunParts, prometheus.GaugeValue, float64(st.RunPartitionsDone), "done")
+	ch <- prometheus.MustNewConstMetric(descRunParts, prometheus.GaugeValue, float64(st.RunPartitions), "total")
+	ch <- prometheus.MustNewConstMetric(descRunSeconds, prometheus.GaugeValue, st.RunSeconds)
 }
 
 // RebuildStats is what the metrics show of the rebuilds of partitions from
