@@ -31,6 +31,7 @@ func (s *Server) routes() {
 	a.Get("/metrics", s.metricsHandler())
 	a.Get("/openapi.json", s.openapi)
 	a.Get("/", s.dashboard)
+	a.Get("/ui/:file", s.uiFile)
 
 	// Middleware is attached per route: a Fiber group's handlers would
 	// apply to every route under its prefix, feeds included.
@@ -48,6 +49,7 @@ func (s *Server) routes() {
 	a.Get("/v1/stores/:store/items", api(s.listItems)...)
 	a.Post("/v1/stores/:store/items/:sku/adjust", api(s.adjust)...)
 	a.Get("/v1/stores/:store/items/:sku/history", api(s.history)...)
+	a.Get("/v1/stores/:store/low-stock", api(s.lowStock)...)
 	a.Post("/v1/stores/:store/checkout", api(s.checkout)...)
 	a.Post("/v1/stores/:store/reservations", api(s.reserve)...)
 	a.Get("/v1/stores", api(s.listStores)...)

@@ -51,6 +51,9 @@ type Config struct {
 	Ledger Ledger
 	// Reconciler serves POST /v1/admin/reconcile; nil: 503.
 	Reconciler Reconciler
+	// LowStock serves GET /v1/stores/{store}/low-stock (persist.Ledger);
+	// nil when the ledger is off (503).
+	LowStock LowStock
 	// Logger receives request errors and, with AccessLog, the access log;
 	// every line of a request carries its id (request_id). Defaults to
 	// zap.NewNop().
