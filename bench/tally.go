@@ -210,7 +210,7 @@ func (t *tally) record(op string, stage int, at, d time.Duration, err error, ret
 // finished notes an iteration (all its requests) done at offset end.
 func (t *tally) finished(end time.Duration) {
 	t.mu.Lock()
-	t.second(int(end / time.Second)).Done++
+	t.second(int(end/time.Second)).Done++
 	t.mu.Unlock()
 }
 
