@@ -248,10 +248,10 @@ func WriteHTML(w io.Writer, r *Rehearsal) error {
 	return reportTmpl.Execute(w, map[string]any{
 		"R": r, "Mode": mode, "LatePct": pct(r.Late, r.Iterations), "StageRows": stageRows, "OpRows": opRows, "Kinds": kinds,
 		"Rate": chart("Iterations per second: offered (due on the schedule) and achieved (answered)", "per second", tmax, r.Stages, []series{
-			{name: "target rate", color: "#999", dash: "6 4", pts: target},
 			{name: "offered", color: "#1f77b4", pts: offered},
 			{name: "achieved", color: "#2ca02c", pts: achieved},
 			{name: "errors", color: "#d62728", pts: errs},
+			{name: "target rate", color: "#555", dash: "5 4", pts: target},
 		}, false),
 		"Latency": chart("Latency of the requests due in each second, all operations", "ms (log scale)", tmax, r.Stages, []series{
 			{name: "p50", color: "#222", pts: p50},

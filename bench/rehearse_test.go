@@ -221,3 +221,13 @@ thresholds: ["oversold==0", "violations==0"]
 		}
 	}
 }
+
+// TestExamplePlanParses keeps the plan the README shows valid.
+func TestExamplePlanParses(t *testing.T) {
+	p, err := bench.LoadPlan("plans/black-friday.yaml")
+	require.NoError(t, err)
+	require.Len(t, p.Stages, 5)
+	require.Equal(t, 15*time.Second, p.Duration())
+	require.True(t, p.Client.Idempotency)
+	require.Len(t, p.Thresholds, 5)
+}
