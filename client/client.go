@@ -421,6 +421,39 @@ func (c *Client) Commit(ctx context.Context, id string, opts ...CallOption) (*Re
 	return c.reservation(ctx, http.MethodPost, "/v1/reservations/"+seg(id)+"/commit", nil, opts)
 }
 
+// CommitLater turns a held reservation into a sale to be handed over
+// later: its units move from reserved to committed until Fulfil.
+func (c *Client) CommitLater(ctx context.Context, id string, opts ...CallOption) (*ReservationResult, error) {
+	return c.reservation(ctx, http.MethodPost, "/v1/reservations/"+seg(id)+"/commit",
+		struct {
+			Fulfilment string `json:"fulfilment"`
+		}{FulfilmentLater}, opts)
+}
+
+// Move moves units of an item between states, on_hand unchanged.
+func (c *Client) Move(ctx context.Context, store, sku string, in Move, opts ...CallOption) (*ItemResult, error) {
+	r, err := c.call(ctx, http.MethodPost, itemPath(store, sku)+"/moves", nil, in, opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.itemResult(r)
+}
+
+// Fulfil hands committed units over, every line or none: on_hand and
+// committed drop by each line's qty. The result holds the items after it,
+// in line order.
+func (c *Client) Fulfil(ctx context.Context, store string, in FulfilRequest, opts ...CallOption) (*CheckoutResult, error) {
+	r, err := c.call(ctx, http.MethodPost, "/v1/stores/"+seg(store)+"/fulfilments", nil, in, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &CheckoutResult{Replayed: r.replayed()}
+	if err := decode(r, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // Release gives a held reservation's stock back.
 func (c *Client) Release(ctx context.Context, id string, opts ...CallOption) (*ReservationResult, error) {
 	return c.reservation(ctx, http.MethodPost, "/v1/reservations/"+seg(id)+"/release", nil, opts)

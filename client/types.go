@@ -4,17 +4,68 @@ import "time"
 
 // Item is one SKU's stock in one store.
 type Item struct {
-	Store     string `json:"store"`
-	SKU       string `json:"sku"`
-	OnHand    int64  `json:"on_hand"`
-	Reserved  int64  `json:"reserved"`
-	Available int64  `json:"available"`
+	Store    string `json:"store"`
+	SKU      string `json:"sku"`
+	OnHand   int64  `json:"on_hand"`
+	Reserved int64  `json:"reserved"`
+	States
+	// Available is on_hand less reserved, the states and safety_stock; 0
+	// when that is negative: what a checkout or reservation may take.
+	Available int64 `json:"available"`
 	// Version grows with every change; the item's ETag is its quoted value.
 	Version int64 `json:"version"`
-	// ReorderPoint and MaxPerCustomer are nil when unset.
+	// ReorderPoint, MaxPerCustomer and SafetyStock are nil when unset.
 	ReorderPoint   *int64    `json:"reorder_point"`
 	MaxPerCustomer *int64    `json:"max_per_customer"`
+	SafetyStock    *int64    `json:"safety_stock"`
 	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// States are an item's units in the states besides reserved: Committed
+// (sold, to be handed over), Damaged, QualityControl and Display (floor
+// models) are part of on_hand and never sold; Incoming is on its way and
+// not part of on_hand.
+type States struct {
+	Committed      int64 `json:"committed"`
+	Damaged        int64 `json:"damaged"`
+	QualityControl int64 `json:"quality_control"`
+	Display        int64 `json:"display"`
+	Incoming       int64 `json:"incoming"`
+}
+
+// State names: where a Move takes units from or to, and where an
+// Adjustment puts its delta.
+const (
+	StateAvailable      = "available"
+	StateCommitted      = "committed"
+	StateDamaged        = "damaged"
+	StateQualityControl = "quality_control"
+	StateDisplay        = "display"
+)
+
+// Fulfilments of a checkout or commit: FulfilmentLater keeps the sold units
+// in committed until Fulfil hands them over.
+const (
+	FulfilmentNow   = "now"
+	FulfilmentLater = "later"
+)
+
+// ChannelPOS marks a till sale, which may sell the safety stock too.
+const ChannelPOS = "pos"
+
+// Move is the body of Move: units between states, on_hand unchanged.
+type Move struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Qty    int64  `json:"qty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// FulfilRequest is the body of Fulfil: committed units handed over, every
+// line or none.
+type FulfilRequest struct {
+	Lines     []Line `json:"lines"`
+	Reference string `json:"reference,omitempty"`
 }
 
 // ItemResult is an item returned by a read or a write, with what the
@@ -39,11 +90,15 @@ type SetItem struct {
 	OnHand         int64  `json:"on_hand"`
 	ReorderPoint   *int64 `json:"reorder_point,omitempty"`
 	MaxPerCustomer *int64 `json:"max_per_customer,omitempty"`
+	// SafetyStock: nil keeps the current one.
+	SafetyStock *int64 `json:"safety_stock,omitempty"`
 }
 
 // Adjustment is the body of Adjust: a change of on_hand and its reason.
 type Adjustment struct {
-	Delta  int64  `json:"delta"`
+	Delta int64 `json:"delta"`
+	// State is where the delta goes with on_hand; empty: available.
+	State  string `json:"state,omitempty"`
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -58,6 +113,10 @@ type CheckoutRequest struct {
 	Lines []Line `json:"lines"`
 	// Customer is required when an item has a purchase limit.
 	Customer string `json:"customer,omitempty"`
+	// Channel ChannelPOS is a till sale.
+	Channel string `json:"channel,omitempty"`
+	// Fulfilment FulfilmentLater keeps the units in committed.
+	Fulfilment string `json:"fulfilment,omitempty"`
 }
 
 // CheckoutResult holds the items after a sale, in the order of its lines.
@@ -154,17 +213,30 @@ type ItemPage struct {
 
 // Event is a change of one item, as the ledger and the event feeds carry it.
 type Event struct {
-	StreamID       string     `json:"stream_id"`
-	Store          string     `json:"store"`
-	SKU            string     `json:"sku"`
-	Version        int64      `json:"version"`
-	Type           string     `json:"type"`
-	DeltaOnHand    int64      `json:"delta_on_hand"`
-	DeltaReserved  int64      `json:"delta_reserved"`
-	OnHand         int64      `json:"on_hand"`
-	Reserved       int64      `json:"reserved"`
-	ReorderPoint   *int64     `json:"reorder_point"`
-	MaxPerCustomer *int64     `json:"max_per_customer"`
+	StreamID      string `json:"stream_id"`
+	Store         string `json:"store"`
+	SKU           string `json:"sku"`
+	Version       int64  `json:"version"`
+	Type          string `json:"type"`
+	DeltaOnHand   int64  `json:"delta_on_hand"`
+	DeltaReserved int64  `json:"delta_reserved"`
+	// Deltas of the states.
+	DeltaCommitted      int64 `json:"delta_committed"`
+	DeltaDamaged        int64 `json:"delta_damaged"`
+	DeltaQualityControl int64 `json:"delta_quality_control"`
+	DeltaDisplay        int64 `json:"delta_display"`
+	DeltaIncoming       int64 `json:"delta_incoming"`
+	OnHand              int64 `json:"on_hand"`
+	Reserved            int64 `json:"reserved"`
+	// States after the change.
+	States
+	ReorderPoint   *int64 `json:"reorder_point"`
+	MaxPerCustomer *int64 `json:"max_per_customer"`
+	SafetyStock    *int64 `json:"safety_stock"`
+	// From, To and Qty describe a MOVE.
+	From           string     `json:"from,omitempty"`
+	To             string     `json:"to,omitempty"`
+	Qty            int64      `json:"qty,omitempty"`
 	ReservationID  string     `json:"reservation_id"`
 	Customer       string     `json:"customer"`
 	IdempotencyKey string     `json:"idempotency_key"`

@@ -30,7 +30,7 @@ var eventTypes = map[string]bool{
 	EventMove: true, EventFulfil: true,
 }
 
-// StateDeltas are an event's changes of the states (docs/design.md §10);
+// StateDeltas are an event's changes of the states (docs/design.md §2.1);
 // each state's deltas over an item's history sum to that state.
 type StateDeltas struct {
 	DeltaCommitted      int64 `json:"delta_committed"`

@@ -15,7 +15,7 @@ import (
 type ItemState struct {
 	Store, SKU       string
 	OnHand, Reserved int64
-	// States are the item's states (docs/design.md §10).
+	// States are the item's states (docs/design.md §2.1).
 	States
 	Version int64
 	// ReorderPoint and MaxPerCustomer are -1 when unset.

@@ -6,7 +6,7 @@ import (
 )
 
 // MoveRequest moves units of an item between states, on_hand unchanged
-// (docs/design.md §10).
+// (docs/design.md §2.1).
 type MoveRequest struct {
 	Store, SKU string
 	// From and To are states (StateAvailable, StateCommitted, …), not the

@@ -9,9 +9,9 @@ import (
 	"github.com/shelfline/inventory/engine"
 )
 
-// The states of docs/design.md §10, on every backend.
+// The states of docs/design.md §2.1, on every backend.
 
-// requireInvariant checks §10's invariant and available rule on an item.
+// requireInvariant checks the invariant of docs/design.md §2.1 and available rule on an item.
 func requireInvariant(t *testing.T, it engine.Item) {
 	t.Helper()
 	for _, n := range []int64{it.OnHand, it.Reserved, it.Committed, it.Damaged, it.QualityControl, it.Display, it.Incoming} {

@@ -13,7 +13,7 @@ type Item struct {
 	OnHand   int64  `json:"on_hand"`
 	Reserved int64  `json:"reserved"`
 	// States holds the units of on_hand in the states of docs/design.md
-	// §10 (committed, damaged, quality_control, display) and incoming
+	// §2.1 (committed, damaged, quality_control, display) and incoming
 	// (not part of on_hand).
 	States
 	// Available is what a sale may take (see Available).
@@ -30,7 +30,7 @@ type Item struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-// States are an item's units in the states of docs/design.md §10 besides
+// States are an item's units in the states of docs/design.md §2.1 besides
 // reserved. Committed, Damaged, QualityControl and Display are part of
 // on_hand and never sold; Incoming is on its way (a transfer, §11) and not
 // part of on_hand.
@@ -50,7 +50,7 @@ type States struct {
 // of on_hand).
 func (s States) Held() int64 { return s.Committed + s.Damaged + s.QualityControl + s.Display }
 
-// State names (docs/design.md §10): where a move takes units from or to, and
+// State names (docs/design.md §2.1): where a move takes units from or to, and
 // where an adjust puts its delta.
 const (
 	StateAvailable      = "available"
@@ -69,7 +69,7 @@ func ValidState(s string) bool {
 	return false
 }
 
-// Available is the one rule of docs/design.md §10: on_hand less reserved,
+// Available is the one rule of docs/design.md §2.1: on_hand less reserved,
 // committed, damaged, quality_control and display, less safety_stock when
 // set; 0 when that is negative. A checkout or reservation takes at most
 // this (the Lua prelude's available() is its mirror). It reads the counts,

@@ -9,7 +9,7 @@ import (
 	"github.com/shelfline/inventory/engine"
 )
 
-// move moves units of an item between states (docs/design.md §10):
+// move moves units of an item between states (docs/design.md §2.1):
 // 200 with the item.
 func (s *Server) move(c *fiber.Ctx) error {
 	store, sku := c.Params("store"), c.Params("sku")

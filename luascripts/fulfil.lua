@@ -1,5 +1,5 @@
 -- fulfil.lua: hand committed units over, every line or none: on_hand and
--- committed drop by each line's qty (docs/design.md §10).
+-- committed drop by each line's qty (docs/design.md §2.1).
 -- Request: store, lines [[sku, qty], …], reason (the fulfilment's
 -- reference).
 -- Result: item per line, in line order

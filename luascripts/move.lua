@@ -1,5 +1,5 @@
 -- move.lua: move units of an item between states, on_hand unchanged
--- (docs/design.md §10).
+-- (docs/design.md §2.1).
 -- Request: store, sku, from, to (available, committed, damaged,
 -- quality_control, display), qty, reason.
 -- Result: item

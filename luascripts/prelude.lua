@@ -150,7 +150,7 @@ end
 local XLEN = nil
 
 -- unpack_item decodes a packed item. An item has the counts oh (on_hand),
--- rs (reserved), the states of docs/design.md §10 cm (committed), dm
+-- rs (reserved), the states of docs/design.md §2.1 cm (committed), dm
 -- (damaged), qc (quality_control), dp (display), inc (incoming, not part of
 -- on_hand), and the settings rp, mpc, ss (safety_stock), -1 when unset.
 local function unpack_item(store, sku, v)
@@ -199,7 +199,7 @@ local function held(it)
   return it.rs + it.cm + it.dm + it.qc + it.dp
 end
 
--- available is the one rule of docs/design.md §10 (engine.Available in Go):
+-- available is the one rule of docs/design.md §2.1 (engine.Available in Go):
 -- on_hand less what is held, less safety_stock unless the sale is at the
 -- till (pos), and never below 0.
 local function available(it, pos)

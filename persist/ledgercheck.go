@@ -17,7 +17,7 @@ import (
 // inventory_items is at version N with on_hand and reserved equal to the
 // sums of the events' delta_on_hand and delta_reserved; given the state the
 // ledger must end at (Redis', or a benchmark target's), N and those sums
-// equal it too. A ledger with the states of docs/design.md §10 (migration
+// equal it too. A ledger with the states of docs/design.md §2.1 (migration
 // 00006) is checked per state as well: each state's deltas sum to it.
 
 // LedgerState is an item's state as the ledger must end at.

@@ -75,7 +75,7 @@ type ItemSnapshot struct {
 	Version  int64 `json:"version"`
 	OnHand   int64 `json:"on_hand"`
 	Reserved int64 `json:"reserved"`
-	// States are the states of docs/design.md §10.
+	// States are the states of docs/design.md §2.1.
 	engine.States
 	ReorderPoint   *int64 `json:"reorder_point"`
 	MaxPerCustomer *int64 `json:"max_per_customer"`

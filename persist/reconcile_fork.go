@@ -341,7 +341,7 @@ func (r *Reconciler) mergeFork(ctx context.Context, runID int64, fi *forkedItem,
 	return m, nil
 }
 
-// validCounts reports whether s keeps the invariant of docs/design.md §10:
+// validCounts reports whether s keeps the invariant of docs/design.md §2.1:
 // every count >= 0 and reserved + committed + damaged + quality_control +
 // display <= on_hand.
 func validCounts(s *ItemSnapshot) bool {

@@ -42,7 +42,7 @@ func RedisItems(t testing.TB, e *engine.Engine) map[string]engine.Item {
 type ItemRow struct {
 	OnHand, Reserved, Version    int64
 	ReorderPoint, MaxPerCustomer *int64
-	// States and SafetyStock: docs/design.md §10.
+	// States and SafetyStock: docs/design.md §2.1.
 	States      engine.States
 	SafetyStock *int64
 }

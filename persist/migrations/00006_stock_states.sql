@@ -1,4 +1,4 @@
--- Stock states (docs/design.md §10): on_hand splits into reserved, committed
+-- Stock states (docs/design.md §2.1): on_hand splits into reserved, committed
 -- (sold, not yet handed over), damaged, quality_control and display (floor
 -- models); incoming (on its way, §11) is not part of on_hand. Every event
 -- carries every state after the change and a delta for each, so each
@@ -42,7 +42,7 @@ ALTER TABLE inventory_events DROP CONSTRAINT inventory_events_type_check;
 ALTER TABLE inventory_events ADD CONSTRAINT inventory_events_type_check CHECK (type IN
     ('SET', 'ADJUST', 'SALE', 'RESERVE', 'COMMIT', 'RELEASE', 'EXPIRE', 'RECONCILE', 'MOVE', 'FULFIL'));
 
--- Low stock compares the reorder point with available as §10 defines it.
+-- Low stock compares the reorder point with available as docs/design.md §2.1 defines it.
 DROP INDEX IF EXISTS inventory_items_low;
 CREATE INDEX inventory_items_low ON inventory_items (store_id, sku)
     WHERE reorder_point IS NOT NULL
