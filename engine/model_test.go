@@ -24,9 +24,40 @@ import (
 // has a limit at that moment; a hold remembers per line what it counted, and
 // a release or expiry gives back exactly that; a commit keeps it counted.
 // Setting or clearing a limit leaves the counts as they are.
+//
+// States (docs/design.md §2.1): cm, dm, qc, dp are held like reserved; a
+// sale or hold takes at most available (on_hand less everything held, less
+// the safety stock ss unless the sale is at the till).
 
 type mItem struct {
 	oh, rs, v, rp, mpc int64
+	cm, dm, qc, dp     int64
+	ss                 int64 // -1: unset
+}
+
+func (it *mItem) held() int64 { return it.rs + it.cm + it.dm + it.qc + it.dp }
+
+func (it *mItem) avail(pos bool) int64 {
+	a := it.oh - it.held()
+	if !pos && it.ss > 0 {
+		a -= it.ss
+	}
+	return max(a, 0)
+}
+
+// state returns the field of a state (nil for available).
+func (it *mItem) state(s string) *int64 {
+	switch s {
+	case "committed":
+		return &it.cm
+	case "damaged":
+		return &it.dm
+	case "quality_control":
+		return &it.qc
+	case "display":
+		return &it.dp
+	}
+	return nil
 }
 
 type mRes struct {
@@ -110,6 +141,13 @@ type mOp struct {
 	fpString string
 	// probe marks a checkout sized at the edge of the customer's allowance.
 	probe bool
+	// pos: a till sale; later: fulfilment later (checkout, commit); from,
+	// to: a move's states; state: an adjust's; ss: a set's safety stock
+	// (-1 clears).
+	pos, later bool
+	from, to   string
+	state      string
+	ss         *int64
 }
 
 // apply runs op on the model and returns its outcome string.
@@ -133,8 +171,16 @@ func (m *model) apply(op mOp, now time.Time) string {
 }
 
 func invalidOp(op mOp) bool {
-	if op.kind == "adjust" && op.n == 0 {
+	if op.kind == "adjust" && (op.n == 0 || (op.state != "" && !engine.ValidState(op.state))) {
 		return true
+	}
+	if op.kind == "move" {
+		if !engine.ValidState(op.from) || !engine.ValidState(op.to) || op.from == op.to || op.n < 1 {
+			return true
+		}
+		if (op.from == "committed" || op.to == "committed") && op.from != "available" && op.to != "available" {
+			return true
+		}
 	}
 	seen := map[string]bool{}
 	for _, l := range op.lines {
@@ -146,7 +192,7 @@ func invalidOp(op mOp) bool {
 	return false
 }
 
-func (m *model) check(store string, lines []engine.Line, cust string) string {
+func (m *model) check(store string, lines []engine.Line, cust string, pos bool) string {
 	seen := map[string]bool{}
 	for _, l := range lines {
 		if l.Qty < 1 || seen[l.SKU] {
@@ -174,8 +220,8 @@ func (m *model) check(store string, lines []engine.Line, cust string) string {
 	s := ""
 	for _, l := range lines {
 		it := m.items[ikey(store, l.SKU)]
-		if l.Qty > it.oh-it.rs {
-			s += fmt.Sprintf(" %s:%d/%d", l.SKU, l.Qty, it.oh-it.rs)
+		if a := it.avail(pos); l.Qty > a {
+			s += fmt.Sprintf(" %s:%d/%d", l.SKU, l.Qty, a)
 		}
 	}
 	if s != "" {
@@ -210,22 +256,25 @@ func (m *model) exec(op mOp, now time.Time) string {
 			}
 		}
 		if it == nil {
-			it = &mItem{rp: -1, mpc: -1}
+			it = &mItem{rp: -1, mpc: -1, ss: -1}
 			if op.n >= 0 {
 				m.items[ikey(op.store, op.sku)] = it
 			}
 		}
-		if op.n < it.rs {
+		if op.n < it.held() {
 			return "conflict"
 		}
-		mpc := it.mpc
+		mpc, ss := it.mpc, it.ss
 		if op.mpc != nil {
 			mpc = *op.mpc
 		}
-		if it.v > 0 && op.n == it.oh && mpc == it.mpc {
+		if op.ss != nil {
+			ss = *op.ss
+		}
+		if it.v > 0 && op.n == it.oh && mpc == it.mpc && ss == it.ss {
 			return "ok"
 		}
-		it.oh, it.mpc, it.v = op.n, mpc, it.v+1
+		it.oh, it.mpc, it.ss, it.v = op.n, mpc, ss, it.v+1
 		return "ok"
 	case "adjust":
 		it := m.items[ikey(op.store, op.sku)]
@@ -238,21 +287,70 @@ func (m *model) exec(op mOp, now time.Time) string {
 		if op.ev != nil && *op.ev != it.v {
 			return fmt.Sprintf("version %d", it.v)
 		}
-		if it.oh+op.n < it.rs {
-			return fmt.Sprintf("insufficient %s:%d/%d", op.sku, -op.n, it.oh-it.rs)
+		if st := it.state(op.state); st != nil {
+			if *st+op.n < 0 {
+				return fmt.Sprintf("insufficient %s:%d/%d", op.sku, -op.n, *st)
+			}
+			*st += op.n
+		} else if it.oh+op.n < it.held() {
+			return fmt.Sprintf("insufficient %s:%d/%d", op.sku, -op.n, it.oh-it.held())
 		}
 		it.oh, it.v = it.oh+op.n, it.v+1
 		return "ok"
+	case "move":
+		it := m.items[ikey(op.store, op.sku)]
+		if it == nil {
+			return "notfound"
+		}
+		from, to := it.state(op.from), it.state(op.to)
+		have := it.avail(false)
+		if from != nil {
+			have = *from
+		}
+		if have < op.n {
+			return fmt.Sprintf("insufficient %s:%d/%d", op.sku, op.n, have)
+		}
+		if from != nil {
+			*from -= op.n
+		}
+		if to != nil {
+			*to += op.n
+		}
+		it.v++
+		return "ok"
+	case "fulfil":
+		for _, l := range op.lines {
+			if m.items[ikey(op.store, l.SKU)] == nil {
+				return "notfound"
+			}
+		}
+		s := ""
+		for _, l := range op.lines {
+			if it := m.items[ikey(op.store, l.SKU)]; l.Qty > it.cm {
+				s += fmt.Sprintf(" %s:%d/%d", l.SKU, l.Qty, it.cm)
+			}
+		}
+		if s != "" {
+			return "insufficient" + s
+		}
+		for _, l := range op.lines {
+			it := m.items[ikey(op.store, l.SKU)]
+			it.oh, it.cm, it.v = it.oh-l.Qty, it.cm-l.Qty, it.v+1
+		}
+		return "ok"
 	case "checkout", "reserve":
-		if r := m.check(op.store, op.lines, op.cust); r != "" {
+		if r := m.check(op.store, op.lines, op.cust, op.pos && op.kind == "checkout"); r != "" {
 			return r
 		}
 		counted := make([]int64, len(op.lines))
 		for i, l := range op.lines {
 			it := m.items[ikey(op.store, l.SKU)]
-			if op.kind == "checkout" {
+			switch {
+			case op.kind == "checkout" && op.later:
+				it.cm += l.Qty
+			case op.kind == "checkout":
 				it.oh -= l.Qty
-			} else {
+			default:
 				it.rs += l.Qty
 			}
 			it.v++
@@ -285,7 +383,11 @@ func (m *model) exec(op mOp, now time.Time) string {
 				return "notheld"
 			}
 		}
-		m.finish(r, op.kind)
+		kind := op.kind
+		if kind == "commit" && op.later {
+			kind = "commit-later"
+		}
+		m.finish(r, kind)
 		return "ok"
 	case "expire":
 		for _, r := range m.res {
@@ -301,15 +403,19 @@ func (m *model) exec(op mOp, now time.Time) string {
 func (m *model) finish(r *mRes, kind string) {
 	for i, l := range r.lines {
 		it := m.items[ikey(r.store, l.SKU)]
-		if kind == "commit" {
+		switch kind {
+		case "commit":
 			it.oh -= l.Qty
-		} else {
+		case "commit-later":
+			it.cm += l.Qty
+		default:
 			m.usage(r.store, l.SKU, r.cust, -r.counted[i])
 		}
 		it.rs -= l.Qty
 		it.v++
 	}
-	r.status = map[string]string{"commit": engine.StatusCommitted, "release": engine.StatusReleased, "expire": engine.StatusExpired}[kind]
+	r.status = map[string]string{"commit": engine.StatusCommitted, "commit-later": engine.StatusCommitted,
+		"release": engine.StatusReleased, "expire": engine.StatusExpired}[kind]
 }
 
 // modelMix is what a randomized run draws from: ids, and the weight of each
@@ -317,9 +423,11 @@ func (m *model) finish(r *mRes, kind string) {
 type modelMix struct {
 	stores, skus, custs []string
 	// weights of set, adjust, checkout, reserve, commit or release, expire,
-	// set or clear the purchase limit, and a purchase at the edge of the
-	// customer's allowance
-	weights [8]int
+	// set or clear the purchase limit, a purchase at the edge of the
+	// customer's allowance, and the states' steps: a move, a later sale
+	// (checkout or commit), a fulfilment, an adjust in a state, a safety
+	// stock change, a till sale
+	weights [14]int
 	// distinct makes every order name distinct SKUs, and heldFirst makes
 	// most commits and releases name a reservation that is held.
 	distinct, heldFirst bool
@@ -332,14 +440,35 @@ type modelMix struct {
 // mixAll exercises everything at once.
 var mixAll = modelMix{
 	stores: []string{"s1", "s2"}, skus: []string{"a", "b", "c"}, custs: []string{"", "ann", "bob"},
-	weights: [8]int{1, 1, 3, 2, 2, 1, 1, 1}, stock: 12, limit: 7, keyed: 3,
+	weights: [14]int{1, 1, 3, 2, 2, 1, 1, 1}, stock: 12, limit: 7, keyed: 3,
 }
 
 // mixLimits crowds purchase limits being set and cleared among holds and
 // sales of a few customers, with their commits, releases and expiries.
 var mixLimits = modelMix{
 	stores: []string{"s1"}, skus: []string{"a", "b"}, custs: []string{"ann", "bob", "cy", "dee", "eve", "flo"},
-	weights: [8]int{1, 0, 2, 4, 4, 1, 3, 3}, distinct: true, heldFirst: true, stock: 40, limit: 10, keyed: 10,
+	weights: [14]int{1, 0, 2, 4, 4, 1, 3, 3}, distinct: true, heldFirst: true, stock: 40, limit: 10, keyed: 10,
+}
+
+// mixStates crowds the states of docs/design.md §2.1: moves, later sales
+// and commits, fulfilments, adjusts in a state, safety stock changes and
+// till sales among the other operations.
+var mixStates = modelMix{
+	stores: []string{"s1"}, skus: []string{"a", "b", "c"}, custs: []string{"", "ann", "bob"},
+	weights: [14]int{1, 1, 2, 2, 2, 1, 1, 0, 4, 3, 3, 2, 1, 2}, heldFirst: true, stock: 20, limit: 12, keyed: 4,
+}
+
+// TestModelStates: random moves, later sales, fulfilments, state adjusts and
+// safety stock changes among the existing operations, the state compared
+// after every step.
+func TestModelStates(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		for seed := int64(1); seed <= 4; seed++ {
+			t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+				runModel(t, b, mixStates, seed, 300)
+			})
+		}
+	})
 }
 
 func TestModelRandomized(t *testing.T) {
@@ -467,6 +596,51 @@ func runModel(t *testing.T, b backend, mix modelMix, seed int64, steps int) {
 				mpc = int64(rng.Intn(mix.limit))
 			}
 			op.mpc = &mpc
+		case 8:
+			op.kind = "move"
+			states := []string{"available", "committed", "damaged", "quality_control", "display"}
+			op.from, op.to = states[rng.Intn(len(states))], states[rng.Intn(len(states))]
+			if rng.Intn(10) == 0 {
+				op.to = "lost"
+			}
+			op.n = int64(rng.Intn(5))
+		case 9:
+			// a later sale, or a reservation committed for later delivery
+			if rng.Intn(2) == 0 {
+				op.kind = "checkout"
+				op.lines = randLines()
+			} else {
+				op.kind = "commit"
+				for _, id := range rids {
+					if m.res[id].status == engine.StatusHeld {
+						op.rid = id
+					}
+				}
+				if op.rid == "" {
+					op.kind = "checkout"
+					op.lines = randLines()
+				}
+			}
+			op.later = true
+		case 10:
+			op.kind = "fulfil"
+			op.lines = randLines()
+		case 11:
+			op.kind = "adjust"
+			op.state = []string{"", "available", "committed", "damaged", "quality_control", "display", "gone"}[rng.Intn(7)]
+			op.n = int64(rng.Intn(7) - 3)
+		case 12:
+			op.kind = "set"
+			op.n = int64(rng.Intn(mix.stock))
+			if it := m.items[ikey(op.store, op.sku)]; it != nil && rng.Intn(2) == 0 {
+				op.n = it.oh
+			}
+			ss := int64(rng.Intn(4)) - 1
+			op.ss = &ss
+		case 13:
+			op.kind = "checkout"
+			op.lines = randLines()
+			op.pos = true
 		default:
 			// a purchase at the edge of the customer's allowance: one unit
 			// past it (refused for the limit) or exactly what is left
@@ -485,7 +659,8 @@ func runModel(t *testing.T, b backend, mix modelMix, seed int64, steps int) {
 				}
 			}
 		}
-		op.fpString = fmt.Sprintf("%s %s %s %d %v %v %s %s %v %v", op.kind, op.store, op.sku, op.n, ptr(op.ev), op.lines, op.cust, op.rid, op.ttl, ptr(op.mpc))
+		op.fpString = fmt.Sprintf("%s %s %s %d %v %v %s %s %v %v %v %v %s %s %s %v", op.kind, op.store, op.sku, op.n, ptr(op.ev), op.lines, op.cust, op.rid, op.ttl, ptr(op.mpc),
+			op.pos, op.later, op.from, op.to, op.state, ptr(op.ss))
 		// a client key is the principal's, whichever store or reservation
 		// its request names
 		eop := engine.Op{IdempotencyKey: op.key, Principal: "p", Fingerprint: op.fpString}
@@ -501,11 +676,29 @@ func runModel(t *testing.T, b backend, mix modelMix, seed int64, steps int) {
 					req.MaxPerCustomer = op.mpc
 				}
 			}
+			if op.ss != nil {
+				if *op.ss < 0 {
+					req.ClearSafetyStock = true
+				} else {
+					req.SafetyStock = op.ss
+				}
+			}
 			_, err = e.Set(ctx, req, eop)
 		case "adjust":
-			_, err = e.Adjust(ctx, engine.AdjustRequest{Store: op.store, SKU: op.sku, Delta: op.n, ExpectVersion: op.ev}, eop)
+			_, err = e.Adjust(ctx, engine.AdjustRequest{Store: op.store, SKU: op.sku, Delta: op.n, State: op.state, ExpectVersion: op.ev}, eop)
+		case "move":
+			_, err = e.Move(ctx, engine.MoveRequest{Store: op.store, SKU: op.sku, From: op.from, To: op.to, Qty: op.n}, eop)
+		case "fulfil":
+			_, err = e.Fulfil(ctx, engine.FulfilRequest{Store: op.store, Lines: op.lines}, eop)
 		case "checkout":
-			_, err = e.Checkout(ctx, engine.CheckoutRequest{Store: op.store, Lines: op.lines, Customer: op.cust}, eop)
+			req := engine.CheckoutRequest{Store: op.store, Lines: op.lines, Customer: op.cust}
+			if op.pos {
+				req.Channel = engine.ChannelPOS
+			}
+			if op.later {
+				req.Fulfilment = engine.FulfilmentLater
+			}
+			_, err = e.Checkout(ctx, req, eop)
 		case "reserve":
 			var r engine.ReservationResult
 			r, err = e.Reserve(ctx, engine.ReserveRequest{Store: op.store, Lines: op.lines, Customer: op.cust, TTL: op.ttl}, eop)
@@ -516,7 +709,11 @@ func runModel(t *testing.T, b backend, mix modelMix, seed int64, steps int) {
 				}
 			}
 		case "commit":
-			_, err = e.Commit(ctx, op.rid, eop)
+			if op.later {
+				_, err = e.CommitFulfilment(ctx, op.rid, engine.FulfilmentLater, eop)
+			} else {
+				_, err = e.Commit(ctx, op.rid, eop)
+			}
 		case "release":
 			_, err = e.Release(ctx, op.rid, eop)
 		case "expire":
@@ -572,6 +769,14 @@ func compareState(t *testing.T, e *engine.Engine, m *model, stores, skus []strin
 				mpc = *got.MaxPerCustomer
 			}
 			require.Equal(t, [4]int64{want.oh, want.rs, want.v, want.mpc}, [4]int64{got.OnHand, got.Reserved, got.Version, mpc}, "step %d %s/%s", step, s, k)
+			ss := int64(-1)
+			if got.SafetyStock != nil {
+				ss = *got.SafetyStock
+			}
+			require.Equal(t, [5]int64{want.cm, want.dm, want.qc, want.dp, want.ss},
+				[5]int64{got.Committed, got.Damaged, got.QualityControl, got.Display, ss}, "step %d %s/%s states", step, s, k)
+			require.Equal(t, want.avail(false), got.Available, "step %d %s/%s available", step, s, k)
+			requireInvariant(t, got)
 			wantCU := map[string]string{}
 			for key, n := range m.cu {
 				if c, ok := strings.CutPrefix(key, ikey(s, k)+"/"); ok {
