@@ -147,11 +147,15 @@ func stringList(name string, v any) ([]string, error) {
 	return out, nil
 }
 
+// optional returns n as a setting: nil when unset (negative). It allocates
+// only for a set one (taking &n would move every n to the heap).
 func optional(n int64) *int64 {
 	if n < 0 {
 		return nil
 	}
-	return &n
+	p := new(int64)
+	*p = n
+	return p
 }
 
 // parseReplyItem decodes an item as the scripts reply it (prelude.lua
@@ -161,23 +165,34 @@ func optional(n int64) *int64 {
 // because results are stored as idempotency records for a day: it is a
 // stored format, like the item in its store's hash (ParsePackedItem).
 func parseReplyItem(s string) (Item, error) {
-	f := strings.Split(s, ",")
-	if len(f) != 8 && len(f) != 14 {
+	var f [14]string
+	n := 0
+	for rest := s; ; n++ {
+		if n == len(f) {
+			return Item{}, fmt.Errorf("malformed item")
+		}
+		var ok bool
+		if f[n], rest, ok = strings.Cut(rest, ","); !ok {
+			n++ // the last field, whole
+			break
+		}
+	}
+	if n != 8 && n != 14 {
 		return Item{}, fmt.Errorf("malformed item")
 	}
-	var n [12]int64
-	n[11] = -1
-	for j := 2; j < len(f); j++ {
-		v, err := strconv.ParseInt(f[j], 10, 64)
+	var v [12]int64
+	v[11] = -1
+	for j := 2; j < n; j++ {
+		x, err := strconv.ParseInt(f[j], 10, 64)
 		if err != nil {
 			return Item{}, fmt.Errorf("malformed item")
 		}
-		n[j-2] = v
+		v[j-2] = x
 	}
-	it := Item{Store: f[0], SKU: f[1], OnHand: n[0], Reserved: n[1], Version: n[2],
-		ReorderPoint: optional(n[3]), MaxPerCustomer: optional(n[4]), UpdatedAt: time.UnixMilli(n[5]).UTC(),
-		States:      States{Committed: n[6], Damaged: n[7], QualityControl: n[8], Display: n[9], Incoming: n[10]},
-		SafetyStock: optional(n[11])}
+	it := Item{Store: f[0], SKU: f[1], OnHand: v[0], Reserved: v[1], Version: v[2],
+		ReorderPoint: optional(v[3]), MaxPerCustomer: optional(v[4]), UpdatedAt: time.UnixMilli(v[5]).UTC(),
+		States:      States{Committed: v[6], Damaged: v[7], QualityControl: v[8], Display: v[9], Incoming: v[10]},
+		SafetyStock: optional(v[11])}
 	it.Available = Available(it)
 	return it, nil
 }

@@ -27,6 +27,9 @@
 //  10. Slow PostgreSQL: TestSlowPostgresLag.
 //  11. Fork after a simulated failover: TestForkAfterFailoverRepaired.
 //  12. Slow and vanishing clients: TestSlowClientsServerResponsive.
+//  13. Stock states (tills, web and later sales, fulfilments, moves, adjusts
+//     in a state) under lost Redis replies and a PostgreSQL outage:
+//     TestStatesUnderFaults (every state's deltas sum exactly to it).
 //
 // Also: TestEveryRouteForbidsOtherStores (every route, from the server's
 // route table, with a store token against another store) and the fuzz tests
