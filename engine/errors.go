@@ -172,7 +172,7 @@ func interpretCode(code, detail string, orig error) error {
 		var s []Shortage
 		_ = json.Unmarshal([]byte(detail), &s)
 		if len(s) == 1 {
-			return fmt.Errorf("%w: on_hand %d is below the %d units reserved of %s", ErrConflict, s[0].Available, s[0].Requested, s[0].SKU)
+			return fmt.Errorf("%w: on_hand %d is below the %d units held of %s", ErrConflict, s[0].Available, s[0].Requested, s[0].SKU)
 		}
 		return fmt.Errorf("%w: on_hand below reserved", ErrConflict)
 	case "PURCHASE_LIMIT":

@@ -183,7 +183,7 @@ func TestProblemDetailsSpeakToTheClient(t *testing.T) {
 	require.Equal(t, 201, r.Status)
 	rid := r.json(t)["id"].(string)
 	p = requireProblem(t, ts.req("PUT", "/v1/stores/s1/items/lamp", tokAdmin, `{"on_hand":1}`), 409)
-	requireClientDetail(t, p, "on_hand 1 would be below the 2 units of lamp held by reservations")
+	requireClientDetail(t, p, "on_hand 1 would be below the 2 units of lamp held by reservations and the states committed, damaged, quality_control and display")
 	require.Equal(t, 200, ts.req("POST", "/v1/reservations/"+rid+"/release", tokAdmin, "").Status)
 	p = requireProblem(t, ts.req("POST", "/v1/reservations/"+rid+"/commit", tokAdmin, ""), 409)
 	requireClientDetail(t, p, "reservation "+rid+" is released, not held")

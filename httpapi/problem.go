@@ -193,8 +193,9 @@ func customerRequiredDetail(err error) string {
 }
 
 // conflictDetail describes an engine.ErrConflict: in practice an on_hand
-// that would fall below the units reserved, which the engine reports as
-// "conflict: on_hand N is below the R units reserved of SKU".
+// that would fall below the units held (reserved, committed, damaged,
+// quality_control, display), which the engine reports as "conflict: on_hand
+// N is below the R units held of SKU".
 func conflictDetail(err error) string {
 	msg := err.Error()
 	if i := strings.LastIndex(msg, engine.ErrConflict.Error()+": "); i >= 0 {
@@ -203,11 +204,11 @@ func conflictDetail(err error) string {
 			sku              string
 		)
 		rest := msg[i+len(engine.ErrConflict.Error())+2:]
-		if n, _ := fmt.Sscanf(rest, "on_hand %d is below the %d units reserved of %s", &onHand, &reserved, &sku); n == 3 && engine.ValidID(sku) {
-			return fmt.Sprintf("on_hand %d would be below the %d units of %s held by reservations", onHand, reserved, sku)
+		if n, _ := fmt.Sscanf(rest, "on_hand %d is below the %d units held of %s", &onHand, &reserved, &sku); n == 3 && engine.ValidID(sku) {
+			return fmt.Sprintf("on_hand %d would be below the %d units of %s held by reservations and the states committed, damaged, quality_control and display", onHand, reserved, sku)
 		}
 	}
-	return "the request conflicts with the item's current state (on_hand may not go below the units held by reservations)"
+	return "the request conflicts with the item's current state (on_hand may not go below the units held by reservations and the states)"
 }
 
 func fiberProblem(fe *fiber.Error) *Problem {
