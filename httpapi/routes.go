@@ -59,6 +59,11 @@ func (s *Server) routes() {
 	a.Post("/v1/adjustments", api(s.bulkAdjust)...)
 	a.Get("/v1/items/:sku", api(s.availability)...)
 	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
+	a.Get("/v1/admin/operations", api(s.operations)...)
+	a.Get("/v1/admin/findings", api(s.listFindings)...)
+	a.Get("/v1/admin/findings/:id", api(s.getFinding)...)
+	a.Post("/v1/admin/findings/:id/resolve", api(s.resolveFinding)...)
+	a.Post("/v1/admin/findings/:id/dismiss", api(s.dismissFinding)...)
 }
 
 // tracing is the OpenTelemetry middleware of Config.Tracing: a server span
