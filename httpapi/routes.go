@@ -57,6 +57,7 @@ func (s *Server) routes() {
 	a.Post("/v1/reservations/:id/commit", api(s.commit)...)
 	a.Post("/v1/reservations/:id/release", api(s.release)...)
 	a.Post("/v1/adjustments", api(s.bulkAdjust)...)
+	a.Put("/v1/items", api(s.bulkSet)...)
 	a.Get("/v1/items/:sku", api(s.availability)...)
 	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
 	a.Get("/v1/admin/operations", api(s.operations)...)
