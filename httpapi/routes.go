@@ -57,6 +57,11 @@ func (s *Server) routes() {
 	a.Post("/v1/adjustments", api(s.bulkAdjust)...)
 	a.Get("/v1/items/:sku", api(s.availability)...)
 	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
+	a.Post("/v1/webhooks", api(s.createWebhook)...)
+	a.Get("/v1/webhooks", api(s.listWebhooks)...)
+	a.Get("/v1/webhooks/:id", api(s.getWebhook)...)
+	a.Delete("/v1/webhooks/:id", api(s.deleteWebhook)...)
+	a.Get("/v1/webhooks/:id/deliveries", api(s.webhookDeliveries)...)
 }
 
 // tracing is the OpenTelemetry middleware of Config.Tracing: a server span

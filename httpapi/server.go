@@ -50,6 +50,8 @@ type Config struct {
 	Ledger Ledger
 	// Reconciler serves POST /v1/admin/reconcile; nil: 503.
 	Reconciler Reconciler
+	// Webhooks serves /v1/webhooks (webhook.Store); nil: 503.
+	Webhooks Webhooks
 	// Logger receives request errors and, with AccessLog, the access log;
 	// every line of a request carries its id (request_id). Defaults to
 	// zap.NewNop().
