@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/admin"
 )
 
 // Ledger is what the API needs of the PostgreSQL ledger.
@@ -104,6 +105,9 @@ type Config struct {
 	Version string
 	// PersisterStats, when set, is exported on /metrics.
 	PersisterStats func() PersisterStats
+	// Rebuild, when set, reports the process's rebuilds of partitions:
+	// /readyz shows their progress while partitions are not ready.
+	Rebuild func() admin.RebuildStats
 	// Tracing, when true, gives every request but the probes (/healthz,
 	// /readyz, /metrics) an OpenTelemetry server span named by its route,
 	// with its request id (request_id), through the global tracer provider

@@ -191,7 +191,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		} else {
 			log.Warn("rebuilder off: a partition without its readiness marker stays unavailable until a rebuilder runs")
 		}
-		shared = append(shared, admin.RebuildCollector(rebuildStats(rebuilds...)))
+		rstats := rebuildStats(rebuilds...)
+		shared = append(shared, admin.RebuildCollector(rstats))
+		checks.Rebuild = rstats
+		hcfg.Rebuild = rstats
 	}
 	if err := admin.Register(reg, shared...); err != nil {
 		return err
