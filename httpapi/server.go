@@ -53,6 +53,9 @@ type Config struct {
 	Reconciler Reconciler
 	// Webhooks serves /v1/webhooks (webhook.Store); nil: 503.
 	Webhooks Webhooks
+	// LowStock serves GET /v1/stores/{store}/low-stock (persist.Ledger);
+	// nil when the ledger is off (503).
+	LowStock LowStock
 	// Logger receives request errors and, with AccessLog, the access log;
 	// every line of a request carries its id (request_id). Defaults to
 	// zap.NewNop().

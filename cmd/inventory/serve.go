@@ -146,7 +146,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		workers = append(workers, worker{"sweeper", engine.NewSweeper(e, engine.SweeperConfig{}).Run})
 	}
 	if d.pool != nil {
-		hcfg.Ledger = persist.NewLedger(d.pool)
+		ledger := persist.NewLedger(d.pool)
+		hcfg.Ledger, hcfg.LowStock = ledger, ledger
 		checks.Ledger = d.pool
 		rec, err := persist.NewReconciler(e, d.pool, persist.ReconcilerConfig{Interval: *reconcileEvery, Logger: log.Named("reconciler")})
 		if err != nil {
