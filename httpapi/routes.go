@@ -67,6 +67,11 @@ func (s *Server) routes() {
 	a.Get("/v1/admin/findings/:id", api(s.getFinding)...)
 	a.Post("/v1/admin/findings/:id/resolve", api(s.resolveFinding)...)
 	a.Post("/v1/admin/findings/:id/dismiss", api(s.dismissFinding)...)
+	a.Post("/v1/webhooks", api(s.createWebhook)...)
+	a.Get("/v1/webhooks", api(s.listWebhooks)...)
+	a.Get("/v1/webhooks/:id", api(s.getWebhook)...)
+	a.Delete("/v1/webhooks/:id", api(s.deleteWebhook)...)
+	a.Get("/v1/webhooks/:id/deliveries", api(s.webhookDeliveries)...)
 }
 
 // tracing is the OpenTelemetry middleware of Config.Tracing: a server span

@@ -47,6 +47,11 @@ func TestEveryRouteForbidsOtherStores(t *testing.T) {
 		"POST /v1/reservations/:id/release":        {"", ""},
 		"POST /v1/adjustments":                     {"", `{"updates":[{"store":"s2","sku":"desk","delta":1}]}`},
 		"POST /v1/admin/reconcile":                 {"?mode=repair", ""},
+		"POST /v1/webhooks":                        {"", `{"url":"https://example.com/hook","events":["low_stock"]}`},
+		"GET /v1/webhooks":                         {"", ""},
+		"GET /v1/webhooks/:id":                     {"", ""},
+		"DELETE /v1/webhooks/:id":                  {"", ""},
+		"GET /v1/webhooks/:id/deliveries":          {"", ""},
 		"GET /v1/events":                           {"?store=s2", ""},
 		"GET /v1/ws":                               {"?store=s2", ""},
 	}
