@@ -191,3 +191,19 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 	}
 	return ev, nil
 }
+
+// AvailableAfter is the item's Available after the event (docs/design.md
+// §2.1), from the counts, states and safety stock it carries.
+func (ev *Event) AvailableAfter() int64 {
+	return Available(Item{OnHand: ev.OnHand, Reserved: ev.Reserved, States: ev.States, SafetyStock: ev.SafetyStock})
+}
+
+// AvailableBefore is the item's Available before the event: the counts and
+// states after it less its deltas. The event does not carry the safety
+// stock before it, so the one after serves both sides.
+func (ev *Event) AvailableBefore() int64 {
+	st := States{Committed: ev.Committed - ev.DeltaCommitted, Damaged: ev.Damaged - ev.DeltaDamaged,
+		QualityControl: ev.QualityControl - ev.DeltaQualityControl, Display: ev.Display - ev.DeltaDisplay,
+		Incoming: ev.Incoming - ev.DeltaIncoming}
+	return Available(Item{OnHand: ev.OnHand - ev.DeltaOnHand, Reserved: ev.Reserved - ev.DeltaReserved, States: st, SafetyStock: ev.SafetyStock})
+}

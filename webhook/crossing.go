@@ -13,21 +13,12 @@ import (
 // rules need no state of their own, run off the hot path, and give the same
 // answer each time an event is read again.
 
-// availableAfter is the item's available count after ev.
-func availableAfter(ev *engine.Event) int64 {
-	return available(ev.OnHand, ev.Reserved)
-}
+// availableAfter is the item's available count after ev (engine.Available:
+// on_hand less reserved, the states and the safety stock, floored at 0).
+func availableAfter(ev *engine.Event) int64 { return ev.AvailableAfter() }
 
 // availableBefore is the item's available count before ev.
-func availableBefore(ev *engine.Event) int64 {
-	return available(ev.OnHand-ev.DeltaOnHand, ev.Reserved-ev.DeltaReserved)
-}
-
-// available is the one place that says how available follows from an
-// item's counts (DESIGN §10), floored at 0.
-func available(onHand, reserved int64) int64 {
-	return max(onHand-reserved, 0)
-}
+func availableBefore(ev *engine.Event) int64 { return ev.AvailableBefore() }
 
 // Names returns the event names ev fires, stock_changed first:
 //   - stock_changed: every stock event;
