@@ -45,6 +45,9 @@ type SetItem struct {
 type Adjustment struct {
 	Delta  int64  `json:"delta"`
 	Reason string `json:"reason,omitempty"`
+	// State is the stock state the delta applies to (damaged, display,
+	// …); empty for available.
+	State string `json:"state,omitempty"`
 }
 
 // Line is one SKU and quantity of a checkout or reservation.

@@ -52,6 +52,7 @@ func commands() []command {
 		{"reconcile", "compare Redis with the ledger once (--mode check|repair) and print the report", runReconcile},
 		{"migrate", "apply pending PostgreSQL schema migrations", runMigrate},
 		{"seed", "load the demo furniture chain (--demo) through the engine", runSeed},
+		{"import", "import a CSV file of stock lines (store, sku, on_hand or delta, reason, state) through the bulk routes, resumable", runImport},
 		{"bench", "run a load scenario (flash-sale, mixed, bulk) against the engine, the server and the baselines", runBench},
 		{"health", "ask a running process's /readyz (or --url) and exit 0 when it answers 2xx: a probe for images without a shell", runHealth},
 		{"version", "print the version", runVersion},
