@@ -165,9 +165,13 @@ func headerColumns(h []string) (columns, error) {
 	return c, nil
 }
 
-func (im *importer) run(ctx context.Context, file, report string) (importStats, error) {
+func (im *importer) run(ctx context.Context, file, report string) (st importStats, err error) {
 	im.start = time.Now()
-	defer func() { im.stats.elapsed = time.Since(im.start) }()
+	im.last = im.start
+	defer func() {
+		im.stats.elapsed = time.Since(im.start)
+		st = im.stats
+	}()
 	total, err := countLines(file)
 	if err != nil {
 		return im.stats, err
