@@ -142,6 +142,7 @@ thresholds: ["errors==0"]
 	require.Equal(t, int64(450), r.Iterations)
 	require.Equal(t, int64(450), stub.Checkouts.Load())
 	require.Equal(t, 3, r.Processes)
+	require.Less(t, r.StartSpread, 1000.0, "one start time for all: they begin together (bounded by timer lateness on a loaded machine)")
 	require.Equal(t, int64(450), r.Ops[bench.OpCheckout].Latency.Count, "the merged histogram holds every request")
 	require.Equal(t, int64(150), r.Stages[0].Total.Count)
 	require.Equal(t, int64(300), r.Stages[1].Total.Count)
