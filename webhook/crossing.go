@@ -90,9 +90,9 @@ type Payload struct {
 // payload makes the body of the delivery of name for ev.
 func payload(ev *engine.Event, name string) Payload {
 	return Payload{
-		ID:   EventID(ev, name),
-		Type: name,
-		Time: ev.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		ID:    EventID(ev, name),
+		Type:  name,
+		Time:  ev.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 		Item:  itemAfter(ev),
 		Event: *ev,
 	}
