@@ -139,7 +139,6 @@ func (r *Reconciler) restoreHolds(ctx context.Context, ref engine.ItemRef) (int,
 	return n, nil
 }
 
-
 // restoreEvent is the change a restore of Redis from the ledger made, as
 // Repaired hears of it: a RECONCILE event of the ledger's version from
 // Redis' state before (f.Before) to the ledger's (f.After). It is not
