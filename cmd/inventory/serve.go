@@ -198,6 +198,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		shared = append(shared, admin.RebuildCollector(rstats))
 		checks.Rebuild = rstats
 		hcfg.Rebuild = rstats
+		hcfg.Inbox = persist.NewInbox(e, d.pool)
+		hcfg.Operations = persist.NewOperations(e, d.pool, persist.OperationsConfig{Rebuilds: sumRebuilds(rebuilds...)})
 	}
 	if err := admin.Register(reg, shared...); err != nil {
 		return err
