@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"text/tabwriter"
 )
 
@@ -124,7 +125,11 @@ func sqErr(r *Rehearsal, op string, q float64) float64 {
 // WriteComparison prints a comparison as a table, regressions marked.
 func WriteComparison(w io.Writer, a, b *Rehearsal, c Comparison) error {
 	var buf bytes.Buffer
-	fmt.Fprintf(&buf, "A: %s run %s (%s)\nB: %s run %s (%s)\n\n", a.Name, a.Run, a.Started.Format("2006-01-02 15:04Z"), b.Name, b.Run, b.Started.Format("2006-01-02 15:04Z"))
+	fmt.Fprintf(&buf, "A: %s run %s (%s)\nB: %s run %s (%s)\n", a.Name, a.Run, a.Started.Format("2006-01-02 15:04Z"), b.Name, b.Run, b.Started.Format("2006-01-02 15:04Z"))
+	if !reflect.DeepEqual(a.Plan.Stages, b.Plan.Stages) || a.Plan.Mix != b.Plan.Mix || a.Plan.Catalog != b.Plan.Catalog {
+		fmt.Fprintf(&buf, "note: the runs' stages, mix or catalog differ; their figures compare different loads\n")
+	}
+	fmt.Fprintln(&buf)
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tmetric\tA\tB\tchange\tnoise\t\t")
 	for _, d := range c.Differences {

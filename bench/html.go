@@ -150,7 +150,7 @@ th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
 <h1>{{.R.Name}}: rehearsal {{.R.Run}}</h1>
 <div class="muted">{{.R.Started.Format "2006-01-02 15:04:05Z"}} against {{.R.URL}}, {{.R.Processes}} load process(es); {{.Mode}}.<br>
 {{.R.Machine.CPUs}} CPUs ({{.R.Machine.CPUModel}}), load {{printf "%.2f" .R.Machine.Load1}} at start, {{.R.Machine.GoVersion}}{{if .R.Command}}<br><code>{{.R.Command}}</code>{{end}}</div>
-{{if .R.Passed}}<div class="verdict vp">passed: every invariant and every threshold held</div>{{else}}<div class="verdict vf">FAILED{{range .R.Violations}}<br>{{.}}{{end}}</div>{{end}}
+{{if .R.Passed}}<div class="verdict vp">passed: every invariant and every threshold held</div>{{else}}<div class="verdict vf">FAILED{{range .R.Violations}}<br>{{.}}{{end}}{{range .R.Thresholds}}{{if not .Held}}<br>threshold {{.Text}}: measured {{.Detail}}{{end}}{{end}}</div>{{end}}
 <p>{{.R.Iterations}} iterations in {{printf "%.1f" .R.Seconds}} s; {{.R.Late}} ({{printf "%.2f" .LatePct}}%) sent late for want of an in-flight slot; send delay p99 {{ms .R.SendDelay.P99}} ms; at most {{.R.MaxInFlight}} requests in flight.</p>
 {{if .R.Thresholds}}<h2>Thresholds</h2><table><tr><th>threshold</th><th>measured</th><th>verdict</th></tr>
 {{range .R.Thresholds}}<tr><td><code>{{.Text}}</code></td><td>{{.Detail}}</td><td>{{if .Held}}<span class="pass">held</span>{{else}}<span class="fail">FAILED</span>{{end}}</td></tr>{{end}}</table>{{end}}
@@ -247,11 +247,11 @@ func WriteHTML(w io.Writer, r *Rehearsal) error {
 	}
 	return reportTmpl.Execute(w, map[string]any{
 		"R": r, "Mode": mode, "LatePct": pct(r.Late, r.Iterations), "StageRows": stageRows, "OpRows": opRows, "Kinds": kinds,
-		"Rate": chart("Iterations offered (due) and requests achieved (completed) per second", "per second", tmax, r.Stages, []series{
-			{name: "target rate", color: "#999", dash: "6 4", pts: target},
+		"Rate": chart("Iterations per second: offered (due on the schedule) and achieved (answered)", "per second", tmax, r.Stages, []series{
 			{name: "offered", color: "#1f77b4", pts: offered},
 			{name: "achieved", color: "#2ca02c", pts: achieved},
 			{name: "errors", color: "#d62728", pts: errs},
+			{name: "target rate", color: "#555", dash: "5 4", pts: target},
 		}, false),
 		"Latency": chart("Latency of the requests due in each second, all operations", "ms (log scale)", tmax, r.Stages, []series{
 			{name: "p50", color: "#222", pts: p50},

@@ -659,8 +659,9 @@ func (r *recoveryRun) checkClean(ctx context.Context) error {
 }
 
 // drift loses half the drifted items from Redis and corrupts the other
-// half (same version, other on_hand), then times a check, which must find
-// exactly them, and a repair, which must restore every one.
+// half (same version, other on_hand, or a unit more in the damaged state),
+// then times a check, which must find exactly them, and a repair, which
+// must restore every one.
 func (r *recoveryRun) drift(ctx context.Context) error {
 	n := r.cfg.Drift
 	step := r.cfg.Items / n
@@ -687,8 +688,14 @@ func (r *recoveryRun) drift(ctx context.Context) error {
 			return fmt.Errorf("item %s is missing before the drift", key)
 		}
 		want[key] = persist.KindCorrupt
-		s := engine.ItemState{Store: it.Store, SKU: it.SKU, OnHand: it.OnHand + 5, Reserved: it.Reserved, Version: it.Version,
-			ReorderPoint: -1, MaxPerCustomer: -1, UpdatedAt: it.UpdatedAt}
+		s := engine.ItemState{Store: it.Store, SKU: it.SKU, OnHand: it.OnHand, Reserved: it.Reserved, States: it.States,
+			Version: it.Version, ReorderPoint: -1, MaxPerCustomer: -1, SafetyStock: it.SafetyStock, UpdatedAt: it.UpdatedAt}
+		if k%4 == 1 {
+			s.OnHand += 5 // a count
+		} else {
+			s.OnHand++ // a state: one more unit, and it damaged
+			s.Damaged++
+		}
 		if err := r.e.RestoreItem(ctx, s, it.Version); err != nil {
 			return err
 		}
@@ -757,7 +764,7 @@ func (r *recoveryRun) checkFinal(ctx context.Context) error {
 			if r.probed[i] {
 				want++
 			}
-			if it == nil || it.OnHand != want || it.Reserved != 0 {
+			if it == nil || it.OnHand != want || it.Reserved != 0 || it.States != (engine.States{}) {
 				if ndiff++; len(diffs) < 10 {
 					diffs = append(diffs, fmt.Sprintf("%s/%s: %+v, want on_hand %d", refs[j].Store, refs[j].SKU, it, want))
 				}

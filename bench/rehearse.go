@@ -179,8 +179,8 @@ type SecondSummary struct {
 	T     int    `json:"t"`
 	Stage string `json:"stage"`
 	// Target is the schedule's rate at mid-second; Offered the iterations
-	// due in the second; Achieved the requests completed in it; Errors the
-	// failed requests due in it.
+	// due in the second; Achieved the iterations completed in it (all their
+	// requests answered); Errors the failed requests due in it.
 	Target   float64 `json:"target"`
 	Offered  int64   `json:"offered"`
 	Achieved int64   `json:"achieved"`

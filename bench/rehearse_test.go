@@ -189,3 +189,45 @@ func TestParseThreshold(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// TestRehearsalRetriesUnknownOutcomesWithTheirKey: the stub applies every
+// fifth checkout and loses its reply (504). With idempotency the client
+// sends it again under the same key, the stub replays it, and every
+// checkout ends known: stock equals the books exactly. Without, the lost
+// replies are errors of unknown outcome, which the books allow for.
+func TestRehearsalRetriesUnknownOutcomesWithTheirKey(t *testing.T) {
+	for _, idem := range []bool{true, false} {
+		stub := testsupport.NewStub(t)
+		stub.LoseEvery = 5
+		p := plan(t, `
+start_rate: 100
+stages: [{duration: 1s, rate: 100}]
+catalog: {stores: 1, skus: 4, on_hand: 1000}
+thresholds: ["oversold==0", "violations==0"]
+`)
+		p.Client.Idempotency = idem
+		r := rehearse(t, stub, p)
+		co := r.Ops[bench.OpCheckout]
+		require.Equal(t, int64(100), co.Count)
+		require.True(t, r.Passed, "the books hold either way: %v", r.Violations)
+		if idem {
+			require.Equal(t, int64(100), co.OK, "every lost reply was retried to a known outcome")
+			require.Positive(t, co.Retries)
+			require.Zero(t, co.Unknown)
+		} else {
+			require.Zero(t, co.Retries)
+			require.Positive(t, co.Unknown, "a keyless client cannot retry a lost reply")
+			require.Equal(t, co.Unknown, co.Errors)
+		}
+	}
+}
+
+// TestExamplePlanParses keeps the plan the README shows valid.
+func TestExamplePlanParses(t *testing.T) {
+	p, err := bench.LoadPlan("plans/black-friday.yaml")
+	require.NoError(t, err)
+	require.Len(t, p.Stages, 5)
+	require.Equal(t, 15*time.Second, p.Duration())
+	require.True(t, p.Client.Idempotency)
+	require.Len(t, p.Thresholds, 5)
+}

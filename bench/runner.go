@@ -107,6 +107,7 @@ func (r *runner) iteration(ctx context.Context, n int64, due time.Time, stage in
 	if r.p.Customers.Count > 0 {
 		customer = "c" + strconv.Itoa(rng.IntN(r.p.Customers.Count))
 	}
+	defer func() { r.t.finished(time.Since(r.start)) }()
 	switch mixOps[op] {
 	case OpCheckout:
 		r.checkout(ctx, rng, due, stage, s, customer)
@@ -278,7 +279,6 @@ func (r *runner) send(ctx context.Context, op string, due time.Time, stage int, 
 		case <-time.After(time.Duration(retries*retries) * 20 * time.Millisecond):
 		}
 	}
-	end := time.Now()
-	r.t.record(op, stage, due.Sub(r.start), end.Sub(r.start), end.Sub(due), err, retries)
+	r.t.record(op, stage, due.Sub(r.start), time.Since(due), err, retries)
 	return resp, err
 }

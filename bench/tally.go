@@ -76,7 +76,7 @@ type tally struct {
 	// stage.
 	Ops map[string]*opTally `json:"ops"`
 	// Seconds holds per second since the start the iterations due in it,
-	// the requests that completed in it, and the latency of the requests
+	// the iterations that completed in it, and the latency of the requests
 	// due in it.
 	Seconds []*secondTally `json:"seconds"`
 	// Iterations counts the iterations the schedule made due, Late those
@@ -168,9 +168,8 @@ func (t *tally) due(at, delay time.Duration, late bool) {
 }
 
 // record notes one request of op, due at offset at (from which its
-// latency d counts) in stage, finished at offset end, with its error and
-// the retries it took.
-func (t *tally) record(op string, stage int, at, end, d time.Duration, err error, retries int) {
+// latency d counts) in stage, with its error and the retries it took.
+func (t *tally) record(op string, stage int, at, d time.Duration, err error, retries int) {
 	kind, unknown := classify(err)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -205,8 +204,14 @@ func (t *tally) record(op string, stage int, at, end, d time.Duration, err error
 		s.Ops[op] = h
 	}
 	recordUS(h, d)
-	t.second(int(end/time.Second)).Done++
 	recordUS(t.live, d)
+}
+
+// finished notes an iteration (all its requests) done at offset end.
+func (t *tally) finished(end time.Duration) {
+	t.mu.Lock()
+	t.second(int(end/time.Second)).Done++
+	t.mu.Unlock()
 }
 
 // note books a write's effect on items: d[i] on item idx[i] when it
@@ -272,7 +277,7 @@ type progress struct {
 
 // interval returns second i's progress and resets the live histogram.
 // Due and errors count the iterations due in i (errors so far); done the
-// requests completed in it.
+// iterations completed in it.
 func (t *tally) interval(i int) progress {
 	t.mu.Lock()
 	defer t.mu.Unlock()

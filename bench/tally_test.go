@@ -26,8 +26,8 @@ func TestMergedHistogramEqualsAllSamples(t *testing.T) {
 			}
 			at := time.Duration(rng.IntN(4000)) * time.Millisecond
 			op := allOps[rng.IntN(len(allOps))]
-			part.record(op, int(at/(2*time.Second)), at, at+d, d, nil, 0)
-			all.record(op, int(at/(2*time.Second)), at, at+d, d, nil, 0)
+			part.record(op, int(at/(2*time.Second)), at, d, nil, 0)
+			all.record(op, int(at/(2*time.Second)), at, d, nil, 0)
 		}
 		b, err := json.Marshal(part)
 		require.NoError(t, err)

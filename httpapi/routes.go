@@ -48,6 +48,8 @@ func (s *Server) routes() {
 	a.Get("/v1/stores/:store/items/:sku", api(s.getItem)...)
 	a.Get("/v1/stores/:store/items", api(s.listItems)...)
 	a.Post("/v1/stores/:store/items/:sku/adjust", api(s.adjust)...)
+	a.Post("/v1/stores/:store/items/:sku/moves", api(s.move)...)
+	a.Post("/v1/stores/:store/fulfilments", api(s.fulfil)...)
 	a.Get("/v1/stores/:store/items/:sku/history", api(s.history)...)
 	a.Get("/v1/stores/:store/low-stock", api(s.lowStock)...)
 	a.Post("/v1/stores/:store/checkout", api(s.checkout)...)
@@ -60,6 +62,11 @@ func (s *Server) routes() {
 	a.Put("/v1/items", api(s.bulkSet)...)
 	a.Get("/v1/items/:sku", api(s.availability)...)
 	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
+	a.Post("/v1/webhooks", api(s.createWebhook)...)
+	a.Get("/v1/webhooks", api(s.listWebhooks)...)
+	a.Get("/v1/webhooks/:id", api(s.getWebhook)...)
+	a.Delete("/v1/webhooks/:id", api(s.deleteWebhook)...)
+	a.Get("/v1/webhooks/:id/deliveries", api(s.webhookDeliveries)...)
 }
 
 // tracing is the OpenTelemetry middleware of Config.Tracing: a server span

@@ -51,6 +51,8 @@ type Config struct {
 	Ledger Ledger
 	// Reconciler serves POST /v1/admin/reconcile; nil: 503.
 	Reconciler Reconciler
+	// Webhooks serves /v1/webhooks (webhook.Store); nil: 503.
+	Webhooks Webhooks
 	// LowStock serves GET /v1/stores/{store}/low-stock (persist.Ledger);
 	// nil when the ledger is off (503).
 	LowStock LowStock

@@ -25,12 +25,18 @@ type Stub struct {
 	Capacity   float64
 	StallAfter int64
 	Stall      time.Duration
+	// LoseEvery, when positive, applies every LoseEvery-th checkout and
+	// then answers 504, as a proxy that lost the reply: its outcome is
+	// unknown to the client. A checkout repeated with an Idempotency-Key
+	// already applied is answered as the first time, changing nothing.
+	LoseEvery int64
 
 	// Checkouts counts the checkouts received.
 	Checkouts atomic.Int64
 
 	mu       sync.Mutex
 	items    map[string]int64
+	keys     map[string]bool
 	serve    sync.Mutex // one checkout at a time under Capacity
 	nextFree time.Time
 	stallEnd atomic.Int64
@@ -40,7 +46,7 @@ type Stub struct {
 // Set its fields before the first request.
 func NewStub(t testing.TB) *Stub {
 	t.Helper()
-	s := &Stub{items: map[string]int64{}}
+	s := &Stub{items: map[string]int64{}, keys: map[string]bool{}}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
 	s.URL = srv.URL
@@ -120,6 +126,12 @@ func (s *Stub) checkout(w http.ResponseWriter, r *http.Request, store string) {
 	time.Sleep(s.Delay)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" && s.keys[key] {
+		w.Header().Set("Idempotent-Replayed", "true")
+		fmt.Fprint(w, `{"lines":[]}`)
+		return
+	}
 	for _, l := range in.Lines {
 		if s.items[store+"/"+l.SKU] < l.Qty {
 			w.Header().Set("Content-Type", "application/problem+json")
@@ -130,6 +142,13 @@ func (s *Stub) checkout(w http.ResponseWriter, r *http.Request, store string) {
 	}
 	for _, l := range in.Lines {
 		s.items[store+"/"+l.SKU] -= l.Qty
+	}
+	if key != "" {
+		s.keys[key] = true
+	}
+	if s.LoseEvery > 0 && n%s.LoseEvery == 0 {
+		http.Error(w, "reply lost", http.StatusGatewayTimeout)
+		return
 	}
 	fmt.Fprint(w, `{"lines":[]}`)
 }
