@@ -56,6 +56,11 @@ type Config struct {
 	// LowStock serves GET /v1/stores/{store}/low-stock (persist.Ledger);
 	// nil when the ledger is off (503).
 	LowStock LowStock
+	// Inbox serves the conflict inbox (GET /v1/admin/findings, …);
+	// Operations serves GET /v1/admin/operations. nil when the ledger is
+	// off (503).
+	Inbox      Inbox
+	Operations Operations
 	// Logger receives request errors and, with AccessLog, the access log;
 	// every line of a request carries its id (request_id). Defaults to
 	// zap.NewNop().
