@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -158,6 +159,24 @@ func TestRelayKilledMidStream(t *testing.T) {
 	}
 	require.Positive(t, r1.Stats().Produced)
 	require.Positive(t, r2.Stats().Produced)
+	// the metrics: records acknowledged, and no lag left
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(r2.Collector()))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "inventory_relay_lag_events":
+				require.Zero(t, m.GetGauge().GetValue())
+			case "inventory_relay_records_total":
+				require.Equal(t, float64(r2.Stats().Produced), m.GetCounter().GetValue())
+			}
+		}
+	}
+	require.True(t, names["inventory_relay_lag_events"] && names["inventory_relay_records_total"])
 }
 
 // TestTrimWaitsForTheRelay: the relay's group is one the persister's
