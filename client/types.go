@@ -115,6 +115,7 @@ type BulkSetItem struct {
 	OnHand         int64  `json:"on_hand"`
 	ReorderPoint   *int64 `json:"reorder_point,omitempty"`
 	MaxPerCustomer *int64 `json:"max_per_customer,omitempty"`
+	SafetyStock    *int64 `json:"safety_stock,omitempty"`
 }
 
 // BulkUpdate is one line of BulkAdjust.
