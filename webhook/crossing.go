@@ -9,16 +9,38 @@ import (
 
 // The crossing rules of DESIGN §13 read an item's available count before
 // and after each event. An event carries the item's counts after the change
-// and the delta of each, so the counts before are after minus delta: the
-// rules need no state of their own, run off the hot path, and give the same
-// answer each time an event is read again.
+// and the delta of each (on_hand, reserved and every state of DESIGN §10),
+// so the counts before are after minus delta, and available on each side is
+// engine.Available, the engine's one rule: the crossings need no state of
+// their own, run off the hot path, and give the same answer each time an
+// event is read again.
 
-// availableAfter is the item's available count after ev (engine.Available:
-// on_hand less reserved, the states and the safety stock, floored at 0).
-func availableAfter(ev *engine.Event) int64 { return ev.AvailableAfter() }
+// itemAfter is the item as ev left it.
+func itemAfter(ev *engine.Event) engine.Item {
+	it := engine.Item{
+		Store: ev.Store, SKU: ev.SKU, OnHand: ev.OnHand, Reserved: ev.Reserved, States: ev.States,
+		SafetyStock: ev.SafetyStock, Version: ev.Version, ReorderPoint: ev.ReorderPoint,
+		MaxPerCustomer: ev.MaxPerCustomer, UpdatedAt: ev.Time.UTC(),
+	}
+	it.Available = engine.Available(it)
+	return it
+}
 
-// availableBefore is the item's available count before ev.
-func availableBefore(ev *engine.Event) int64 { return ev.AvailableBefore() }
+// itemBefore is the item as ev found it: each count after the change less
+// its delta. The settings (safety stock, reorder point) are the ones after
+// the change: the event does not carry the ones before.
+func itemBefore(ev *engine.Event) engine.Item {
+	it := itemAfter(ev)
+	it.OnHand -= ev.DeltaOnHand
+	it.Reserved -= ev.DeltaReserved
+	it.Committed -= ev.DeltaCommitted
+	it.Damaged -= ev.DeltaDamaged
+	it.QualityControl -= ev.DeltaQualityControl
+	it.Display -= ev.DeltaDisplay
+	it.Incoming -= ev.DeltaIncoming
+	it.Available = engine.Available(it)
+	return it
+}
 
 // Names returns the event names ev fires, stock_changed first:
 //   - stock_changed: every stock event;
@@ -35,7 +57,7 @@ func Names(ev *engine.Event) []string {
 		return []string{NameTransfer}
 	}
 	names := []string{NameStockChanged}
-	before, after := availableBefore(ev), availableAfter(ev)
+	before, after := itemBefore(ev).Available, itemAfter(ev).Available
 	if rp := ev.ReorderPoint; rp != nil && before > *rp && after <= *rp {
 		names = append(names, NameLowStock)
 	}
@@ -68,13 +90,10 @@ type Payload struct {
 // payload makes the body of the delivery of name for ev.
 func payload(ev *engine.Event, name string) Payload {
 	return Payload{
-		ID:   EventID(ev, name),
-		Type: name,
-		Time: ev.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-		Item: engine.Item{
-			Store: ev.Store, SKU: ev.SKU, OnHand: ev.OnHand, Reserved: ev.Reserved, Available: availableAfter(ev),
-			Version: ev.Version, ReorderPoint: ev.ReorderPoint, MaxPerCustomer: ev.MaxPerCustomer, UpdatedAt: ev.Time.UTC(),
-		},
+		ID:    EventID(ev, name),
+		Type:  name,
+		Time:  ev.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		Item:  itemAfter(ev),
 		Event: *ev,
 	}
 }

@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -324,21 +323,10 @@ func (d *Dispatcher) intake(ctx context.Context, p int) {
 	}
 }
 
-// row is one delivery row to write.
-type row struct {
-	webhook, eventID, name, store, sku string
-	version                            int64
-	body                               []byte
-}
-
-// enqueue writes the delivery rows of msgs, in stream order, for every
-// subscription that wants them and was made before the event happened.
+// enqueue writes the delivery rows of msgs (Store.Enqueue) and wakes the
+// senders of the endpoints that got some.
 func (d *Dispatcher) enqueue(ctx context.Context, msgs []engine.StreamEntry) error {
-	subs, err := d.store.all(ctx)
-	if err != nil {
-		return err
-	}
-	var rows []row
+	evs := make([]engine.Event, 0, len(msgs))
 	for _, m := range msgs {
 		ev, err := engine.ParseEvent(m.ID, m.Values)
 		if err != nil {
@@ -346,58 +334,23 @@ func (d *Dispatcher) enqueue(ctx context.Context, msgs []engine.StreamEntry) err
 			d.log.Warn("entry does not parse; no delivery", zap.Error(err))
 			continue
 		}
-		if len(subs) == 0 {
-			continue
-		}
-		for _, name := range Names(&ev) {
-			var body []byte
-			for i := range subs {
-				s := &subs[i]
-				if !s.wants(name, ev.Store) || ev.Time.Before(s.CreatedAt.Truncate(time.Millisecond)) {
-					continue
-				}
-				if body == nil {
-					if body, err = json.Marshal(payload(&ev, name)); err != nil {
-						return err
-					}
-				}
-				rows = append(rows, row{s.ID, EventID(&ev, name), name, ev.Store, ev.SKU, ev.Version, body})
+		evs = append(evs, ev)
+	}
+	webhooks, err := d.store.enqueue(ctx, evs)
+	if err != nil {
+		return err
+	}
+	d.queued.Add(int64(len(webhooks)))
+	d.mu.Lock()
+	for _, w := range webhooks {
+		if ch := d.wake[w]; ch != nil {
+			select {
+			case ch <- struct{}{}:
+			default:
 			}
 		}
 	}
-	if len(rows) > 0 {
-		var ws, es, ns, ss, ks []string
-		var vs []int64
-		var bs [][]byte
-		for _, r := range rows {
-			ws, es, ns = append(ws, r.webhook), append(es, r.eventID), append(ns, r.name)
-			ss, ks = append(ss, r.store), append(ks, r.sku)
-			vs, bs = append(vs, r.version), append(bs, r.body)
-		}
-		// A subscription deleted meanwhile has no row to reference: the
-		// join leaves its rows out.
-		_, err := d.pool.Exec(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, store_id, sku, version, body)
-			SELECT u.w, u.e, u.n, u.s, u.k, u.v, u.b
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bytea[])
-				WITH ORDINALITY AS u(w, e, n, s, k, v, b, o)
-			JOIN webhooks h ON h.id = u.w
-			ORDER BY u.o
-			ON CONFLICT (webhook_id, event_id) DO NOTHING`, ws, es, ns, ss, ks, vs, bs)
-		if err != nil {
-			return fmt.Errorf("queue %d deliveries: %w", len(rows), err)
-		}
-		d.queued.Add(int64(len(rows)))
-		d.mu.Lock()
-		for _, r := range rows {
-			if ch := d.wake[r.webhook]; ch != nil {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
-			}
-		}
-		d.mu.Unlock()
-	}
+	d.mu.Unlock()
 	d.events.Add(int64(len(msgs)))
 	return nil
 }

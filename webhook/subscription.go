@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -341,4 +342,66 @@ func randomHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// Enqueue writes a delivery for each of events' names (Names) to every
+// subscription that wants it and was made before the event happened, in
+// the order of events (an item's in version order). Deliveries already
+// written under the same event id are left as they are, so writing an
+// event twice delivers it once. The webhook workers call it with the
+// events they read from the streams; the reconciler with the changes its
+// repairs made that no stream event announced (persist.ReconcilerConfig).
+func (s *Store) Enqueue(ctx context.Context, events []engine.Event) error {
+	_, err := s.enqueue(ctx, events)
+	return err
+}
+
+// enqueue is Enqueue, returning the subscription of each row written.
+func (s *Store) enqueue(ctx context.Context, events []engine.Event) ([]string, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	subs, err := s.all(ctx)
+	if err != nil || len(subs) == 0 {
+		return nil, err
+	}
+	var ws, es, ns, ss, ks []string
+	var vs []int64
+	var bs [][]byte
+	for i := range events {
+		ev := &events[i]
+		for _, name := range Names(ev) {
+			var body []byte
+			for j := range subs {
+				sub := &subs[j]
+				if !sub.wants(name, ev.Store) || ev.Time.Before(sub.CreatedAt.Truncate(time.Millisecond)) {
+					continue
+				}
+				if body == nil {
+					if body, err = json.Marshal(payload(ev, name)); err != nil {
+						return nil, err
+					}
+				}
+				ws, es, ns = append(ws, sub.ID), append(es, EventID(ev, name)), append(ns, name)
+				ss, ks = append(ss, ev.Store), append(ks, ev.SKU)
+				vs, bs = append(vs, ev.Version), append(bs, body)
+			}
+		}
+	}
+	if len(ws) == 0 {
+		return nil, nil
+	}
+	// A subscription deleted meanwhile has no row to reference: the join
+	// leaves its rows out.
+	_, err = s.pool.Exec(ctx, `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, store_id, sku, version, body)
+		SELECT u.w, u.e, u.n, u.s, u.k, u.v, u.b
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bytea[])
+			WITH ORDINALITY AS u(w, e, n, s, k, v, b, o)
+		JOIN webhooks h ON h.id = u.w
+		ORDER BY u.o
+		ON CONFLICT (webhook_id, event_id) DO NOTHING`, ws, es, ns, ss, ks, vs, bs)
+	if err != nil {
+		return nil, fmt.Errorf("queue %d deliveries: %w", len(ws), err)
+	}
+	return ws, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
@@ -52,6 +53,16 @@ func TestNames(t *testing.T) {
 		{"zero reorder point", engine.Event{Type: "SALE", Version: 4, OnHand: 0, DeltaOnHand: -1, ReorderPoint: rp(0)}, []string{"stock_changed", "low_stock", "out_of_stock"}},
 		{"reconcile to zero", engine.Event{Type: "RECONCILE", Version: 7, OnHand: 0, DeltaOnHand: -3}, []string{"stock_changed", "out_of_stock"}},
 		{"transfer", engine.Event{Type: "TRANSFER_OUT", Version: 7, OnHand: 0, DeltaOnHand: -3}, []string{"transfer"}},
+		{"move of the last units to damaged", engine.Event{Type: "MOVE", Version: 5, OnHand: 4, States: engine.States{Damaged: 4},
+			StateDeltas: engine.StateDeltas{DeltaDamaged: 2}}, []string{"stock_changed", "out_of_stock"}},
+		{"move back from display", engine.Event{Type: "MOVE", Version: 5, OnHand: 4, States: engine.States{Display: 1},
+			StateDeltas: engine.StateDeltas{DeltaDisplay: -3}}, []string{"stock_changed", "back_in_stock"}},
+		{"later fulfilment takes the last", engine.Event{Type: "SALE", Version: 5, OnHand: 4, States: engine.States{Committed: 4},
+			StateDeltas: engine.StateDeltas{DeltaCommitted: 1}}, []string{"stock_changed", "out_of_stock"}},
+		{"a fulfilment leaves available alone", engine.Event{Type: "FULFIL", Version: 6, OnHand: 3, DeltaOnHand: -1, States: engine.States{Committed: 3},
+			StateDeltas: engine.StateDeltas{DeltaCommitted: -1}}, []string{"stock_changed"}},
+		{"safety stock counts", engine.Event{Type: "SALE", Version: 5, OnHand: 2, DeltaOnHand: -1, SafetyStock: rp(2)}, []string{"stock_changed", "out_of_stock"}},
+		{"incoming is not available", engine.Event{Type: "SET", Version: 5, OnHand: 0, States: engine.States{Incoming: 5}, StateDeltas: engine.StateDeltas{DeltaIncoming: 5}}, []string{"stock_changed"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			require.Equal(t, c.want, webhook.Names(&c.ev))
@@ -186,6 +197,29 @@ func TestRetriesUntilSuccess(t *testing.T) {
 	st := d.Stats().Attempts[sub.ID]
 	require.Equal(t, int64(3), st[webhook.OutcomeRetry])
 	require.Equal(t, int64(1), st[webhook.OutcomeDelivered])
+	// the metrics say the same
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(d.Collector()))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					name += "/" + l.GetValue()
+				}
+			}
+			got[name] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	require.Equal(t, 3.0, got["inventory_webhook_deliveries_total/retry"])
+	require.Equal(t, 1.0, got["inventory_webhook_deliveries_total/delivered"])
+	require.Equal(t, 0.0, got["inventory_webhook_retry_queue_length"])
+	require.Equal(t, 0.0, got["inventory_webhook_pending_deliveries"])
+	require.Contains(t, got, "inventory_webhook_oldest_undelivered_seconds")
+	require.Contains(t, got, "inventory_webhook_intake_lag_events")
 	// and no more: the next event is the only next request
 	require.NoError(t, v.setErr(t, "s1", "lamp", 3))
 	require.NoError(t, v.sell(t, "s1", "lamp", 3))
@@ -450,4 +484,86 @@ func TestPersisterTrimWaitsForWebhooks(t *testing.T) {
 		require.NoError(t, err)
 		return n <= 1
 	})
+}
+
+// TestCrossingsThroughMoves: moving the last sellable units to damaged
+// takes an item out of stock; moving one back brings it back.
+func TestCrossingsThroughMoves(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t)
+	r := newReceiver(t, secret, nil)
+	v.subscribe(t, r.srv.URL, "out_of_stock", "back_in_stock")
+	v.start(t, webhook.Config{})
+	ctx := t.Context()
+	v.set(t, "s1", "chair", 3, nil)
+	_, err := v.e.Move(ctx, engine.MoveRequest{Store: "s1", SKU: "chair", From: engine.StateAvailable, To: engine.StateDamaged, Qty: 3}, engine.Op{})
+	require.NoError(t, err)
+	_, err = v.e.Move(ctx, engine.MoveRequest{Store: "s1", SKU: "chair", From: engine.StateDamaged, To: engine.StateAvailable, Qty: 1}, engine.Op{})
+	require.NoError(t, err)
+	testsupport.WaitFor(t, 20*time.Second, "settled", func() bool { return len(r.accepted()) == 2 && settled(t, v) })
+	got := r.accepted()
+	require.Equal(t, "out_of_stock", got[0].payload.Type)
+	require.Equal(t, "MOVE", got[0].payload.Event.Type)
+	require.Equal(t, int64(3), got[0].payload.Item.Damaged)
+	require.Equal(t, "back_in_stock", got[1].payload.Type)
+	require.Equal(t, int64(1), got[1].payload.Item.Available)
+}
+
+// TestCrossingsFromReconciliation: a change whose event was lost before
+// anyone read it fires its crossing when a repair brings the ledger to
+// Redis' state; a restore of Redis from the ledger announces its crossing
+// under the ledger version's id, so an endpoint that heard it already does
+// not hear it twice.
+func TestCrossingsFromReconciliation(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t)
+	ctx := t.Context()
+	r := newReceiver(t, secret, nil)
+	v.subscribe(t, r.srv.URL, "out_of_stock", "back_in_stock")
+	v.set(t, "s1", "c", 5, nil)
+	v.set(t, "s1", "b", 3, nil)
+	_, err := v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "b", Delta: -3}, engine.Op{})
+	require.NoError(t, err)
+	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "b", Delta: 2}, engine.Op{})
+	require.NoError(t, err)
+	_, stopPersister := testsupport.StartPersister(t, v.e, v.pool, persist.PersisterConfig{})
+	_, stopWorkers := v.start(t, webhook.Config{})
+	testsupport.WaitFor(t, 20*time.Second, "b out and back", func() bool {
+		return len(r.accepted()) == 2 && settled(t, v) && testsupport.LedgerCaughtUp(t, v.pool, v.e)
+	})
+	require.NoError(t, stopPersister())
+	stopWorkers()
+
+	// c sells out and its event vanishes before anyone read it
+	p := v.e.Partition("s1")
+	_, err = v.e.Adjust(ctx, engine.AdjustRequest{Store: "s1", SKU: "c", Delta: -5}, engine.Op{})
+	require.NoError(t, err)
+	last, err := v.rdb.XRevRangeN(ctx, v.e.StreamKey(p), "+", "-", 1).Result()
+	require.NoError(t, err)
+	require.NoError(t, v.rdb.XDel(ctx, v.e.StreamKey(p), last[0].ID).Err())
+	// b goes back to version 2 in Redis (lost writes): out of stock again
+	require.NoError(t, v.e.RestoreItem(ctx, engine.ItemState{Store: "s1", SKU: "b", OnHand: 0, Version: 2,
+		ReorderPoint: -1, MaxPerCustomer: -1, KeepCustomerUnits: true}, 3))
+
+	rec, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{Repaired: v.store.Enqueue})
+	require.NoError(t, err)
+	rep, err := rec.Reconcile(ctx, persist.ModeRepair)
+	require.NoError(t, err)
+	kinds := map[string]string{}
+	for _, f := range rep.Findings {
+		kinds[f.SKU] = f.Kind
+	}
+	require.Equal(t, map[string]string{"c": persist.KindRedisAhead, "b": persist.KindRedisBehind}, kinds)
+
+	v.start(t, webhook.Config{})
+	// (the group's lag counts the deleted entry: wait for the rows alone)
+	testsupport.WaitFor(t, 20*time.Second, "c's crossing", func() bool {
+		return len(r.ofType("out_of_stock")) == 2 &&
+			testsupport.Count(t, v.pool, `SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'`) == 0
+	})
+	outs := r.ofType("out_of_stock")
+	require.Equal(t, "s1/c/2/out_of_stock", outs[1].id)
+	require.Equal(t, "RECONCILE", outs[1].payload.Event.Type)
+	require.Len(t, r.ofType("back_in_stock"), 1, "b's restore is the crossing of version 3, heard already")
+	require.Equal(t, int64(2), testsupport.Count(t, v.pool, `SELECT count(*) FROM webhook_deliveries WHERE store_id = 's1' AND sku = 'b'`))
 }

@@ -149,12 +149,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		ledger := persist.NewLedger(d.pool)
 		hcfg.Ledger, hcfg.LowStock = ledger, ledger
 		checks.Ledger = d.pool
-		rec, err := persist.NewReconciler(e, d.pool, persist.ReconcilerConfig{Interval: *reconcileEvery, Logger: log.Named("reconciler")})
+		whStore := webhook.NewStore(d.pool, webhook.StoreConfig{AllowPrivate: *allowPrivate})
+		hcfg.Webhooks = whStore
+		rec, err := persist.NewReconciler(e, d.pool, persist.ReconcilerConfig{Interval: *reconcileEvery, Logger: log.Named("reconciler"),
+			Repaired: whStore.Enqueue})
 		if err != nil {
 			return err
 		}
 		hcfg.Reconciler = reconcilerAdapter{rec}
-		hcfg.Webhooks = webhook.NewStore(d.pool, webhook.StoreConfig{AllowPrivate: *allowPrivate})
 		if *webhooks {
 			w, err := webhook.NewDispatcher(e, d.pool, webhook.Config{AllowPrivate: *allowPrivate, Logger: log.Named("webhooks")})
 			if err != nil {
