@@ -25,6 +25,9 @@ type Engine struct {
 	scripts  *Scripts
 	log      *zap.Logger
 	batchers []*batcher
+	// afterShip, when set (tests), runs between the two halves of a
+	// transfer step; an error stops the caller there, as a crash would.
+	afterShip func(id string) error
 }
 
 // New returns an Engine for cfg. It does not talk to Redis; call Init or
