@@ -57,6 +57,13 @@ func (s *Server) routes() {
 	a.Post("/v1/adjustments", api(s.bulkAdjust)...)
 	a.Get("/v1/items/:sku", api(s.availability)...)
 	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
+	a.Post("/v1/transfers", api(s.createTransfer)...)
+	a.Get("/v1/transfers", api(s.listTransfers)...)
+	a.Get("/v1/transfers/:id", api(s.getTransfer)...)
+	a.Post("/v1/transfers/:id/receive", api(s.receiveTransfer)...)
+	a.Post("/v1/transfers/:id/cancel", api(s.cancelTransfer)...)
+	a.Get("/v1/stores/:store/items/:sku/promise", api(s.promise)...)
+	a.Get("/v1/items/:sku/promise", api(s.chainPromise)...)
 }
 
 // tracing is the OpenTelemetry middleware of Config.Tracing: a server span
