@@ -171,9 +171,11 @@ func (l wireReceiveLine) MarshalJSON() ([]byte, error) {
 	return []byte(fmt.Sprintf("[%s,%d,%d,%d]", b, l.Received, l.Damaged, l.Missing)), nil
 }
 
-// wireTransfer is a record as the script answers it (transfer.lua t_json):
-// status is shipped or returned for an outbound marker.
-type wireTransfer struct {
+// TransferRecord is a transfer's record as the scripts answer it and the
+// events of its steps carry it for the ledger (transfer.lua t_json): one
+// side's view, Status being shipped or returned for the source's outbound
+// marker. Times are unix ms; ExpectedAt 0 is none, From "" a supplier.
+type TransferRecord struct {
 	ID, From, To, Status string
 	Lines                []TransferLine
 	ExpectedAt           int64
@@ -181,26 +183,27 @@ type wireTransfer struct {
 	CreatedAt, UpdatedAt int64
 }
 
-func parseWireTransfer(s string) (wireTransfer, error) {
+// ParseTransferRecord decodes a record (TransferRecord).
+func ParseTransferRecord(s string) (TransferRecord, error) {
 	var a []json.RawMessage
 	if err := json.Unmarshal([]byte(s), &a); err != nil || len(a) != 9 {
-		return wireTransfer{}, fmt.Errorf("script reply: malformed transfer %q", s)
+		return TransferRecord{}, fmt.Errorf("script reply: malformed transfer %q", s)
 	}
-	var w wireTransfer
+	var w TransferRecord
 	var lines [][]json.RawMessage
 	for i, dst := range []any{&w.ID, &w.From, &w.To, &w.Status, &lines, &w.ExpectedAt, &w.Reference, &w.CreatedAt, &w.UpdatedAt} {
 		if err := json.Unmarshal(a[i], dst); err != nil {
-			return wireTransfer{}, fmt.Errorf("script reply: malformed transfer %q: %w", s, err)
+			return TransferRecord{}, fmt.Errorf("script reply: malformed transfer %q: %w", s, err)
 		}
 	}
 	for _, l := range lines {
 		if len(l) != 5 {
-			return wireTransfer{}, fmt.Errorf("script reply: malformed transfer line in %q", s)
+			return TransferRecord{}, fmt.Errorf("script reply: malformed transfer line in %q", s)
 		}
 		var tl TransferLine
 		for i, dst := range []any{&tl.SKU, &tl.Qty, &tl.Received, &tl.Damaged, &tl.Missing} {
 			if err := json.Unmarshal(l[i], dst); err != nil {
-				return wireTransfer{}, fmt.Errorf("script reply: malformed transfer line in %q: %w", s, err)
+				return TransferRecord{}, fmt.Errorf("script reply: malformed transfer line in %q: %w", s, err)
 			}
 		}
 		w.Lines = append(w.Lines, tl)
@@ -208,8 +211,13 @@ func parseWireTransfer(s string) (wireTransfer, error) {
 	return w, nil
 }
 
-// transfer returns the client's view: a marker that shipped reads in transit.
-func (w wireTransfer) transfer() Transfer {
+// Source reports whether the record is a source's outbound marker.
+func (w TransferRecord) Source() bool { return w.Status == "shipped" || w.Status == "returned" }
+
+// Transfer returns the client's view: a marker that shipped reads in transit.
+func (w TransferRecord) Transfer() Transfer { return w.transfer() }
+
+func (w TransferRecord) transfer() Transfer {
 	t := Transfer{ID: w.ID, To: w.To, Status: w.Status, Lines: w.Lines,
 		CreatedAt: time.UnixMilli(w.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(w.UpdatedAt).UTC()}
 	if t.Lines == nil {
@@ -236,7 +244,7 @@ func (w wireTransfer) transfer() Transfer {
 // transferReply is the transfer script's reply, decoded by name.
 type transferReply struct {
 	replayed  bool
-	transfers []wireTransfer
+	transfers []TransferRecord
 	ids       []string
 	next      string
 }
@@ -257,7 +265,7 @@ func decodeTransferReply(v any) (*transferReply, error) {
 		case "replayed":
 			r.replayed = val == "1"
 		case "transfer":
-			w, err := parseWireTransfer(val)
+			w, err := ParseTransferRecord(val)
 			if err != nil {
 				return nil, err
 			}
@@ -273,9 +281,9 @@ func decodeTransferReply(v any) (*transferReply, error) {
 	return r, nil
 }
 
-func (r *transferReply) one() (wireTransfer, error) {
+func (r *transferReply) one() (TransferRecord, error) {
 	if len(r.transfers) != 1 {
-		return wireTransfer{}, fmt.Errorf("transfer script reply: %d transfers, want 1", len(r.transfers))
+		return TransferRecord{}, fmt.Errorf("transfer script reply: %d transfers, want 1", len(r.transfers))
 	}
 	return r.transfers[0], nil
 }
@@ -423,7 +431,7 @@ const logTransfer = "transfer"
 
 // finishExpect runs the expect step of a shipped transfer at its
 // destination, then drops it from the source's pending set.
-func (e *Engine) finishExpect(ctx context.Context, ps int, m wireTransfer, principal string) (wireTransfer, error) {
+func (e *Engine) finishExpect(ctx context.Context, ps int, m TransferRecord, principal string) (TransferRecord, error) {
 	lines := make([]wireLine, len(m.Lines))
 	for i, l := range m.Lines {
 		lines[i] = wireLine{SKU: l.SKU, Qty: l.Qty}
@@ -433,11 +441,11 @@ func (e *Engine) finishExpect(ctx context.Context, ps int, m wireTransfer, princ
 		Principal: principal, OpID: m.ID + ":expect"}
 	res, err := e.runTransfer(ctx, e.Partition(m.To), r)
 	if err != nil {
-		return wireTransfer{}, fmt.Errorf("expect transfer %s at %s: %w", m.ID, m.To, err)
+		return TransferRecord{}, fmt.Errorf("expect transfer %s at %s: %w", m.ID, m.To, err)
 	}
 	w, err := res.one()
 	if err != nil {
-		return wireTransfer{}, err
+		return TransferRecord{}, err
 	}
 	if err := e.rdb.ZRem(ctx, e.TransferPendingKey(ps), "expect:"+m.ID).Err(); err != nil {
 		return w, fmt.Errorf("expect transfer %s: drop pending step: %w", m.ID, err)
@@ -447,7 +455,7 @@ func (e *Engine) finishExpect(ctx context.Context, ps int, m wireTransfer, princ
 
 // finishReturn runs the return step of a cancelled transfer at its source,
 // then drops it from the destination's pending set.
-func (e *Engine) finishReturn(ctx context.Context, pd int, t wireTransfer, principal string) error {
+func (e *Engine) finishReturn(ctx context.Context, pd int, t TransferRecord, principal string) error {
 	r := &transferRequest{Op: "transfer_return", ID: t.ID, Principal: principal, OpID: t.ID + ":return"}
 	if _, err := e.runTransfer(ctx, e.Partition(t.From), r); err != nil {
 		return fmt.Errorf("return transfer %s to %s: %w", t.ID, t.From, err)
@@ -590,7 +598,7 @@ func (e *Engine) ListTransfers(ctx context.Context, f TransferFilter) ([]Transfe
 		return nil, "", err
 	}
 	out := []Transfer{}
-	keep := func(w wireTransfer) {
+	keep := func(w TransferRecord) {
 		t := w.transfer()
 		if f.Status == "" || t.Status == f.Status {
 			out = append(out, t)
@@ -632,7 +640,7 @@ func (e *Engine) ListTransfers(ctx context.Context, f TransferFilter) ([]Transfe
 	// from each, keep the first limit.
 	type entry struct {
 		key string
-		w   wireTransfer
+		w   TransferRecord
 	}
 	var all []entry
 	for p := 0; p < e.cfg.Partitions; p++ {

@@ -154,7 +154,7 @@ func (w *TransferWorker) finish(ctx context.Context, p int, member string) (ok b
 
 // loadTransferHash reads a transfer record or outbound marker as stored
 // (transfer.lua, "A record as stored"); nil when absent.
-func (e *Engine) loadTransferHash(ctx context.Context, key, id string) (*wireTransfer, error) {
+func (e *Engine) loadTransferHash(ctx context.Context, key, id string) (*TransferRecord, error) {
 	h, err := e.rdb.HMGet(ctx, key, "fr", "to", "s", "l", "ea", "ref", "ca", "ua").Result()
 	if err != nil {
 		return nil, fmt.Errorf("read transfer %s: %w", id, err)
@@ -173,7 +173,7 @@ func (e *Engine) loadTransferHash(ctx context.Context, key, id string) (*wireTra
 	if err != nil {
 		return nil, err
 	}
-	t, err := parseWireTransfer(string(b))
+	t, err := ParseTransferRecord(string(b))
 	if err != nil {
 		return nil, err
 	}
