@@ -72,15 +72,23 @@ func checkItemLedger(t *testing.T, e *engine.Engine, store, sku string) {
 	evs := itemEvents(t, e, store, sku)
 	require.Len(t, evs, int(it.Version), "one event per version of %s/%s", store, sku)
 	var oh, rs int64
+	var st engine.States
 	for i, ev := range evs {
 		require.Equal(t, int64(i+1), ev.Version)
 		oh += ev.DeltaOnHand
 		rs += ev.DeltaReserved
+		st.Committed += ev.DeltaCommitted
+		st.Damaged += ev.DeltaDamaged
+		st.QualityControl += ev.DeltaQualityControl
+		st.Display += ev.DeltaDisplay
+		st.Incoming += ev.DeltaIncoming
 		require.Equal(t, oh, ev.OnHand, "on_hand after event %d", ev.Version)
 		require.Equal(t, rs, ev.Reserved, "reserved after event %d", ev.Version)
+		require.Equal(t, st, ev.States, "states after event %d", ev.Version)
 	}
 	require.Equal(t, it.OnHand, oh)
 	require.Equal(t, it.Reserved, rs)
+	require.Equal(t, it.States, st)
 }
 
 func TestSet(t *testing.T) {

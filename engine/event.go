@@ -17,13 +17,29 @@ const (
 	EventRelease   = "RELEASE"
 	EventExpire    = "EXPIRE"
 	EventReconcile = "RECONCILE"
+	// EventMove moves units between states, on_hand unchanged (From, To,
+	// Qty).
+	EventMove = "MOVE"
+	// EventFulfil hands committed units over: on_hand and committed drop.
+	EventFulfil = "FULFIL"
 )
 
 var eventTypes = map[string]bool{
 	EventSet: true, EventAdjust: true, EventSale: true, EventReserve: true,
 	EventCommit: true, EventRelease: true, EventExpire: true, EventReconcile: true,
+	EventMove: true, EventFulfil: true,
 	EventTransferOut: true, EventTransferExpected: true, EventTransferIn: true, EventTransferLoss: true,
 	EventTransferCancel: true,
+}
+
+// StateDeltas are an event's changes of the states (docs/design.md §10);
+// each state's deltas over an item's history sum to that state.
+type StateDeltas struct {
+	DeltaCommitted      int64 `json:"delta_committed"`
+	DeltaDamaged        int64 `json:"delta_damaged"`
+	DeltaQualityControl int64 `json:"delta_quality_control"`
+	DeltaDisplay        int64 `json:"delta_display"`
+	DeltaIncoming       int64 `json:"delta_incoming"`
 }
 
 // Event is one change of one item, as appended to its partition's stream.
@@ -36,14 +52,24 @@ type Event struct {
 	Type          string `json:"type"`
 	DeltaOnHand   int64  `json:"delta_on_hand"`
 	DeltaReserved int64  `json:"delta_reserved"`
+	// StateDeltas are the changes of the states.
+	StateDeltas
 	// OnHand and Reserved are the item's counts after the change.
 	OnHand   int64 `json:"on_hand"`
 	Reserved int64 `json:"reserved"`
-	// ReorderPoint and MaxPerCustomer after the change; nil when unset.
+	// States are the item's states after the change.
+	States
+	// ReorderPoint, MaxPerCustomer and SafetyStock after the change; nil
+	// when unset.
 	ReorderPoint   *int64 `json:"reorder_point"`
 	MaxPerCustomer *int64 `json:"max_per_customer"`
-	ReservationID  string `json:"reservation_id"`
-	Customer       string `json:"customer"`
+	SafetyStock    *int64 `json:"safety_stock"`
+	// From, To and Qty describe a MOVE; empty and 0 on other events.
+	From          string `json:"from,omitempty"`
+	To            string `json:"to,omitempty"`
+	Qty           int64  `json:"qty,omitempty"`
+	ReservationID string `json:"reservation_id"`
+	Customer      string `json:"customer"`
 	// IdempotencyKey is the operation id: the client's key, or one the
 	// engine generated.
 	IdempotencyKey string    `json:"idempotency_key"`
@@ -95,11 +121,12 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 		// the engine's format: the numbers packed in one field
 		s, _ := packed.(string)
 		f := strings.Split(s, ",")
-		if len(f) != 9 {
-			errs = append(errs, fmt.Sprintf("n=%q does not hold 9 numbers", s))
+		if len(f) != 9 && len(f) != 20 {
+			errs = append(errs, fmt.Sprintf("n=%q does not hold 9 or 20 numbers", s))
 			f = make([]string, 9)
 		}
-		n := make([]int64, 9)
+		n := make([]int64, 20)
+		n[14] = -1
 		for i, x := range f {
 			v, err := strconv.ParseInt(x, 10, 64)
 			if err != nil && len(errs) == 0 {
@@ -114,6 +141,10 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 			t := time.UnixMilli(n[8]).UTC()
 			ev.ExpiresAt = &t
 		}
+		ev.States = States{Committed: n[9], Damaged: n[10], QualityControl: n[11], Display: n[12], Incoming: n[13]}
+		ev.SafetyStock = optional(n[14])
+		ev.StateDeltas = StateDeltas{DeltaCommitted: n[15], DeltaDamaged: n[16], DeltaQualityControl: n[17],
+			DeltaDisplay: n[18], DeltaIncoming: n[19]}
 	} else {
 		// one field per number, as earlier versions wrote them
 		ev.Version = num("v")
@@ -138,6 +169,18 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 	ev.Principal = str("pr", false)
 	ev.TransferID = str("tid", false)
 	ev.TransferRecord = str("tr", false)
+	if mv := str("mv", false); mv != "" {
+		// a MOVE's "from,to,qty"
+		f := strings.Split(mv, ",")
+		var err error
+		if len(f) == 3 {
+			ev.From, ev.To = f[0], f[1]
+			ev.Qty, err = strconv.ParseInt(f[2], 10, 64)
+		}
+		if len(f) != 3 || err != nil || !ValidState(ev.From) || !ValidState(ev.To) || ev.Qty < 1 {
+			errs = append(errs, fmt.Sprintf("mv=%q is not from,to,qty", mv))
+		}
+	}
 	if len(errs) == 0 {
 		switch {
 		case !ValidID(ev.Store) || !ValidID(ev.SKU):
@@ -148,6 +191,9 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 			errs = append(errs, "unknown type "+ev.Type)
 		case ev.OnHand < 0 || ev.Reserved < 0 || ev.Reserved > ev.OnHand:
 			errs = append(errs, "counts break 0 <= reserved <= on_hand")
+		case ev.Committed < 0 || ev.Damaged < 0 || ev.QualityControl < 0 || ev.Display < 0 || ev.Incoming < 0 ||
+			ev.Reserved+ev.Held() > ev.OnHand:
+			errs = append(errs, "states break 0 <= reserved + committed + damaged + quality_control + display <= on_hand")
 		}
 	}
 	if len(errs) > 0 {

@@ -50,7 +50,8 @@ func ValidIdempotencyKey(k string) bool {
 // those members on the Go side; a test checks that the Lua reads every one
 // of them and no other.
 type request struct {
-	// Op is the operation: set, adjust, checkout, reserve, commit, release.
+	// Op is the operation: set, adjust, checkout, reserve, commit, release,
+	// move, fulfil.
 	Op    string `json:"op"`
 	Store string `json:"store,omitempty"`
 	SKU   string `json:"sku,omitempty"`
@@ -59,9 +60,20 @@ type request struct {
 	// ReorderPoint and MaxPerCustomer: nil keeps, -1 clears.
 	ReorderPoint   *int64 `json:"reorder_point,omitempty"`
 	MaxPerCustomer *int64 `json:"max_per_customer,omitempty"`
+	SafetyStock    *int64 `json:"safety_stock,omitempty"`
 	// ExpectVersion: nil skips the check; 0 means the item must not exist.
-	ExpectVersion *int64     `json:"expect_version,omitempty"`
-	Delta         int64      `json:"delta,omitempty"`
+	ExpectVersion *int64 `json:"expect_version,omitempty"`
+	Delta         int64  `json:"delta,omitempty"`
+	// State is adjust's state (empty: available).
+	State string `json:"state,omitempty"`
+	// From, To and Qty are a move's.
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	Qty  int64  `json:"qty,omitempty"`
+	// Channel "pos" is a till sale (may sell the safety stock).
+	Channel string `json:"channel,omitempty"`
+	// Fulfilment "later" moves sold units to committed.
+	Fulfilment    string     `json:"fulfilment,omitempty"`
 	Lines         []wireLine `json:"lines,omitempty"`
 	Customer      string     `json:"customer,omitempty"`
 	ReservationID string     `json:"reservation_id,omitempty"`

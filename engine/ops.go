@@ -18,8 +18,11 @@ type SetRequest struct {
 	ReorderPoint *int64
 	// MaxPerCustomer: nil keeps the current one; see ClearMaxPerCustomer.
 	MaxPerCustomer *int64
-	// ClearReorderPoint and ClearMaxPerCustomer remove the setting.
-	ClearReorderPoint, ClearMaxPerCustomer bool
+	// SafetyStock: nil keeps the current one; see ClearSafetyStock.
+	SafetyStock *int64
+	// ClearReorderPoint, ClearMaxPerCustomer and ClearSafetyStock remove
+	// the setting.
+	ClearReorderPoint, ClearMaxPerCustomer, ClearSafetyStock bool
 	// ExpectVersion, when set, must equal the item's version; 0 means the
 	// item must not exist (create only).
 	ExpectVersion *int64
@@ -51,7 +54,8 @@ func validStoreSKU(store, sku string) error {
 func validReason(r string) error { return validText("reason", r, MaxReasonLen) }
 
 // Set sets an item's on_hand. Errors: *ValidationError, *VersionMismatchError,
-// ErrConflict (below reserved), ErrIdempotencyMismatch, ErrBackpressure,
+// ErrConflict (below what reserved, committed, damaged, quality_control and
+// display hold), ErrIdempotencyMismatch, ErrBackpressure,
 // ErrPartitionNotReady.
 func (e *Engine) Set(ctx context.Context, req SetRequest, op Op) (ItemResult, error) {
 	if err := validStoreSKU(req.Store, req.SKU); err != nil {
@@ -86,6 +90,15 @@ func (e *Engine) Set(ctx context.Context, req SetRequest, op Op) (ItemResult, er
 		}
 		w.MaxPerCustomer = req.MaxPerCustomer
 	}
+	switch {
+	case req.ClearSafetyStock:
+		w.SafetyStock = &clear
+	case req.SafetyStock != nil:
+		if *req.SafetyStock < 0 || *req.SafetyStock > MaxOnHand {
+			return ItemResult{}, invalid("safety_stock", "must be 0..%d", int64(MaxOnHand))
+		}
+		w.SafetyStock = req.SafetyStock
+	}
 	r, err := e.write(ctx, e.Partition(req.Store), w, op)
 	if err != nil {
 		return ItemResult{}, fmt.Errorf("set %s/%s: %w", req.Store, req.SKU, err)
@@ -97,20 +110,26 @@ func (e *Engine) Set(ctx context.Context, req SetRequest, op Op) (ItemResult, er
 	return ItemResult{Item: it, Created: r.Created, Replayed: r.Replayed}, nil
 }
 
-// AdjustRequest changes an existing item's on_hand by Delta.
+// AdjustRequest changes an existing item's on_hand by Delta, in a state.
 type AdjustRequest struct {
 	Store, SKU string
-	// Delta is non-zero; on_hand + Delta stays within reserved..MaxOnHand.
+	// Delta is non-zero; on_hand + Delta stays within what the states
+	// hold..MaxOnHand.
 	Delta int64
+	// State is where the delta goes: "available" (the default, empty),
+	// committed, damaged, quality_control or display, which changes with
+	// on_hand and may not go below 0.
+	State string
 	// ExpectVersion, when set, must equal the item's version.
 	ExpectVersion *int64
 	Reason        string
 }
 
-// Adjust changes an item's on_hand by a delta. Errors: *ValidationError,
-// ErrNotFound, *VersionMismatchError, *InsufficientStockError (the delta
-// would take on_hand below what is reserved), ErrIdempotencyMismatch,
-// ErrBackpressure, ErrPartitionNotReady.
+// Adjust changes an item's on_hand by a delta, and the state named by
+// req.State with it. Errors: *ValidationError, ErrNotFound,
+// *VersionMismatchError, *InsufficientStockError (the delta would take
+// on_hand below what the states hold, or the state below 0),
+// ErrIdempotencyMismatch, ErrBackpressure, ErrPartitionNotReady.
 func (e *Engine) Adjust(ctx context.Context, req AdjustRequest, op Op) (ItemResult, error) {
 	if err := validStoreSKU(req.Store, req.SKU); err != nil {
 		return ItemResult{}, err
@@ -124,7 +143,13 @@ func (e *Engine) Adjust(ctx context.Context, req AdjustRequest, op Op) (ItemResu
 	if req.ExpectVersion != nil && *req.ExpectVersion < 1 {
 		return ItemResult{}, invalid("version", "must be positive")
 	}
-	w := &request{Op: "adjust", Store: req.Store, SKU: req.SKU, Delta: req.Delta, ExpectVersion: req.ExpectVersion, Reason: req.Reason}
+	if req.State == StateAvailable {
+		req.State = ""
+	}
+	if req.State != "" && !ValidState(req.State) {
+		return ItemResult{}, invalid("state", "must be one of available, committed, damaged, quality_control, display")
+	}
+	w := &request{Op: "adjust", Store: req.Store, SKU: req.SKU, Delta: req.Delta, State: req.State, ExpectVersion: req.ExpectVersion, Reason: req.Reason}
 	r, err := e.write(ctx, e.Partition(req.Store), w, op)
 	if err != nil {
 		return ItemResult{}, fmt.Errorf("adjust %s/%s: %w", req.Store, req.SKU, err)
@@ -143,7 +168,36 @@ type CheckoutRequest struct {
 	Lines []Line
 	// Customer is required when an item has a purchase limit.
 	Customer string
-	Reason   string
+	// Channel is ChannelPOS for a till sale (the buyer holds the units), which
+	// may sell the safety stock too; empty or ChannelWeb otherwise.
+	Channel string
+	// Fulfilment is FulfilmentLater to keep the sold units in committed
+	// until a fulfilment hands them over; empty or FulfilmentNow takes them
+	// off on_hand at once.
+	Fulfilment string
+	Reason     string
+}
+
+// Channels of a checkout.
+const (
+	ChannelPOS = "pos"
+	ChannelWeb = "web"
+)
+
+// Fulfilments of a checkout or commit.
+const (
+	FulfilmentNow   = "now"
+	FulfilmentLater = "later"
+)
+
+func validFulfilment(f string) (string, error) {
+	switch f {
+	case "", FulfilmentNow:
+		return "", nil
+	case FulfilmentLater:
+		return f, nil
+	}
+	return "", invalid("fulfilment", "must be now or later")
 }
 
 // CheckoutResult holds the items after the sale, in line order.
@@ -180,7 +234,8 @@ func validLines(store string, lines []Line, customer string) ([]wireLine, error)
 	return out, nil
 }
 
-// Checkout sells every line or none. Errors: *ValidationError, ErrNotFound,
+// Checkout sells every line or none, each at most Available units (a till
+// sale: TillAvailable). Errors: *ValidationError, ErrNotFound,
 // ErrCustomerRequired, *PurchaseLimitError, *InsufficientStockError,
 // ErrIdempotencyMismatch, ErrBackpressure, ErrPartitionNotReady.
 func (e *Engine) Checkout(ctx context.Context, req CheckoutRequest, op Op) (CheckoutResult, error) {
@@ -191,7 +246,14 @@ func (e *Engine) Checkout(ctx context.Context, req CheckoutRequest, op Op) (Chec
 	if err := validReason(req.Reason); err != nil {
 		return CheckoutResult{}, err
 	}
-	w := &request{Op: "checkout", Store: req.Store, Lines: wl, Customer: req.Customer, Reason: req.Reason}
+	if req.Channel != "" && req.Channel != ChannelPOS && req.Channel != ChannelWeb {
+		return CheckoutResult{}, invalid("channel", "must be pos or web")
+	}
+	ff, err := validFulfilment(req.Fulfilment)
+	if err != nil {
+		return CheckoutResult{}, err
+	}
+	w := &request{Op: "checkout", Store: req.Store, Lines: wl, Customer: req.Customer, Channel: req.Channel, Fulfilment: ff, Reason: req.Reason}
 	r, err := e.write(ctx, e.Partition(req.Store), w, op)
 	if err != nil {
 		return CheckoutResult{}, fmt.Errorf("checkout at %s: %w", req.Store, err)
@@ -271,12 +333,12 @@ func (e *Engine) ReservationPartition(id string) (int, error) {
 	return p, nil
 }
 
-func (e *Engine) finish(ctx context.Context, o, id string, op Op) (ReservationResult, error) {
+func (e *Engine) finish(ctx context.Context, o, id, fulfilment string, op Op) (ReservationResult, error) {
 	p, err := e.ReservationPartition(id)
 	if err != nil {
 		return ReservationResult{}, err
 	}
-	r, err := e.write(ctx, p, &request{Op: o, ReservationID: id}, op)
+	r, err := e.write(ctx, p, &request{Op: o, ReservationID: id, Fulfilment: fulfilment}, op)
 	if err != nil {
 		return ReservationResult{}, fmt.Errorf("%s reservation %s: %w", o, id, err)
 	}
@@ -292,14 +354,26 @@ func (e *Engine) finish(ctx context.Context, o, id string, op Op) (ReservationRe
 // expired, or past expires_at), ErrIdempotencyMismatch, ErrBackpressure,
 // ErrPartitionNotReady.
 func (e *Engine) Commit(ctx context.Context, id string, op Op) (ReservationResult, error) {
-	return e.finish(ctx, "commit", id, op)
+	return e.finish(ctx, "commit", id, "", op)
+}
+
+// CommitFulfilment is Commit with a fulfilment: FulfilmentLater moves the
+// held units from reserved to committed (on_hand unchanged) until a
+// fulfilment hands them over; empty or FulfilmentNow is Commit. Errors: as
+// Commit, and *ValidationError.
+func (e *Engine) CommitFulfilment(ctx context.Context, id, fulfilment string, op Op) (ReservationResult, error) {
+	ff, err := validFulfilment(fulfilment)
+	if err != nil {
+		return ReservationResult{}, err
+	}
+	return e.finish(ctx, "commit", id, ff, op)
 }
 
 // Release gives a held reservation's units back. Releasing a released or
 // expired one changes nothing. Errors: as Commit (a committed one is not
 // held).
 func (e *Engine) Release(ctx context.Context, id string, op Op) (ReservationResult, error) {
-	return e.finish(ctx, "release", id, op)
+	return e.finish(ctx, "release", id, "", op)
 }
 
 // logReservation is the log key of a reservation id.

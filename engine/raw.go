@@ -17,15 +17,16 @@ type ItemRef struct {
 }
 
 // ParsePackedItem decodes an item as stored in its store's hash:
-// "on_hand,reserved,version,updated_at_ms[,reorder_point,max_per_customer]",
-// -1 meaning unset.
+// "on_hand,reserved,version,updated_at_ms[,reorder_point,max_per_customer
+// [,committed,damaged,quality_control,display,incoming,safety_stock]]", -1
+// meaning unset.
 func ParsePackedItem(store, sku, v string) (Item, error) {
 	f := strings.Split(v, ",")
-	if len(f) != 4 && len(f) != 6 {
+	if len(f) != 4 && len(f) != 6 && len(f) != 12 {
 		return Item{}, fmt.Errorf("item %s/%s: malformed %q", store, sku, v)
 	}
-	n := make([]int64, 6)
-	n[4], n[5] = -1, -1
+	n := make([]int64, 12)
+	n[4], n[5], n[11] = -1, -1, -1
 	for i, s := range f {
 		x, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -33,10 +34,14 @@ func ParsePackedItem(store, sku, v string) (Item, error) {
 		}
 		n[i] = x
 	}
-	return Item{
-		Store: store, SKU: sku, OnHand: n[0], Reserved: n[1], Available: n[0] - n[1], Version: n[2],
+	it := Item{
+		Store: store, SKU: sku, OnHand: n[0], Reserved: n[1], Version: n[2],
 		UpdatedAt: time.UnixMilli(n[3]).UTC(), ReorderPoint: optional(n[4]), MaxPerCustomer: optional(n[5]),
-	}, nil
+		States:      States{Committed: n[6], Damaged: n[7], QualityControl: n[8], Display: n[9], Incoming: n[10]},
+		SafetyStock: optional(n[11]),
+	}
+	it.Available = Available(it)
+	return it, nil
 }
 
 // LoadItems reads many items straight from Redis in one pipeline (split per

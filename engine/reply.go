@@ -156,30 +156,28 @@ func optional(n int64) *int64 {
 
 // parseReplyItem decodes an item as the scripts reply it (prelude.lua
 // push_item): "store,sku,on_hand,reserved,version,reorder_point,
-// max_per_customer,updated_at_ms", -1 meaning unset. The packing is kept
+// max_per_customer,updated_at_ms[,committed,damaged,quality_control,display,
+// incoming,safety_stock]", -1 meaning unset. The packing is kept
 // because results are stored as idempotency records for a day: it is a
 // stored format, like the item in its store's hash (ParsePackedItem).
 func parseReplyItem(s string) (Item, error) {
-	var f [8]string
-	rest := s
-	for j := 0; j < len(f)-1; j++ {
-		var ok bool
-		if f[j], rest, ok = strings.Cut(rest, ","); !ok {
-			return Item{}, fmt.Errorf("malformed item")
-		}
-	}
-	if strings.Contains(rest, ",") {
+	f := strings.Split(s, ",")
+	if len(f) != 8 && len(f) != 14 {
 		return Item{}, fmt.Errorf("malformed item")
 	}
-	f[7] = rest
-	var n [6]int64
-	for j := range n {
-		v, err := strconv.ParseInt(f[j+2], 10, 64)
+	var n [12]int64
+	n[11] = -1
+	for j := 2; j < len(f); j++ {
+		v, err := strconv.ParseInt(f[j], 10, 64)
 		if err != nil {
 			return Item{}, fmt.Errorf("malformed item")
 		}
-		n[j] = v
+		n[j-2] = v
 	}
-	return Item{Store: f[0], SKU: f[1], OnHand: n[0], Reserved: n[1], Available: n[0] - n[1], Version: n[2],
-		ReorderPoint: optional(n[3]), MaxPerCustomer: optional(n[4]), UpdatedAt: time.UnixMilli(n[5]).UTC()}, nil
+	it := Item{Store: f[0], SKU: f[1], OnHand: n[0], Reserved: n[1], Version: n[2],
+		ReorderPoint: optional(n[3]), MaxPerCustomer: optional(n[4]), UpdatedAt: time.UnixMilli(n[5]).UTC(),
+		States:      States{Committed: n[6], Damaged: n[7], QualityControl: n[8], Display: n[9], Incoming: n[10]},
+		SafetyStock: optional(n[11])}
+	it.Available = Available(it)
+	return it, nil
 }

@@ -15,10 +15,14 @@ import (
 type ItemState struct {
 	Store, SKU       string
 	OnHand, Reserved int64
-	Version          int64
+	// States are the item's states (docs/design.md §10).
+	States
+	Version int64
 	// ReorderPoint and MaxPerCustomer are -1 when unset.
 	ReorderPoint, MaxPerCustomer int64
-	UpdatedAt                    time.Time
+	// SafetyStock is nil when unset.
+	SafetyStock *int64
+	UpdatedAt   time.Time
 	// CustomerUnits holds, per customer, the units held or bought while the
 	// item had a purchase limit, less what released and expired holds gave
 	// back. They are kept when the limit is cleared, so pass them whether or
@@ -45,6 +49,8 @@ func (e *Engine) RestoreItem(ctx context.Context, s ItemState, expectCurrent int
 	b, err := json.Marshal(restoreRequest{
 		Store: s.Store, SKU: s.SKU, OnHand: s.OnHand, Reserved: s.Reserved, Version: s.Version,
 		ReorderPoint: s.ReorderPoint, MaxPerCustomer: s.MaxPerCustomer, UpdatedAtMs: s.UpdatedAt.UnixMilli(),
+		Committed: s.Committed, Damaged: s.Damaged, QualityControl: s.QualityControl, Display: s.Display,
+		Incoming: s.Incoming, SafetyStock: unsetAsMinus1(s.SafetyStock),
 		ExpectVersion: expectCurrent, CustomerUnits: s.CustomerUnits, KeepCustomerUnits: s.KeepCustomerUnits,
 	})
 	if err != nil {
@@ -54,6 +60,14 @@ func (e *Engine) RestoreItem(ctx context.Context, s ItemState, expectCurrent int
 		return fmt.Errorf("restore %s/%s: %w", s.Store, s.SKU, err)
 	}
 	return nil
+}
+
+// unsetAsMinus1 returns *n, or -1 when n is nil (the scripts' "unset").
+func unsetAsMinus1(n *int64) int64 {
+	if n == nil {
+		return -1
+	}
+	return *n
 }
 
 // restoreRequest is the restore script's request (luascripts/restore.lua).
@@ -66,6 +80,12 @@ type restoreRequest struct {
 	ReorderPoint   int64  `json:"reorder_point"`
 	MaxPerCustomer int64  `json:"max_per_customer"`
 	UpdatedAtMs    int64  `json:"updated_at_ms"`
+	Committed      int64  `json:"committed"`
+	Damaged        int64  `json:"damaged"`
+	QualityControl int64  `json:"quality_control"`
+	Display        int64  `json:"display"`
+	Incoming       int64  `json:"incoming"`
+	SafetyStock    int64  `json:"safety_stock"`
 	// ExpectVersion is the item's version in Redis now: -1 skips the
 	// check, 0 means absent.
 	ExpectVersion     int64            `json:"expect_version"`

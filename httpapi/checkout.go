@@ -54,7 +54,7 @@ func (s *Server) checkout(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	req := engine.CheckoutRequest{Store: store, Lines: lines, Customer: b.Customer}
+	req := engine.CheckoutRequest{Store: store, Lines: lines, Customer: b.Customer, Channel: b.Channel, Fulfilment: b.Fulfilment}
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
 		r, err := s.e.Checkout(ctx, req, op)
 		if err != nil {

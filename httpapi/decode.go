@@ -176,11 +176,30 @@ type setBody struct {
 	OnHand         Int `json:"on_hand"`
 	ReorderPoint   Int `json:"reorder_point"`
 	MaxPerCustomer Int `json:"max_per_customer"`
+	SafetyStock    Int `json:"safety_stock"`
 }
 
 type adjustBody struct {
 	Delta  Int    `json:"delta"`
+	State  string `json:"state"`
 	Reason string `json:"reason"`
+}
+
+type moveBody struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Qty    Int    `json:"qty"`
+	Reason string `json:"reason"`
+}
+
+type fulfilmentBody struct {
+	Lines     []lineBody `json:"lines"`
+	Reference string     `json:"reference"`
+}
+
+// commitBody is the body of commit: nothing, {}, or a fulfilment.
+type commitBody struct {
+	Fulfilment string `json:"fulfilment"`
 }
 
 type lineBody struct {
@@ -189,8 +208,10 @@ type lineBody struct {
 }
 
 type checkoutBody struct {
-	Lines    []lineBody `json:"lines"`
-	Customer string     `json:"customer"`
+	Lines      []lineBody `json:"lines"`
+	Customer   string     `json:"customer"`
+	Channel    string     `json:"channel"`
+	Fulfilment string     `json:"fulfilment"`
 }
 
 type reserveBody struct {

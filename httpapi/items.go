@@ -140,6 +140,13 @@ func (s *Server) putItem(c *fiber.Ctx) error {
 			req.MaxPerCustomer = &b.MaxPerCustomer.V
 		}
 	}
+	if b.SafetyStock.Set {
+		if b.SafetyStock.Null {
+			req.ClearSafetyStock = true
+		} else {
+			req.SafetyStock = &b.SafetyStock.V
+		}
+	}
 	im, hasIM := ifMatchOf(c)
 	inm := c.Get(fiber.HeaderIfNoneMatch)
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
@@ -233,7 +240,7 @@ func (s *Server) adjust(c *fiber.Ctx) error {
 	if err := required("delta", b.Delta); err != nil {
 		return err
 	}
-	req := engine.AdjustRequest{Store: store, SKU: sku, Delta: b.Delta.V, Reason: b.Reason}
+	req := engine.AdjustRequest{Store: store, SKU: sku, Delta: b.Delta.V, State: b.State, Reason: b.Reason}
 	im, hasIM := ifMatchOf(c)
 	return s.doWrite(c, func(ctx context.Context, op engine.Op) (result, error) {
 		adjust := func(req engine.AdjustRequest) (result, error) {

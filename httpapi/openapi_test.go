@@ -314,7 +314,7 @@ func refuses(t *testing.T, x exchange) (bool, string) {
 // allow, so a passing suite means something.
 func TestOpenAPICheckCatches(t *testing.T) {
 	t.Parallel()
-	item := `{"store":"s1","sku":"x","on_hand":1,"reserved":0,"available":1,"version":1,"reorder_point":null,"max_per_customer":null,"updated_at":"2026-01-01T00:00:00Z"}`
+	item := `{"store":"s1","sku":"x","on_hand":1,"reserved":0,"committed":0,"damaged":0,"quality_control":0,"display":0,"incoming":0,"available":1,"version":1,"reorder_point":null,"max_per_customer":null,"safety_stock":null,"updated_at":"2026-01-01T00:00:00Z"}`
 	hdr := func(kv ...string) http.Header {
 		h := http.Header{}
 		h.Set(HeaderRequestID, "r1")

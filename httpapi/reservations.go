@@ -86,10 +86,22 @@ func (s *Server) getReservation(c *fiber.Ctx) error {
 	return c.JSON(r)
 }
 
-func (s *Server) commit(c *fiber.Ctx) error  { return s.finish(c, (*engine.Engine).Commit) }
-func (s *Server) release(c *fiber.Ctx) error { return s.finish(c, (*engine.Engine).Release) }
+// commit turns a held reservation into a sale; {"fulfilment":"later"} keeps
+// the units in committed until a fulfilment hands them over.
+func (s *Server) commit(c *fiber.Ctx) error {
+	var b commitBody
+	return s.finish(c, &b, func(e *engine.Engine, ctx context.Context, id string, op engine.Op) (engine.ReservationResult, error) {
+		return e.CommitFulfilment(ctx, id, b.Fulfilment, op)
+	})
+}
 
-func (s *Server) finish(c *fiber.Ctx, fn func(*engine.Engine, context.Context, string, engine.Op) (engine.ReservationResult, error)) error {
+func (s *Server) release(c *fiber.Ctx) error {
+	return s.finish(c, &emptyBody{}, (*engine.Engine).Release)
+}
+
+// finish runs commit or release; body is what a non-empty request body
+// decodes into.
+func (s *Server) finish(c *fiber.Ctx, body any, fn func(*engine.Engine, context.Context, string, engine.Op) (engine.ReservationResult, error)) error {
 	cl := callerOf(c)
 	if cl.Role == RoleReader {
 		return forbidden("a reader token may not change stock")
@@ -99,7 +111,7 @@ func (s *Server) finish(c *fiber.Ctx, fn func(*engine.Engine, context.Context, s
 		return err
 	}
 	if len(c.Body()) > 0 {
-		if err := decodeStrict(c.Body(), &emptyBody{}); err != nil {
+		if err := decodeStrict(c.Body(), body); err != nil {
 			return err
 		}
 	}

@@ -47,6 +47,8 @@ func (s *Server) routes() {
 	a.Get("/v1/stores/:store/items/:sku", api(s.getItem)...)
 	a.Get("/v1/stores/:store/items", api(s.listItems)...)
 	a.Post("/v1/stores/:store/items/:sku/adjust", api(s.adjust)...)
+	a.Post("/v1/stores/:store/items/:sku/moves", api(s.move)...)
+	a.Post("/v1/stores/:store/fulfilments", api(s.fulfil)...)
 	a.Get("/v1/stores/:store/items/:sku/history", api(s.history)...)
 	a.Post("/v1/stores/:store/checkout", api(s.checkout)...)
 	a.Post("/v1/stores/:store/reservations", api(s.reserve)...)

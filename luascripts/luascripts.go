@@ -21,7 +21,7 @@ func WriteOps() []string { return append([]string(nil), writeOps...) }
 
 // writeOps are the operations every write script can dispatch to, by the "op"
 // member of its request.
-var writeOps = []string{"set", "adjust", "checkout", "reserve", "commit", "release"}
+var writeOps = []string{"set", "adjust", "checkout", "reserve", "commit", "release", "move", "fulfil"}
 
 // singleMain runs one write request (ARGV[6]) and answers its result, or
 // its refusal as an error reply "CODE detail".
@@ -114,9 +114,9 @@ func Prelude() (string, error) {
 }
 
 // Source returns the full source of the named composed script: a write
-// operation ("set", "adjust", "checkout", "reserve", "commit", "release"),
-// "batch", "expire", "restore", "restore_reservation", "read", "transfer",
-// "unlock" or "extend".
+// operation ("set", "adjust", "checkout", "reserve", "commit", "release",
+// "move", "fulfil"), "batch", "expire", "restore", "restore_reservation",
+// "read", "transfer", "unlock" or "extend".
 func Source(name string) (string, error) {
 	prelude, err := Prelude()
 	if err != nil {
@@ -136,7 +136,7 @@ func Source(name string) (string, error) {
 			b.WriteByte('\n')
 		}
 		b.WriteString(batchMain)
-	case "set", "adjust", "checkout", "reserve", "commit", "release":
+	case "set", "adjust", "checkout", "reserve", "commit", "release", "move", "fulfil":
 		src, err := files.ReadFile(name + ".lua")
 		if err != nil {
 			return "", fmt.Errorf("read %s.lua: %w", name, err)

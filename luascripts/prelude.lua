@@ -18,8 +18,12 @@
 --            can send is read here and every member read here is sent.
 --
 -- Requests. A write request's members: op (set, adjust, checkout, reserve,
--- commit, release), store, sku, on_hand, reorder_point and max_per_customer
--- (-1 clears), expect_version (0: the item must not exist), delta, lines
+-- commit, release, move, fulfil), store, sku, on_hand, reorder_point,
+-- max_per_customer and safety_stock (-1 clears), expect_version (0: the item
+-- must not exist), delta, state (adjust: the state the delta goes to; absent:
+-- available), from, to and qty (move), channel ('pos': a till sale, which
+-- may sell into safety_stock), fulfilment ('later': a checkout or commit
+-- moves the units to committed instead of taking them off on_hand), lines
 -- [[sku, qty], …] (the shape a reservation stores in its field l), customer,
 -- reservation_id, ttl_ms, reason, principal, op_id, idem_key (the record key
 -- suffix of a client key), fingerprint, generated (op_id was generated, no
@@ -53,7 +57,9 @@ local BASE = string.sub(EVENTS, 1, #EVENTS - 6)
 
 -- store_key: StoreKey, the hash of a store's items: field SKU, value the
 -- packed item "on_hand,reserved,version,updated_at[,reorder_point,
--- max_per_customer]". One hash per store keeps an item near 80 bytes.
+-- max_per_customer[,committed,damaged,quality_control,display,incoming,
+-- safety_stock]]" (-1: unset; the states only when one is held or safety
+-- stock is set). One hash per store keeps an item near 80 bytes.
 local function store_key(store) return BASE .. 'st:' .. store end
 -- customer_units_key: customerUnitsKey, field customer, value units counted.
 local function customer_units_key(store, sku) return BASE .. 'cu:' .. store .. ':' .. sku end
@@ -160,25 +166,68 @@ end
 -- stream entries: read once per script, then counted as events are added
 local XLEN = nil
 
--- unpack_item decodes a packed item.
+-- unpack_item decodes a packed item. An item has the counts oh (on_hand),
+-- rs (reserved), the states of docs/design.md §10 cm (committed), dm
+-- (damaged), qc (quality_control), dp (display), inc (incoming, not part of
+-- on_hand), and the settings rp, mpc, ss (safety_stock), -1 when unset.
 local function unpack_item(store, sku, v)
   local oh, rs, ver, ua, rest = string.match(v, '^(%d+),(%d+),(%d+),(%d+)(.*)$')
   if not oh then
     error('CORRUPT item ' .. store .. '/' .. sku .. ' is malformed')
   end
-  local rp, mpc = -1, -1
+  local it = {
+    store = store, sku = sku,
+    oh = tonumber(oh), rs = tonumber(rs), v = tonumber(ver), ua = tonumber(ua),
+    rp = -1, mpc = -1, cm = 0, dm = 0, qc = 0, dp = 0, inc = 0, ss = -1,
+  }
   if rest ~= '' then
-    local a, b = string.match(rest, '^,(%-?%d+),(%-?%d+)$')
+    local a, b, st = string.match(rest, '^,(%-?%d+),(%-?%d+)(.*)$')
     if not a then
       error('CORRUPT item ' .. store .. '/' .. sku .. ' is malformed')
     end
-    rp, mpc = tonumber(a), tonumber(b)
+    it.rp, it.mpc = tonumber(a), tonumber(b)
+    if st ~= '' then
+      local cm, dm, qc, dp, inc, ss = string.match(st, '^,(%d+),(%d+),(%d+),(%d+),(%d+),(%-?%d+)$')
+      if not cm then
+        error('CORRUPT item ' .. store .. '/' .. sku .. ' is malformed')
+      end
+      it.cm, it.dm, it.qc, it.dp, it.inc, it.ss =
+        tonumber(cm), tonumber(dm), tonumber(qc), tonumber(dp), tonumber(inc), tonumber(ss)
+    end
   end
-  return {
-    store = store, sku = sku,
-    oh = tonumber(oh), rs = tonumber(rs), v = tonumber(ver), ua = tonumber(ua),
-    rp = rp, mpc = mpc,
-  }
+  return it
+end
+
+-- has_states reports whether an item holds units in a state or has a
+-- safety stock: only then do the packed item, its reply and its events carry
+-- the states (a plain item keeps its short forms).
+local function has_states(it)
+  return it.cm ~= 0 or it.dm ~= 0 or it.qc ~= 0 or it.dp ~= 0 or it.inc ~= 0 or it.ss >= 0
+end
+
+-- states_str packs the states and safety stock: ",cm,dm,qc,dp,inc,ss".
+local function states_str(it)
+  return ',' .. S(it.cm) .. ',' .. S(it.dm) .. ',' .. S(it.qc) .. ',' .. S(it.dp) .. ',' .. S(it.inc) .. ',' .. S(it.ss)
+end
+
+-- held: the units of on_hand that are not for sale: reserved, committed,
+-- damaged, quality_control, display. Invariant: held(it) <= it.oh.
+local function held(it)
+  return it.rs + it.cm + it.dm + it.qc + it.dp
+end
+
+-- available is the one rule of docs/design.md §10 (engine.Available in Go):
+-- on_hand less what is held, less safety_stock unless the sale is at the
+-- till (pos), and never below 0.
+local function available(it, pos)
+  local a = it.oh - held(it)
+  if not pos and it.ss > 0 then
+    a = a - it.ss
+  end
+  if a < 0 then
+    return 0
+  end
+  return a
 end
 
 -- pack encodes an item.
@@ -188,11 +237,17 @@ local function pack(it)
     ua = S(it.ua)
   end
   local s = S(it.oh) .. ',' .. S(it.rs) .. ',' .. S(it.v) .. ',' .. ua
-  if it.rp >= 0 or it.mpc >= 0 then
+  if has_states(it) then
+    s = s .. ',' .. S(it.rp) .. ',' .. S(it.mpc) .. states_str(it)
+  elseif it.rp >= 0 or it.mpc >= 0 then
     s = s .. ',' .. S(it.rp) .. ',' .. S(it.mpc)
   end
   return s
 end
+
+-- STATE_FIELD maps a state's name to its field in an item; available is
+-- no field (what no state holds).
+local STATE_FIELD = { committed = 'cm', damaged = 'dm', quality_control = 'qc', display = 'dp' }
 
 -- Items are read once per script and written once at its end: CACHE holds
 -- every item loaded or changed, DIRTY the keys of changed ones, and flush()
@@ -258,7 +313,8 @@ end
 
 -- push_item appends an item to a result, under the name item, as one packed
 -- string "store,sku,on_hand,reserved,version,reorder_point,max_per_customer,
--- updated_at_ms" (-1: unset): one value instead of eight, since a reply costs
+-- updated_at_ms[,committed,damaged,quality_control,display,incoming,
+-- safety_stock]" (-1: unset; the states only when has_states): one value instead of eight, since a reply costs
 -- per element and a batch returns many items. The packing is part of the
 -- stored format: results are kept as idempotency records for a day
 -- (engine.parseReplyItem reads it).
@@ -269,22 +325,44 @@ local function push_item(out, it)
   end
   local n = #out
   out[n + 1] = 'item'
-  out[n + 2] = it.store .. ',' .. it.sku .. ',' .. S(it.oh) .. ',' .. S(it.rs) .. ',' .. S(it.v) .. ',' ..
+  local v = it.store .. ',' .. it.sku .. ',' .. S(it.oh) .. ',' .. S(it.rs) .. ',' .. S(it.v) .. ',' ..
     S(it.rp) .. ',' .. S(it.mpc) .. ',' .. ua
+  if has_states(it) then
+    v = v .. states_str(it)
+  end
+  out[n + 2] = v
 end
 
 -- emit appends the one event of a change. Every event has the same fields in
 -- the same order, so the stream stores the field names once per node; the
 -- numbers travel packed in one field, n = "version,delta_on_hand,
 -- delta_reserved,on_hand,reserved,reorder_point,max_per_customer,time_ms,
--- expires_at_ms" (half the fields: XADD's cost is per field). The fields are
--- the stream's stored format, which the persister reads (engine.ParseEvent).
-local function emit(typ, it, doh, drs, rid, cust, req, x)
-  redis.call('XADD', EVENTS, '*',
-    's', it.store, 'k', it.sku, 't', typ,
-    'n', S(it.v) .. ',' .. S(doh) .. ',' .. S(drs) .. ',' .. S(it.oh) .. ',' .. S(it.rs) .. ',' ..
-      S(it.rp) .. ',' .. S(it.mpc) .. ',' .. NOW_S .. ',' .. S(x or 0),
-    'rid', rid or '', 'c', cust or '', 'op', req.op_id or '', 'rsn', req.reason or '', 'pr', req.principal or '')
+-- expires_at_ms[,committed,damaged,quality_control,display,incoming,
+-- safety_stock,delta_committed,delta_damaged,delta_quality_control,
+-- delta_display,delta_incoming]" (half the fields: XADD's cost is per
+-- field); the states and their deltas are there when the item has states
+-- (has_states) or the change moved one (sd: a table of deltas by field cm,
+-- dm, qc, dp, inc; nil when none). A MOVE adds the field mv =
+-- "from,to,qty". The fields are the stream's stored format, which the
+-- persister reads (engine.ParseEvent).
+local function emit(typ, it, doh, drs, rid, cust, req, x, sd, mv)
+  local n = S(it.v) .. ',' .. S(doh) .. ',' .. S(drs) .. ',' .. S(it.oh) .. ',' .. S(it.rs) .. ',' ..
+    S(it.rp) .. ',' .. S(it.mpc) .. ',' .. NOW_S .. ',' .. S(x or 0)
+  if sd or has_states(it) then
+    sd = sd or {}
+    n = n .. states_str(it) .. ',' .. S(sd.cm or 0) .. ',' .. S(sd.dm or 0) .. ',' .. S(sd.qc or 0) .. ',' ..
+      S(sd.dp or 0) .. ',' .. S(sd.inc or 0)
+  end
+  if mv then
+    redis.call('XADD', EVENTS, '*',
+      's', it.store, 'k', it.sku, 't', typ, 'n', n,
+      'rid', rid or '', 'c', cust or '', 'op', req.op_id or '', 'rsn', req.reason or '', 'pr', req.principal or '',
+      'mv', mv)
+  else
+    redis.call('XADD', EVENTS, '*',
+      's', it.store, 'k', it.sku, 't', typ, 'n', n,
+      'rid', rid or '', 'c', cust or '', 'op', req.op_id or '', 'rsn', req.reason or '', 'pr', req.principal or '')
+  end
   if XLEN then
     XLEN = XLEN + 1
   end
@@ -316,8 +394,9 @@ local function usage(it, cust)
 end
 
 -- check_lines validates the lines of a checkout or reservation and loads their
--- items. It returns the items or an error table.
-local function check_lines(req)
+-- items. It returns the items or an error table. pos: a till sale, which may
+-- sell the safety stock too.
+local function check_lines(req, pos)
   if not is_id(req.store) then
     return nil, fail('INVALID', 'store')
   end
@@ -367,7 +446,7 @@ local function check_lines(req)
   local short = {}
   for i = 1, #lines do
     local it = items[i]
-    local avail = it.oh - it.rs
+    local avail = available(it, pos)
     if lines[i][2] > avail then
       short[#short + 1] = { sku = it.sku, requested = lines[i][2], available = avail }
     end
@@ -415,8 +494,9 @@ end
 -- finish_reservation gives a held reservation's units back (RELEASE or
 -- EXPIRE), with the units it counted against the customer's purchase
 -- limits, or sells them (COMMIT), which keeps them counted. The caller has
--- checked that it is held.
-local function finish_reservation(r, typ, status, req)
+-- checked that it is held. later: a COMMIT moves the units to committed
+-- (to be handed over by a fulfilment), on_hand unchanged.
+local function finish_reservation(r, typ, status, req, later)
   local items = {}
   for i = 1, #r.lines do
     local it = load(r.store, r.lines[i][1])
@@ -428,9 +508,14 @@ local function finish_reservation(r, typ, status, req)
   end
   for i = 1, #r.lines do
     local it, q = items[i], r.lines[i][2]
-    local doh = 0
+    local doh, sd = 0, nil
     if typ == 'COMMIT' then
-      doh = -q
+      if later then
+        it.cm = it.cm + q
+        sd = { cm = q }
+      else
+        doh = -q
+      end
     elseif r.u then
       usage_add(it, r.customer, -r.u[i])
     end
@@ -439,7 +524,7 @@ local function finish_reservation(r, typ, status, req)
     it.v = it.v + 1
     it.ua = NOW
     save(it)
-    emit(typ, it, doh, -q, r.id, r.customer, req)
+    emit(typ, it, doh, -q, r.id, r.customer, req, nil, sd)
   end
   r.status = status
   local k = reservation_key(r.id)

@@ -9,7 +9,7 @@ OPS.reserve = function(req)
   local rid = req.reservation_id
   if type(rid) ~= 'string' or rid == '' then return fail('INVALID', 'reservation id') end
   if not is_int(req.ttl_ms, 1000, 86400000) then return fail('INVALID', 'ttl_seconds') end
-  local items, err = check_lines(req)
+  local items, err = check_lines(req, false)
   if err then return err end
   local k = reservation_key(rid)
   if redis.call('EXISTS', k) == 1 then return fail('CONFLICT', 'reservation id exists') end

@@ -20,13 +20,20 @@ const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS persist_staging (
 	delta_on_hand bigint, delta_reserved bigint, on_hand bigint, reserved bigint,
 	reorder_point bigint, max_per_customer bigint, reservation_id text, customer text,
 	op_id text, reason text, principal text, occurred_at timestamptz, expires_at timestamptz,
-	stream_id text, held boolean NOT NULL DEFAULT false
+	stream_id text,
+	committed bigint, damaged bigint, quality_control bigint, display bigint, incoming bigint, safety_stock bigint,
+	delta_committed bigint, delta_damaged bigint, delta_quality_control bigint, delta_display bigint,
+	delta_incoming bigint, move_from text, move_to text, move_qty bigint,
+	held boolean NOT NULL DEFAULT false
 ) ON COMMIT DELETE ROWS`
 
 var stagingColumns = []string{"store_id", "sku", "version", "type",
 	"delta_on_hand", "delta_reserved", "on_hand", "reserved",
 	"reorder_point", "max_per_customer", "reservation_id", "customer",
-	"op_id", "reason", "principal", "occurred_at", "expires_at", "stream_id"}
+	"op_id", "reason", "principal", "occurred_at", "expires_at", "stream_id",
+	"committed", "damaged", "quality_control", "display", "incoming", "safety_stock",
+	"delta_committed", "delta_damaged", "delta_quality_control", "delta_display",
+	"delta_incoming", "move_from", "move_to", "move_qty"}
 
 // insertEventsSQL appends the staged events. A row whose (store, sku,
 // version) is already stored is skipped: that is a re-delivery, or a fork
@@ -69,7 +76,10 @@ FROM (SELECT f.store_id, f.sku, min(f.version) AS v FROM (
 	UNION ALL
 	SELECT t.store_id, t.sku, t.version FROM persist_staging t
 	JOIN inventory_items i ON i.store_id = t.store_id AND i.sku = t.sku AND i.version = t.version - 1
-	WHERE i.on_hand <> t.on_hand - t.delta_on_hand OR i.reserved <> t.reserved - t.delta_reserved) f
+	WHERE i.on_hand <> t.on_hand - t.delta_on_hand OR i.reserved <> t.reserved - t.delta_reserved
+		OR i.committed <> t.committed - t.delta_committed OR i.damaged <> t.damaged - t.delta_damaged
+		OR i.quality_control <> t.quality_control - t.delta_quality_control
+		OR i.display <> t.display - t.delta_display OR i.incoming <> t.incoming - t.delta_incoming) f
 	GROUP BY f.store_id, f.sku) h
 WHERE s.store_id = h.store_id AND s.sku = h.sku AND s.version >= h.v AND NOT s.held`
 
@@ -97,7 +107,12 @@ SELECT CASE WHEN e.op_id IS NULL THEN 'held_back' ELSE 'fork' END, s.store_id, s
 		'delta_on_hand', s.delta_on_hand, 'delta_reserved', s.delta_reserved, 'on_hand', s.on_hand, 'reserved', s.reserved,
 		'customer', s.customer, 'reservation_id', s.reservation_id,
 		'reorder_point', s.reorder_point, 'max_per_customer', s.max_per_customer,
-		'stream_id', s.stream_id, 'time', s.occurred_at),
+		'stream_id', s.stream_id, 'time', s.occurred_at)
+		|| jsonb_build_object('committed', s.committed, 'damaged', s.damaged, 'quality_control', s.quality_control,
+			'display', s.display, 'incoming', s.incoming, 'safety_stock', s.safety_stock,
+			'delta_committed', s.delta_committed, 'delta_damaged', s.delta_damaged,
+			'delta_quality_control', s.delta_quality_control, 'delta_display', s.delta_display,
+			'delta_incoming', s.delta_incoming, 'move_from', s.move_from, 'move_to', s.move_to, 'move_qty', s.move_qty),
 	'held back from the ledger until the reconciler merges the fork',
 	CASE WHEN e.op_id IS NULL THEN 'a later event of an item with a fork'
 		ELSE 'an event of this version with another operation id is already in the ledger' END
@@ -127,14 +142,18 @@ ON CONFLICT (store_id, sku, from_version) DO UPDATE SET to_version = greatest(l.
 // upsertItemsSQL moves each item to its newest staged state, only where
 // that is newer than the stored one (batches may land out of order).
 const upsertItemsSQL = `INSERT INTO inventory_items AS i
-	(store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, updated_at)
-SELECT DISTINCT ON (store_id, sku) store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, occurred_at
+	(store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, updated_at,
+	committed, damaged, quality_control, display, incoming, safety_stock)
+SELECT DISTINCT ON (store_id, sku) store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, occurred_at,
+	committed, damaged, quality_control, display, incoming, safety_stock
 FROM persist_staging WHERE NOT held
 ORDER BY store_id, sku, version DESC
 ON CONFLICT (store_id, sku) DO UPDATE SET
 	on_hand = EXCLUDED.on_hand, reserved = EXCLUDED.reserved, version = EXCLUDED.version,
 	reorder_point = EXCLUDED.reorder_point, max_per_customer = EXCLUDED.max_per_customer,
-	updated_at = EXCLUDED.updated_at
+	updated_at = EXCLUDED.updated_at,
+	committed = EXCLUDED.committed, damaged = EXCLUDED.damaged, quality_control = EXCLUDED.quality_control,
+	display = EXCLUDED.display, incoming = EXCLUDED.incoming, safety_stock = EXCLUDED.safety_stock
 WHERE i.version < EXCLUDED.version`
 
 // batchResult is what one written batch did.
@@ -379,7 +398,10 @@ func eventRow(ev *engine.Event) []any {
 	return []any{ev.Store, ev.SKU, ev.Version, ev.Type,
 		ev.DeltaOnHand, ev.DeltaReserved, ev.OnHand, ev.Reserved,
 		ev.ReorderPoint, ev.MaxPerCustomer, ev.ReservationID, ev.Customer,
-		ev.IdempotencyKey, ev.Reason, ev.Principal, ev.Time, x, ev.StreamID}
+		ev.IdempotencyKey, ev.Reason, ev.Principal, ev.Time, x, ev.StreamID,
+		ev.Committed, ev.Damaged, ev.QualityControl, ev.Display, ev.Incoming, ev.SafetyStock,
+		ev.DeltaCommitted, ev.DeltaDamaged, ev.DeltaQualityControl, ev.DeltaDisplay, ev.DeltaIncoming,
+		ev.From, ev.To, ev.Qty}
 }
 
 // hookError marks an error returned by a failure-injection hook.

@@ -24,7 +24,9 @@ WHERE store_id = ANY($1) ORDER BY store_id, sku, from_version`
 	presentVersionsSQL = `SELECT version FROM inventory_events
 WHERE store_id = $1 AND sku = $2 AND version BETWEEN $3 AND $4`
 	deleteGapSQL  = `DELETE FROM ledger_gaps WHERE store_id = $1 AND sku = $2 AND from_version = $3`
-	eventStateSQL = `SELECT delta_on_hand, delta_reserved, on_hand, reserved, reorder_point, max_per_customer
+	eventStateSQL = `SELECT delta_on_hand, delta_reserved, on_hand, reserved, reorder_point, max_per_customer,
+	committed, damaged, quality_control, display, incoming, safety_stock,
+	delta_committed, delta_damaged, delta_quality_control, delta_display, delta_incoming
 FROM inventory_events WHERE store_id = $1 AND sku = $2 AND version = $3`
 )
 
@@ -154,14 +156,18 @@ func (r *Reconciler) fillGap(ctx context.Context, rep *Report, g *gap, dead map[
 	}
 	type state struct {
 		dh, dr, oh, rs int64
-		rp, mpc        *int64
+		rp, mpc, ss    *int64
+		st             engine.States
+		sd             engine.StateDeltas
 	}
 	get := func(v int64) (*state, error) {
 		if v == 0 {
 			return &state{}, nil
 		}
 		var s state
-		err := r.pool.QueryRow(ctx, eventStateSQL, g.ref.Store, g.ref.SKU, v).Scan(&s.dh, &s.dr, &s.oh, &s.rs, &s.rp, &s.mpc)
+		err := r.pool.QueryRow(ctx, eventStateSQL, g.ref.Store, g.ref.SKU, v).Scan(&s.dh, &s.dr, &s.oh, &s.rs, &s.rp, &s.mpc,
+			&s.st.Committed, &s.st.Damaged, &s.st.QualityControl, &s.st.Display, &s.st.Incoming, &s.ss,
+			&s.sd.DeltaCommitted, &s.sd.DeltaDamaged, &s.sd.DeltaQualityControl, &s.sd.DeltaDisplay, &s.sd.DeltaIncoming)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, nil
 		}
@@ -188,14 +194,17 @@ func (r *Reconciler) fillGap(ctx context.Context, rep *Report, g *gap, dead map[
 			rep.Findings = append(rep.Findings, f)
 			return nil
 		}
-		beforeNext := ItemSnapshot{Version: b, OnHand: next.oh - next.dh, Reserved: next.rs - next.dr, ReorderPoint: prev.rp, MaxPerCustomer: prev.mpc}
+		beforeNext := ItemSnapshot{Version: b, OnHand: next.oh - next.dh, Reserved: next.rs - next.dr,
+			States: statesBefore(next.st, next.sd), ReorderPoint: prev.rp, MaxPerCustomer: prev.mpc, SafetyStock: prev.ss}
 		if f.Before == nil {
-			f.Before = &ItemSnapshot{Version: a - 1, OnHand: prev.oh, Reserved: prev.rs, ReorderPoint: prev.rp, MaxPerCustomer: prev.mpc}
+			f.Before = &ItemSnapshot{Version: a - 1, OnHand: prev.oh, Reserved: prev.rs, States: prev.st,
+				ReorderPoint: prev.rp, MaxPerCustomer: prev.mpc, SafetyStock: prev.ss}
 		}
 		f.After = &beforeNext
 		for v := a; v <= b; v++ {
 			ev := engine.Event{Store: g.ref.Store, SKU: g.ref.SKU, Version: v, Type: engine.EventReconcile,
-				OnHand: prev.oh, Reserved: prev.rs, ReorderPoint: prev.rp, MaxPerCustomer: prev.mpc,
+				OnHand: prev.oh, Reserved: prev.rs, States: prev.st,
+				ReorderPoint: prev.rp, MaxPerCustomer: prev.mpc, SafetyStock: prev.ss,
 				IdempotencyKey: fmt.Sprintf("reconcile:%d", rep.RunID), Principal: "reconciler", Time: now,
 				Reason: fmt.Sprintf("reconciliation run %d: event lost before it was persisted", rep.RunID)}
 			if _, ok := missing[v]; ok {
@@ -204,6 +213,8 @@ func (r *Reconciler) fillGap(ctx context.Context, rep *Report, g *gap, dead map[
 			if v == b {
 				ev.DeltaOnHand, ev.DeltaReserved = beforeNext.OnHand-prev.oh, beforeNext.Reserved-prev.rs
 				ev.OnHand, ev.Reserved = beforeNext.OnHand, beforeNext.Reserved
+				ev.StateDeltas = stateDeltas(prev.st, beforeNext.States)
+				ev.States = beforeNext.States
 				ev.Reason = fmt.Sprintf("reconciliation run %d: chains the ledger to version %d", rep.RunID, b+1)
 				if _, ok := missing[v]; ok {
 					ev.Reason += " (this version's event was dead-lettered: PostgreSQL refused it)"
@@ -238,4 +249,12 @@ func (r *Reconciler) fillGap(ctx context.Context, rep *Report, g *gap, dead map[
 	}
 	rep.Findings = append(rep.Findings, f)
 	return nil
+}
+
+// statesBefore returns the states an event with states st and deltas d
+// started from.
+func statesBefore(st engine.States, d engine.StateDeltas) engine.States {
+	return engine.States{Committed: st.Committed - d.DeltaCommitted, Damaged: st.Damaged - d.DeltaDamaged,
+		QualityControl: st.QualityControl - d.DeltaQualityControl, Display: st.Display - d.DeltaDisplay,
+		Incoming: st.Incoming - d.DeltaIncoming}
 }

@@ -36,7 +36,10 @@ func (l *Ledger) Ping(ctx context.Context) error {
 
 const eventColumns = `store_id, sku, version, type, delta_on_hand, delta_reserved, on_hand, reserved,
 	reorder_point, max_per_customer, reservation_id, customer, op_id, reason, principal,
-	occurred_at, expires_at, stream_id`
+	occurred_at, expires_at, stream_id,
+	committed, damaged, quality_control, display, incoming, safety_stock,
+	delta_committed, delta_damaged, delta_quality_control, delta_display, delta_incoming,
+	move_from, move_to, move_qty`
 
 const historySQL = `SELECT ` + eventColumns + ` FROM inventory_events
 WHERE store_id = $1 AND sku = $2 ORDER BY version DESC LIMIT $3`
@@ -70,7 +73,10 @@ func scanEvent(row pgx.CollectableRow) (engine.Event, error) {
 	)
 	err := row.Scan(&ev.Store, &ev.SKU, &ev.Version, &ev.Type, &ev.DeltaOnHand, &ev.DeltaReserved,
 		&ev.OnHand, &ev.Reserved, &ev.ReorderPoint, &ev.MaxPerCustomer, &ev.ReservationID,
-		&ev.Customer, &ev.IdempotencyKey, &ev.Reason, &ev.Principal, &ev.Time, &expiresAt, &ev.StreamID)
+		&ev.Customer, &ev.IdempotencyKey, &ev.Reason, &ev.Principal, &ev.Time, &expiresAt, &ev.StreamID,
+		&ev.Committed, &ev.Damaged, &ev.QualityControl, &ev.Display, &ev.Incoming, &ev.SafetyStock,
+		&ev.DeltaCommitted, &ev.DeltaDamaged, &ev.DeltaQualityControl, &ev.DeltaDisplay, &ev.DeltaIncoming,
+		&ev.From, &ev.To, &ev.Qty)
 	ev.Time = ev.Time.UTC()
 	if expiresAt != nil {
 		t := expiresAt.UTC()
@@ -79,13 +85,15 @@ func scanEvent(row pgx.CollectableRow) (engine.Event, error) {
 	return ev, err
 }
 
-const lowStockSQL = `SELECT store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, updated_at
+const lowStockSQL = `SELECT store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, updated_at,
+	committed, damaged, quality_control, display, incoming, safety_stock
 FROM inventory_items
-WHERE store_id = $1 AND reorder_point IS NOT NULL AND on_hand - reserved <= reorder_point
+WHERE store_id = $1 AND reorder_point IS NOT NULL
+	AND on_hand - reserved - committed - damaged - quality_control - display - coalesce(safety_stock, 0) <= reorder_point
 ORDER BY sku LIMIT $2`
 
 // LowStock returns up to limit items of a store whose available units
-// (on_hand - reserved) are at or below their reorder point, as the ledger
+// (engine.Available) are at or below their reorder point, as the ledger
 // last persisted them, in SKU order. It reads the partial index
 // inventory_items_low. Errors: ErrInvalidLimit, or a wrapped PostgreSQL
 // error.
@@ -99,8 +107,9 @@ func (l *Ledger) LowStock(ctx context.Context, store string, limit int) ([]engin
 	}
 	items, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (engine.Item, error) {
 		var it engine.Item
-		err := row.Scan(&it.Store, &it.SKU, &it.OnHand, &it.Reserved, &it.Version, &it.ReorderPoint, &it.MaxPerCustomer, &it.UpdatedAt)
-		it.Available = it.OnHand - it.Reserved
+		err := row.Scan(&it.Store, &it.SKU, &it.OnHand, &it.Reserved, &it.Version, &it.ReorderPoint, &it.MaxPerCustomer, &it.UpdatedAt,
+			&it.Committed, &it.Damaged, &it.QualityControl, &it.Display, &it.Incoming, &it.SafetyStock)
+		it.Available = engine.Available(it)
 		it.UpdatedAt = it.UpdatedAt.UTC()
 		return it, err
 	})

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shelfline/inventory/engine"
 )
 
 // The ledger's invariants, checked in one place for the tests (through
@@ -15,12 +17,15 @@ import (
 // inventory_items is at version N with on_hand and reserved equal to the
 // sums of the events' delta_on_hand and delta_reserved; given the state the
 // ledger must end at (Redis', or a benchmark target's), N and those sums
-// equal it too.
+// equal it too. A ledger with the states of docs/design.md §10 (migration
+// 00006) is checked per state as well: each state's deltas sum to it.
 
 // LedgerState is an item's state as the ledger must end at.
 type LedgerState struct {
 	Store, SKU                string
 	OnHand, Reserved, Version int64
+	// States are checked when the ledger has them.
+	States engine.States
 }
 
 // LedgerCheck says what CheckLedger compares the ledger with. The zero
@@ -36,8 +41,9 @@ type LedgerCheck struct {
 	// of the ledger missing from it is a violation.
 	Complete bool
 	// NoOversell also checks that nothing was ever oversold: no event
-	// records on_hand < 0, reserved < 0 or reserved > on_hand, and no state
-	// of State does.
+	// records on_hand < 0, reserved < 0 or reserved > on_hand (nor a
+	// negative state, nor reserved + committed + damaged + quality_control +
+	// display > on_hand), and no state of State does.
 	NoOversell bool
 	// Wait is how long to wait for the ledger to catch up with State before
 	// checking (the persister may still be draining); 0 reads once.
@@ -57,13 +63,31 @@ type ledgerSums struct {
 	events, minV, maxV, sumOnHand, sumReserved, oversold int64
 	hasRow                                               bool
 	onHand, reserved, version                            int64
+	// sumStates and states (the row's): zero in a ledger without states
+	sumStates, states engine.States
 }
 
 type ledgerItemID struct{ store, sku string }
 
 // The queries use only the columns every ledger of this shape has (the
-// benchmark's PostgreSQL baselines keep the same two tables, leaner).
+// benchmark's PostgreSQL baselines keep the same two tables, leaner); the
+// states' queries run where the ledger has them (hasStatesSQL).
 const (
+	hasStatesSQL = `SELECT EXISTS (SELECT 1 FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = 'inventory_events' AND column_name = 'delta_committed')`
+	ledgerStateSumsSQL = `SELECT store_id, sku, count(*), min(version), max(version),
+	coalesce(sum(delta_on_hand), 0)::bigint, coalesce(sum(delta_reserved), 0)::bigint,
+	count(*) FILTER (WHERE on_hand < 0 OR reserved < 0 OR reserved > on_hand
+		OR committed < 0 OR damaged < 0 OR quality_control < 0 OR display < 0 OR incoming < 0
+		OR reserved + committed + damaged + quality_control + display > on_hand),
+	coalesce(sum(delta_committed), 0)::bigint, coalesce(sum(delta_damaged), 0)::bigint,
+	coalesce(sum(delta_quality_control), 0)::bigint, coalesce(sum(delta_display), 0)::bigint,
+	coalesce(sum(delta_incoming), 0)::bigint
+FROM inventory_events WHERE cardinality($1::text[]) = 0 OR store_id = ANY($1)
+GROUP BY store_id, sku`
+	ledgerStateRowsSQL = `SELECT store_id, sku, on_hand, reserved, version,
+	committed, damaged, quality_control, display, incoming
+FROM inventory_items WHERE cardinality($1::text[]) = 0 OR store_id = ANY($1)`
 	ledgerSumsSQL = `SELECT store_id, sku, count(*), min(version), max(version),
 	coalesce(sum(delta_on_hand), 0)::bigint, coalesce(sum(delta_reserved), 0)::bigint,
 	count(*) FILTER (WHERE on_hand < 0 OR reserved < 0 OR reserved > on_hand)
@@ -83,10 +107,14 @@ func CheckLedger(ctx context.Context, pool *pgxpool.Pool, c LedgerCheck) ([]Ledg
 		stores = []string{}
 	}
 	deadline := time.Now().Add(c.Wait)
+	var withStates bool
+	if err := pool.QueryRow(ctx, hasStatesSQL).Scan(&withStates); err != nil {
+		return nil, fmt.Errorf("read ledger: %w", err)
+	}
 	var items map[ledgerItemID]*ledgerSums
 	for {
 		var err error
-		if items, err = readLedgerSums(ctx, pool, stores); err != nil {
+		if items, err = readLedgerSums(ctx, pool, stores, withStates); err != nil {
 			return nil, err
 		}
 		if ledgerBehind(items, c.State) == 0 || !time.Now().Before(deadline) {
@@ -137,6 +165,9 @@ func CheckLedger(ctx context.Context, pool *pgxpool.Pool, c LedgerCheck) ([]Ledg
 		case r.hasRow && (r.version != r.maxV || r.onHand != r.sumOnHand || r.reserved != r.sumReserved):
 			add(id, "inventory_items has on_hand %d reserved %d at version %d, the events' deltas sum to %d and %d up to version %d",
 				r.onHand, r.reserved, r.version, r.sumOnHand, r.sumReserved, r.maxV)
+		case r.hasRow && r.states != r.sumStates:
+			add(id, "inventory_items has states %+v at version %d, the events' state deltas sum to %+v",
+				r.states, r.version, r.sumStates)
 		}
 		if c.NoOversell && r.oversold > 0 {
 			add(id, "%d events record an oversold state", r.oversold)
@@ -152,8 +183,9 @@ func CheckLedger(ctx context.Context, pool *pgxpool.Pool, c LedgerCheck) ([]Ledg
 			}
 			continue
 		}
-		if c.NoOversell && (s.OnHand < 0 || s.Reserved < 0 || s.Reserved > s.OnHand) {
-			add(id, "oversold in the state: on_hand %d reserved %d", s.OnHand, s.Reserved)
+		if c.NoOversell && (s.OnHand < 0 || s.Reserved < 0 || s.Reserved+s.States.Held() > s.OnHand ||
+			s.States.Committed < 0 || s.States.Damaged < 0 || s.States.QualityControl < 0 || s.States.Display < 0) {
+			add(id, "oversold in the state: on_hand %d reserved %d states %+v", s.OnHand, s.Reserved, s.States)
 		}
 		switch {
 		case r.maxV < s.Version || r.version < s.Version:
@@ -162,9 +194,13 @@ func CheckLedger(ctx context.Context, pool *pgxpool.Pool, c LedgerCheck) ([]Ledg
 			add(id, "version %d ahead of the state's %d", r.maxV, s.Version)
 		case r.sumOnHand != s.OnHand || r.sumReserved != s.Reserved:
 			add(id, "deltas sum to on_hand %d reserved %d, state has %d and %d", r.sumOnHand, r.sumReserved, s.OnHand, s.Reserved)
+		case withStates && r.sumStates != s.States:
+			add(id, "state deltas sum to %+v, state has %+v", r.sumStates, s.States)
 		}
-		if r.hasRow && r.version == s.Version && (r.onHand != s.OnHand || r.reserved != s.Reserved) {
-			add(id, "inventory_items has on_hand %d reserved %d at version %d, state has %d and %d", r.onHand, r.reserved, r.version, s.OnHand, s.Reserved)
+		if r.hasRow && r.version == s.Version && (r.onHand != s.OnHand || r.reserved != s.Reserved ||
+			(withStates && r.states != s.States)) {
+			add(id, "inventory_items has on_hand %d reserved %d states %+v at version %d, state has %d and %d and %+v",
+				r.onHand, r.reserved, r.states, r.version, s.OnHand, s.Reserved, s.States)
 		}
 	}
 	return out, nil
@@ -184,16 +220,25 @@ func ledgerBehind(items map[ledgerItemID]*ledgerSums, state []LedgerState) int {
 
 // readLedgerSums reads every item's events, summed, and inventory_items row
 // of stores (all stores when empty).
-func readLedgerSums(ctx context.Context, pool *pgxpool.Pool, stores []string) (map[ledgerItemID]*ledgerSums, error) {
+func readLedgerSums(ctx context.Context, pool *pgxpool.Pool, stores []string, withStates bool) (map[ledgerItemID]*ledgerSums, error) {
 	out := map[ledgerItemID]*ledgerSums{}
-	rows, err := pool.Query(ctx, ledgerSumsSQL, stores)
+	sumsSQL, rowsSQL := ledgerSumsSQL, ledgerRowsSQL
+	if withStates {
+		sumsSQL, rowsSQL = ledgerStateSumsSQL, ledgerStateRowsSQL
+	}
+	rows, err := pool.Query(ctx, sumsSQL, stores)
 	if err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
 	for rows.Next() {
 		var id ledgerItemID
 		r := &ledgerSums{}
-		if err := rows.Scan(&id.store, &id.sku, &r.events, &r.minV, &r.maxV, &r.sumOnHand, &r.sumReserved, &r.oversold); err != nil {
+		dest := []any{&id.store, &id.sku, &r.events, &r.minV, &r.maxV, &r.sumOnHand, &r.sumReserved, &r.oversold}
+		if withStates {
+			st := &r.sumStates
+			dest = append(dest, &st.Committed, &st.Damaged, &st.QualityControl, &st.Display, &st.Incoming)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read ledger: %w", err)
 		}
@@ -203,7 +248,7 @@ func readLedgerSums(ctx context.Context, pool *pgxpool.Pool, stores []string) (m
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read ledger: %w", err)
 	}
-	rows, err = pool.Query(ctx, ledgerRowsSQL, stores)
+	rows, err = pool.Query(ctx, rowsSQL, stores)
 	if err != nil {
 		return nil, fmt.Errorf("read ledger items: %w", err)
 	}
@@ -211,7 +256,12 @@ func readLedgerSums(ctx context.Context, pool *pgxpool.Pool, stores []string) (m
 	for rows.Next() {
 		var id ledgerItemID
 		var oh, rs, v int64
-		if err := rows.Scan(&id.store, &id.sku, &oh, &rs, &v); err != nil {
+		var st engine.States
+		dest := []any{&id.store, &id.sku, &oh, &rs, &v}
+		if withStates {
+			dest = append(dest, &st.Committed, &st.Damaged, &st.QualityControl, &st.Display, &st.Incoming)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("read ledger items: %w", err)
 		}
 		r := out[id]
@@ -219,7 +269,7 @@ func readLedgerSums(ctx context.Context, pool *pgxpool.Pool, stores []string) (m
 			r = &ledgerSums{}
 			out[id] = r
 		}
-		r.hasRow, r.onHand, r.reserved, r.version = true, oh, rs, v
+		r.hasRow, r.onHand, r.reserved, r.version, r.states = true, oh, rs, v, st
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read ledger items: %w", err)

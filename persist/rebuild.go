@@ -303,7 +303,8 @@ const storesSQL = `WITH RECURSIVE s AS (
 SELECT store_id FROM s WHERE store_id IS NOT NULL`
 
 const itemsOfStoresSQL = `SELECT store_id, sku, on_hand, reserved, version,
-	coalesce(reorder_point, -1), coalesce(max_per_customer, -1), updated_at
+	coalesce(reorder_point, -1), coalesce(max_per_customer, -1), updated_at,
+	committed, damaged, quality_control, display, incoming, coalesce(safety_stock, -1)
 FROM inventory_items WHERE store_id = ANY($1)`
 
 // customerUnitsSQL sums, per item and customer, the units counted against
@@ -311,9 +312,10 @@ FROM inventory_items WHERE store_id = ANY($1)`
 // when the item had a limit (events carry max_per_customer after the change,
 // which a sale or hold leaves as it was); a RELEASE or EXPIRE gives back
 // what its RESERVE (same reservation and SKU) counted; a COMMIT keeps it
-// counted. Items whose limit was cleared keep their counts.
+// counted; a later sale (units to committed) counts as a sale. Items whose
+// limit was cleared keep their counts.
 const customerUnitsSQL = `SELECT e.store_id, e.sku, e.customer,
-	sum(CASE e.type WHEN 'SALE' THEN -e.delta_on_hand ELSE e.delta_reserved END)::bigint AS units
+	sum(CASE e.type WHEN 'SALE' THEN e.delta_committed - e.delta_on_hand ELSE e.delta_reserved END)::bigint AS units
 FROM inventory_events e
 WHERE e.store_id = ANY($1) AND e.customer <> '' AND (
 	(e.type IN ('SALE', 'RESERVE') AND e.max_per_customer IS NOT NULL)
@@ -322,7 +324,7 @@ WHERE e.store_id = ANY($1) AND e.customer <> '' AND (
 		WHERE r.store_id = e.store_id AND r.reservation_id = e.reservation_id AND r.sku = e.sku
 			AND r.type = 'RESERVE' AND r.max_per_customer IS NOT NULL)))
 GROUP BY e.store_id, e.sku, e.customer
-HAVING sum(CASE e.type WHEN 'SALE' THEN -e.delta_on_hand ELSE e.delta_reserved END) > 0`
+HAVING sum(CASE e.type WHEN 'SALE' THEN e.delta_committed - e.delta_on_hand ELSE e.delta_reserved END) > 0`
 
 // openHoldsSQL lists the lines of every reservation that was made and
 // neither committed, released nor expired, each with the units it counted
@@ -402,9 +404,17 @@ func loadStates(ctx context.Context, pool *pgxpool.Pool, stores []string) (map[e
 		return nil, fmt.Errorf("load items: %w", err)
 	}
 	states := map[engine.ItemRef]*engine.ItemState{}
-	var s engine.ItemState
-	_, err = pgx.ForEachRow(rows, []any{&s.Store, &s.SKU, &s.OnHand, &s.Reserved, &s.Version, &s.ReorderPoint, &s.MaxPerCustomer, &s.UpdatedAt}, func() error {
+	var (
+		s  engine.ItemState
+		ss int64
+	)
+	_, err = pgx.ForEachRow(rows, []any{&s.Store, &s.SKU, &s.OnHand, &s.Reserved, &s.Version, &s.ReorderPoint, &s.MaxPerCustomer, &s.UpdatedAt,
+		&s.Committed, &s.Damaged, &s.QualityControl, &s.Display, &s.Incoming, &ss}, func() error {
 		c := s
+		if ss >= 0 {
+			n := ss
+			c.SafetyStock = &n
+		}
 		states[engine.ItemRef{Store: s.Store, SKU: s.SKU}] = &c
 		return nil
 	})

@@ -70,16 +70,32 @@ const (
 
 // ItemSnapshot is an item's state on one side, in a Finding.
 type ItemSnapshot struct {
-	Version        int64  `json:"version"`
-	OnHand         int64  `json:"on_hand"`
-	Reserved       int64  `json:"reserved"`
+	Version  int64 `json:"version"`
+	OnHand   int64 `json:"on_hand"`
+	Reserved int64 `json:"reserved"`
+	// States are the states of docs/design.md §10.
+	engine.States
 	ReorderPoint   *int64 `json:"reorder_point"`
 	MaxPerCustomer *int64 `json:"max_per_customer"`
+	SafetyStock    *int64 `json:"safety_stock"`
 }
 
+// snapStateColumns are the columns of an item's states in inventory_items
+// and inventory_events, in the order of statesDest.
+const snapStateColumns = `committed, damaged, quality_control, display, incoming, safety_stock`
+
+// statesDest returns scan destinations for snapStateColumns.
+func (s *ItemSnapshot) statesDest() []any {
+	return []any{&s.Committed, &s.Damaged, &s.QualityControl, &s.Display, &s.Incoming, &s.SafetyStock}
+}
+
+// scanDest returns dest followed by statesDest.
+func (s *ItemSnapshot) scanDest(dest ...any) []any { return append(dest, s.statesDest()...) }
+
 func (s *ItemSnapshot) sameNumbers(o *ItemSnapshot) bool {
-	return s.OnHand == o.OnHand && s.Reserved == o.Reserved &&
-		eqOpt(s.ReorderPoint, o.ReorderPoint) && eqOpt(s.MaxPerCustomer, o.MaxPerCustomer)
+	return s.OnHand == o.OnHand && s.Reserved == o.Reserved && s.States == o.States &&
+		eqOpt(s.ReorderPoint, o.ReorderPoint) && eqOpt(s.MaxPerCustomer, o.MaxPerCustomer) &&
+		eqOpt(s.SafetyStock, o.SafetyStock)
 }
 
 func eqOpt(a, b *int64) bool {
@@ -93,8 +109,8 @@ func snapshotOf(it *engine.Item) *ItemSnapshot {
 	if it == nil {
 		return nil
 	}
-	return &ItemSnapshot{Version: it.Version, OnHand: it.OnHand, Reserved: it.Reserved,
-		ReorderPoint: it.ReorderPoint, MaxPerCustomer: it.MaxPerCustomer}
+	return &ItemSnapshot{Version: it.Version, OnHand: it.OnHand, Reserved: it.Reserved, States: it.States,
+		ReorderPoint: it.ReorderPoint, MaxPerCustomer: it.MaxPerCustomer, SafetyStock: it.SafetyStock}
 }
 
 // Finding is one difference a run found: what (Kind), where, the state

@@ -125,13 +125,16 @@ func (r *Reconciler) reconcileLedger(ctx context.Context, runID int64, ref engin
 	rows := make([][]any, 0, n)
 	for v := base.Version + 1; v <= it.Version; v++ {
 		ev := engine.Event{Store: ref.Store, SKU: ref.SKU, Version: v, Type: engine.EventReconcile,
-			OnHand: base.OnHand, Reserved: base.Reserved, ReorderPoint: base.ReorderPoint, MaxPerCustomer: base.MaxPerCustomer,
+			OnHand: base.OnHand, Reserved: base.Reserved, States: base.States,
+			ReorderPoint: base.ReorderPoint, MaxPerCustomer: base.MaxPerCustomer, SafetyStock: base.SafetyStock,
 			IdempotencyKey: op, Principal: "reconciler", Time: now,
 			Reason: fmt.Sprintf("reconciliation run %d: event lost before it was persisted", runID)}
 		if v == it.Version {
 			ev.DeltaOnHand, ev.DeltaReserved = it.OnHand-base.OnHand, it.Reserved-base.Reserved
 			ev.OnHand, ev.Reserved = it.OnHand, it.Reserved
-			ev.ReorderPoint, ev.MaxPerCustomer = it.ReorderPoint, it.MaxPerCustomer
+			ev.StateDeltas = stateDeltas(base.States, it.States)
+			ev.States = it.States
+			ev.ReorderPoint, ev.MaxPerCustomer, ev.SafetyStock = it.ReorderPoint, it.MaxPerCustomer, it.SafetyStock
 			ev.Reason = fmt.Sprintf("reconciliation run %d: brings the ledger to Redis' state", runID)
 		}
 		rows = append(rows, eventRow(&ev))
@@ -265,4 +268,11 @@ func deadNote(vs map[int64]string, lo, hi int64) string {
 		note += fmt.Sprintf("; and %d more", len(in)-most)
 	}
 	return note
+}
+
+// stateDeltas returns the deltas that take the states from a to b.
+func stateDeltas(a, b engine.States) engine.StateDeltas {
+	return engine.StateDeltas{DeltaCommitted: b.Committed - a.Committed, DeltaDamaged: b.Damaged - a.Damaged,
+		DeltaQualityControl: b.QualityControl - a.QualityControl, DeltaDisplay: b.Display - a.Display,
+		DeltaIncoming: b.Incoming - a.Incoming}
 }

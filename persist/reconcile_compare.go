@@ -19,7 +19,7 @@ type ledgerItem struct {
 	snap ItemSnapshot
 }
 
-const pageItemsSQL = `SELECT store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer
+const pageItemsSQL = `SELECT store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, ` + snapStateColumns + `
 FROM inventory_items
 WHERE store_id = ANY($1) AND (store_id, sku) > ($2, $3)
 ORDER BY store_id, sku LIMIT $4`
@@ -76,7 +76,7 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 		}
 		page, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ledgerItem, error) {
 			var li ledgerItem
-			err := row.Scan(&li.ref.Store, &li.ref.SKU, &li.snap.OnHand, &li.snap.Reserved, &li.snap.Version, &li.snap.ReorderPoint, &li.snap.MaxPerCustomer)
+			err := row.Scan(li.snap.scanDest(&li.ref.Store, &li.ref.SKU, &li.snap.OnHand, &li.snap.Reserved, &li.snap.Version, &li.snap.ReorderPoint, &li.snap.MaxPerCustomer)...)
 			return li, err
 		})
 		if err != nil {
@@ -206,12 +206,12 @@ func (r *Reconciler) compare(ctx context.Context, rep *Report, li *ledgerItem, r
 	return nil, nil
 }
 
-const eventAtSQL = `SELECT version, on_hand, reserved, reorder_point, max_per_customer
+const eventAtSQL = `SELECT version, on_hand, reserved, reorder_point, max_per_customer, ` + snapStateColumns + `
 FROM inventory_events WHERE store_id = $1 AND sku = $2 AND version = $3`
 
 func (r *Reconciler) eventAt(ctx context.Context, ref engine.ItemRef, v int64) (*ItemSnapshot, error) {
 	var s ItemSnapshot
-	err := r.pool.QueryRow(ctx, eventAtSQL, ref.Store, ref.SKU, v).Scan(&s.Version, &s.OnHand, &s.Reserved, &s.ReorderPoint, &s.MaxPerCustomer)
+	err := r.pool.QueryRow(ctx, eventAtSQL, ref.Store, ref.SKU, v).Scan(s.scanDest(&s.Version, &s.OnHand, &s.Reserved, &s.ReorderPoint, &s.MaxPerCustomer)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -221,7 +221,8 @@ func (r *Reconciler) eventAt(ctx context.Context, ref engine.ItemRef, v int64) (
 	return &s, nil
 }
 
-const ledgerStatesSQL = `SELECT i.store_id, i.sku, i.on_hand, i.reserved, i.version, i.reorder_point, i.max_per_customer
+const ledgerStatesSQL = `SELECT i.store_id, i.sku, i.on_hand, i.reserved, i.version, i.reorder_point, i.max_per_customer,
+	i.committed, i.damaged, i.quality_control, i.display, i.incoming, i.safety_stock
 FROM inventory_items i
 JOIN unnest($1::text[], $2::text[]) AS r(store_id, sku) ON i.store_id = r.store_id AND i.sku = r.sku`
 
@@ -236,7 +237,7 @@ func (r *Reconciler) ledgerStates(ctx context.Context, stores, skus []string) (m
 		ref engine.ItemRef
 		s   ItemSnapshot
 	)
-	if _, err := pgx.ForEachRow(rows, []any{&ref.Store, &ref.SKU, &s.OnHand, &s.Reserved, &s.Version, &s.ReorderPoint, &s.MaxPerCustomer}, func() error {
+	if _, err := pgx.ForEachRow(rows, s.scanDest(&ref.Store, &ref.SKU, &s.OnHand, &s.Reserved, &s.Version, &s.ReorderPoint, &s.MaxPerCustomer), func() error {
 		c := s
 		out[ref] = &c
 		return nil

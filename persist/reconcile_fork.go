@@ -32,7 +32,13 @@ const forkColumns = `store_id, sku, min(version) - 1, array_agg(after->>'op_id' 
 	(array_agg((after->>'on_hand')::bigint ORDER BY version DESC, id DESC))[1],
 	(array_agg((after->>'reserved')::bigint ORDER BY version DESC, id DESC))[1],
 	(array_agg((after->>'reorder_point')::bigint ORDER BY version DESC, id DESC))[1],
-	(array_agg((after->>'max_per_customer')::bigint ORDER BY version DESC, id DESC))[1]`
+	(array_agg((after->>'max_per_customer')::bigint ORDER BY version DESC, id DESC))[1],
+	(array_agg(coalesce((after->>'committed')::bigint, 0) ORDER BY version DESC, id DESC))[1],
+	(array_agg(coalesce((after->>'damaged')::bigint, 0) ORDER BY version DESC, id DESC))[1],
+	(array_agg(coalesce((after->>'quality_control')::bigint, 0) ORDER BY version DESC, id DESC))[1],
+	(array_agg(coalesce((after->>'display')::bigint, 0) ORDER BY version DESC, id DESC))[1],
+	(array_agg(coalesce((after->>'incoming')::bigint, 0) ORDER BY version DESC, id DESC))[1],
+	(array_agg((after->>'safety_stock')::bigint ORDER BY version DESC, id DESC))[1]`
 
 const (
 	// openForksSQL lists the items of the given stores with unresolved forks.
@@ -47,12 +53,14 @@ GROUP BY store_id, sku`
 
 func scanFork(row pgx.Row, fi *forkedItem) error {
 	return row.Scan(&fi.ref.Store, &fi.ref.SKU, &fi.base, &fi.ops,
-		&fi.held.Version, &fi.held.OnHand, &fi.held.Reserved, &fi.held.ReorderPoint, &fi.held.MaxPerCustomer)
+		&fi.held.Version, &fi.held.OnHand, &fi.held.Reserved, &fi.held.ReorderPoint, &fi.held.MaxPerCustomer,
+		&fi.held.Committed, &fi.held.Damaged, &fi.held.QualityControl, &fi.held.Display, &fi.held.Incoming,
+		&fi.held.SafetyStock)
 }
 
 const (
 	lockItemSQL  = `SELECT version FROM inventory_items WHERE store_id = $1 AND sku = $2 FOR UPDATE`
-	lastEventSQL = `SELECT version, on_hand, reserved, reorder_point, max_per_customer
+	lastEventSQL = `SELECT version, on_hand, reserved, reorder_point, max_per_customer, ` + snapStateColumns + `
 FROM inventory_events WHERE store_id = $1 AND sku = $2 ORDER BY version DESC LIMIT 1`
 	resolveForksSQL = `UPDATE drift_findings SET resolved_run_id = $3
 WHERE kind IN ('fork', 'held_back') AND run_id IS NULL AND resolved_run_id IS NULL AND store_id = $1 AND sku = $2`
@@ -86,13 +94,13 @@ type querier interface {
 func computeMerge(ctx context.Context, q querier, fi *forkedItem) (*merge, error) {
 	tip := &fi.held
 	m := &merge{}
-	if err := q.QueryRow(ctx, lastEventSQL, fi.ref.Store, fi.ref.SKU).Scan(&m.last.Version, &m.last.OnHand, &m.last.Reserved,
-		&m.last.ReorderPoint, &m.last.MaxPerCustomer); err != nil {
+	if err := q.QueryRow(ctx, lastEventSQL, fi.ref.Store, fi.ref.SKU).Scan(m.last.scanDest(&m.last.Version, &m.last.OnHand, &m.last.Reserved,
+		&m.last.ReorderPoint, &m.last.MaxPerCustomer)...); err != nil {
 		return nil, fmt.Errorf("last ledger event of %s/%s: %w", fi.ref.Store, fi.ref.SKU, err)
 	}
 	if fi.base > 0 {
-		err := q.QueryRow(ctx, eventAtSQL, fi.ref.Store, fi.ref.SKU, fi.base).Scan(&m.base.Version, &m.base.OnHand, &m.base.Reserved,
-			&m.base.ReorderPoint, &m.base.MaxPerCustomer)
+		err := q.QueryRow(ctx, eventAtSQL, fi.ref.Store, fi.ref.SKU, fi.base).Scan(m.base.scanDest(&m.base.Version, &m.base.OnHand, &m.base.Reserved,
+			&m.base.ReorderPoint, &m.base.MaxPerCustomer)...)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, errNoBase
 		}
@@ -101,14 +109,20 @@ func computeMerge(ctx context.Context, q querier, fi *forkedItem) (*merge, error
 		}
 	}
 	m.merged = ItemSnapshot{Version: m.last.Version + 1,
-		OnHand:       m.last.OnHand + tip.OnHand - m.base.OnHand,
-		Reserved:     m.last.Reserved + tip.Reserved - m.base.Reserved,
-		ReorderPoint: tip.ReorderPoint, MaxPerCustomer: tip.MaxPerCustomer}
-	if m.merged.OnHand < 0 || m.merged.Reserved < 0 || m.merged.Reserved > m.merged.OnHand {
+		OnHand:   m.last.OnHand + tip.OnHand - m.base.OnHand,
+		Reserved: m.last.Reserved + tip.Reserved - m.base.Reserved,
+		States: engine.States{
+			Committed:      m.last.Committed + tip.Committed - m.base.Committed,
+			Damaged:        m.last.Damaged + tip.Damaged - m.base.Damaged,
+			QualityControl: m.last.QualityControl + tip.QualityControl - m.base.QualityControl,
+			Display:        m.last.Display + tip.Display - m.base.Display,
+			Incoming:       m.last.Incoming + tip.Incoming - m.base.Incoming,
+		},
+		ReorderPoint: tip.ReorderPoint, MaxPerCustomer: tip.MaxPerCustomer, SafetyStock: tip.SafetyStock}
+	if !validCounts(&m.merged) {
 		u := m.merged
 		m.unclamped = &u
-		m.merged.OnHand = max(m.merged.OnHand, 0)
-		m.merged.Reserved = min(max(m.merged.Reserved, 0), m.merged.OnHand)
+		clampCounts(&m.merged)
 	}
 	return m, nil
 }
@@ -282,7 +296,8 @@ func (r *Reconciler) mergeFork(ctx context.Context, runID int64, fi *forkedItem,
 		ev := engine.Event{Store: fi.ref.Store, SKU: fi.ref.SKU, Version: m.merged.Version, Type: engine.EventReconcile,
 			DeltaOnHand: m.merged.OnHand - m.last.OnHand, DeltaReserved: m.merged.Reserved - m.last.Reserved,
 			OnHand: m.merged.OnHand, Reserved: m.merged.Reserved,
-			ReorderPoint: m.merged.ReorderPoint, MaxPerCustomer: m.merged.MaxPerCustomer,
+			StateDeltas: stateDeltas(m.last.States, m.merged.States), States: m.merged.States,
+			ReorderPoint: m.merged.ReorderPoint, MaxPerCustomer: m.merged.MaxPerCustomer, SafetyStock: m.merged.SafetyStock,
 			IdempotencyKey: "reconcile-fork:" + strconv.FormatInt(runID, 10), Principal: "reconciler",
 			Time: r.cfg.Clock().UTC(), Reason: reason}
 		inserted, err := insertRows(ctx, tx, [][]any{eventRow(&ev)})
@@ -299,6 +314,7 @@ func (r *Reconciler) mergeFork(ctx context.Context, runID int64, fi *forkedItem,
 			return err
 		}
 		s := engine.ItemState{Store: fi.ref.Store, SKU: fi.ref.SKU, OnHand: m.merged.OnHand, Reserved: m.merged.Reserved,
+			States: m.merged.States, SafetyStock: m.merged.SafetyStock,
 			Version: m.merged.Version, ReorderPoint: -1, MaxPerCustomer: -1, UpdatedAt: ev.Time, KeepCustomerUnits: true}
 		if tip.ReorderPoint != nil {
 			s.ReorderPoint = *tip.ReorderPoint
@@ -323,4 +339,25 @@ func (r *Reconciler) mergeFork(ctx context.Context, runID int64, fi *forkedItem,
 		return nil, fmt.Errorf("merge fork of %s/%s: %w", fi.ref.Store, fi.ref.SKU, err)
 	}
 	return m, nil
+}
+
+// validCounts reports whether s keeps the invariant of docs/design.md §10:
+// every count >= 0 and reserved + committed + damaged + quality_control +
+// display <= on_hand.
+func validCounts(s *ItemSnapshot) bool {
+	return s.OnHand >= 0 && s.Reserved >= 0 && s.Committed >= 0 && s.Damaged >= 0 && s.QualityControl >= 0 &&
+		s.Display >= 0 && s.Incoming >= 0 && s.Reserved+s.Held() <= s.OnHand
+}
+
+// clampCounts brings s to the nearest state validCounts accepts: negative
+// counts to 0, then reserved, committed, damaged, quality_control and
+// display, in that order, each to what on_hand has left for it.
+func clampCounts(s *ItemSnapshot) {
+	s.OnHand = max(s.OnHand, 0)
+	s.Incoming = max(s.Incoming, 0)
+	left := s.OnHand
+	for _, c := range []*int64{&s.Reserved, &s.Committed, &s.Damaged, &s.QualityControl, &s.Display} {
+		*c = min(max(*c, 0), left)
+		left -= *c
+	}
 }

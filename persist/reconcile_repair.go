@@ -12,11 +12,13 @@ import (
 
 // Repairs of an item: the ledger's state back into Redis and inventory_items.
 
-const fixItemsRowSQL = `UPDATE inventory_items SET on_hand = $4, reserved = $5, reorder_point = $6, max_per_customer = $7
+const fixItemsRowSQL = `UPDATE inventory_items SET on_hand = $4, reserved = $5, reorder_point = $6, max_per_customer = $7,
+	committed = $8, damaged = $9, quality_control = $10, display = $11, incoming = $12, safety_stock = $13
 WHERE store_id = $1 AND sku = $2 AND version = $3`
 
 func (r *Reconciler) fixItemsRow(ctx context.Context, ref engine.ItemRef, s *ItemSnapshot) error {
-	if _, err := r.pool.Exec(ctx, fixItemsRowSQL, ref.Store, ref.SKU, s.Version, s.OnHand, s.Reserved, s.ReorderPoint, s.MaxPerCustomer); err != nil {
+	if _, err := r.pool.Exec(ctx, fixItemsRowSQL, ref.Store, ref.SKU, s.Version, s.OnHand, s.Reserved, s.ReorderPoint, s.MaxPerCustomer,
+		s.Committed, s.Damaged, s.QualityControl, s.Display, s.Incoming, s.SafetyStock); err != nil {
 		return fmt.Errorf("fix inventory_items %s/%s: %w", ref.Store, ref.SKU, err)
 	}
 	return nil
@@ -24,7 +26,7 @@ func (r *Reconciler) fixItemsRow(ctx context.Context, ref engine.ItemRef, s *Ite
 
 // itemCustomerUnitsSQL is customerUnitsSQL for one item.
 const itemCustomerUnitsSQL = `SELECT e.customer,
-	sum(CASE e.type WHEN 'SALE' THEN -e.delta_on_hand ELSE e.delta_reserved END)::bigint
+	sum(CASE e.type WHEN 'SALE' THEN e.delta_committed - e.delta_on_hand ELSE e.delta_reserved END)::bigint
 FROM inventory_events e
 WHERE e.store_id = $1 AND e.sku = $2 AND e.customer <> '' AND (
 	(e.type IN ('SALE', 'RESERVE') AND e.max_per_customer IS NOT NULL)
@@ -41,6 +43,7 @@ func (r *Reconciler) restoreRedis(ctx context.Context, rep *Report, f Finding, e
 	f.Action = "none (check mode)"
 	if rep.Mode == ModeRepair {
 		s := engine.ItemState{Store: f.Store, SKU: f.SKU, OnHand: f.After.OnHand, Reserved: f.After.Reserved,
+			States: f.After.States, SafetyStock: f.After.SafetyStock,
 			Version: f.After.Version, ReorderPoint: -1, MaxPerCustomer: -1, UpdatedAt: r.cfg.Clock()}
 		if f.After.ReorderPoint != nil {
 			s.ReorderPoint = *f.After.ReorderPoint

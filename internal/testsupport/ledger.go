@@ -42,20 +42,25 @@ func RedisItems(t testing.TB, e *engine.Engine) map[string]engine.Item {
 type ItemRow struct {
 	OnHand, Reserved, Version    int64
 	ReorderPoint, MaxPerCustomer *int64
+	// States and SafetyStock: docs/design.md §10.
+	States      engine.States
+	SafetyStock *int64
 }
 
 // ItemRows returns every row of inventory_items, by ItemKey.
 func ItemRows(t testing.TB, pool *pgxpool.Pool) map[string]ItemRow {
 	t.Helper()
 	rows, err := pool.Query(context.Background(),
-		`SELECT store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer FROM inventory_items`)
+		`SELECT store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer,
+			committed, damaged, quality_control, display, incoming, safety_stock FROM inventory_items`)
 	require.NoError(t, err)
 	defer rows.Close()
 	out := map[string]ItemRow{}
 	for rows.Next() {
 		var s, k string
 		var it ItemRow
-		require.NoError(t, rows.Scan(&s, &k, &it.OnHand, &it.Reserved, &it.Version, &it.ReorderPoint, &it.MaxPerCustomer))
+		require.NoError(t, rows.Scan(&s, &k, &it.OnHand, &it.Reserved, &it.Version, &it.ReorderPoint, &it.MaxPerCustomer,
+			&it.States.Committed, &it.States.Damaged, &it.States.QualityControl, &it.States.Display, &it.States.Incoming, &it.SafetyStock))
 		out[ItemKey(s, k)] = it
 	}
 	require.NoError(t, rows.Err())
@@ -107,7 +112,7 @@ func LedgerViolations(t testing.TB, pool *pgxpool.Pool, e *engine.Engine, c pers
 		red = RedisItems(t, e)
 		c.State, c.Complete = make([]persist.LedgerState, 0, len(red)), true
 		for _, it := range red {
-			c.State = append(c.State, persist.LedgerState{Store: it.Store, SKU: it.SKU, OnHand: it.OnHand, Reserved: it.Reserved, Version: it.Version})
+			c.State = append(c.State, persist.LedgerState{Store: it.Store, SKU: it.SKU, OnHand: it.OnHand, Reserved: it.Reserved, Version: it.Version, States: it.States})
 		}
 	}
 	found, err := persist.CheckLedger(ctx, pool, c)
@@ -133,6 +138,9 @@ func LedgerViolations(t testing.TB, pool *pgxpool.Pool, e *engine.Engine, c pers
 			}
 			if !equalPtr(row.MaxPerCustomer, it.MaxPerCustomer) {
 				out = append(out, k+": max per customer "+ptrString(row.MaxPerCustomer)+" in inventory_items, "+ptrString(it.MaxPerCustomer)+" in Redis")
+			}
+			if !equalPtr(row.SafetyStock, it.SafetyStock) {
+				out = append(out, k+": safety stock "+ptrString(row.SafetyStock)+" in inventory_items, "+ptrString(it.SafetyStock)+" in Redis")
 			}
 		}
 	}
