@@ -63,6 +63,12 @@ type Config struct {
 	// after ship, return after cancel) is left to the caller that ran the
 	// first before a TransferWorker may run it. Defaults to 2s.
 	TransferGrace time.Duration
+	// BetweenTransferSteps, when set, runs between the two halves of a
+	// transfer's step (ship then expect, cancel then return) with the
+	// transfer's id; an error stops the caller there, as a crash would, and
+	// leaves the second half to a TransferWorker. For fault-injection
+	// tests; nil otherwise.
+	BetweenTransferSteps func(id string) error
 }
 
 func (c Config) withDefaults() Config {

@@ -41,7 +41,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, rdb: cfg.Client, scripts: s, log: cfg.Logger}
+	e := &Engine{cfg: cfg, rdb: cfg.Client, scripts: s, log: cfg.Logger, afterShip: cfg.BetweenTransferSteps}
 	e.batchers = make([]*batcher, cfg.Partitions)
 	for p := range e.batchers {
 		e.batchers[p] = &batcher{e: e, p: p}

@@ -339,6 +339,9 @@ func (r *Reconciler) reconcile(ctx context.Context, mode Mode) (*Report, error) 
 			}
 		}
 	}
+	if runErr == nil {
+		runErr = r.transfers(ctx, rep)
+	}
 	rep.FinishedAt = r.cfg.Clock().UTC()
 	if err := r.record(context.WithoutCancel(ctx), rep, runErr); err != nil && runErr == nil {
 		runErr = err
