@@ -101,12 +101,12 @@ func TestTransferExpect(t *testing.T) {
 			args: []any{expect(nil)},
 			want: []any{"transfer", rec},
 			after: keys{
-				"st:s2":       hash{"sofa": "1,0,5," + T + ",-1,-1,0,0,0,0,3,-1", "lamp": "0,0,1," + T + ",-1,-1,0,0,0,0,1,-1"},
-				"stores":      set{"s2"},
-				"t:" + T0:     stored,
-				"tx":          zset{T0: 1763999999000},
-				"ts:s2":       zset{T0: 1763999999000},
-				"tin:s2":      set{T0},
+				"st:s2":   hash{"sofa": "1,0,5," + T + ",-1,-1,0,0,0,0,3,-1", "lamp": "0,0,1," + T + ",-1,-1,0,0,0,0,1,-1"},
+				"stores":  set{"s2"},
+				"t:" + T0: stored,
+				"tx":      zset{T0: 1763999999000},
+				"ts:s2":   zset{T0: 1763999999000},
+				"tin:s2":  set{T0},
 				"events": entries{
 					tev("TRANSFER_EXPECTED", "s2", "sofa", "5,0,0,1,0,-1,-1,"+T+",0,0,0,0,0,3,-1,0,0,0,0,3", rec, "op", T0+":expect", "pr", "web"),
 					tev("TRANSFER_EXPECTED", "s2", "lamp", "1,0,0,0,0,-1,-1,"+T+",0,0,0,0,0,1,-1,0,0,0,0,1", "", "op", T0+":expect", "pr", "web"),
@@ -126,12 +126,12 @@ func TestTransferExpect(t *testing.T) {
 				"op_id": "k9", "idem_key": "3:web:k9", "fingerprint": "fp"})},
 			want: []any{"transfer", `["` + T0 + `","","s2","in_transit",[["lamp",4,0,0,0]],0,"",` + T + `,` + T + `]`},
 			after: keys{
-				"st:s2":  hash{"lamp": "0,0,1," + T + ",-1,-1,0,0,0,0,4,-1"},
-				"stores": set{"s2"},
-				"t:" + T0: hash{"fr": "", "to": "s2", "s": "in_transit", "l": `[["lamp",4,0,0,0]]`, "ea": "0", "ref": "", "ca": T, "ua": T},
-				"tx":     zset{T0: float64(now)},
-				"ts:s2":  zset{T0: float64(now)},
-				"tin:s2": set{T0},
+				"st:s2":         hash{"lamp": "0,0,1," + T + ",-1,-1,0,0,0,0,4,-1"},
+				"stores":        set{"s2"},
+				"t:" + T0:       hash{"fr": "", "to": "s2", "s": "in_transit", "l": `[["lamp",4,0,0,0]]`, "ea": "0", "ref": "", "ca": T, "ua": T},
+				"tx":            zset{T0: float64(now)},
+				"ts:s2":         zset{T0: float64(now)},
+				"tin:s2":        set{T0},
 				"idem:3:web:k9": "fp\ntransfer\t" + `["` + T0 + `","","s2","in_transit",[["lamp",4,0,0,0]],0,"",` + T + `,` + T + `]`,
 				"events": entries{
 					tev("TRANSFER_EXPECTED", "s2", "lamp", "1,0,0,0,0,-1,-1,"+T+",0,0,0,0,0,4,-1,0,0,0,0,4",
@@ -222,10 +222,10 @@ func TestTransferCancelAndReturn(t *testing.T) {
 			args: []any{req{"op": "transfer_cancel", "id": T0, "grace_ms": 2000, "op_id": "c1", "principal": "wh"}},
 			want: []any{"transfer", cancelled},
 			after: keys{
-				"st:s2": hash{"sofa": "1,0,6," + T, "lamp": "0,0,2," + T},
+				"st:s2":   hash{"sofa": "1,0,6," + T, "lamp": "0,0,2," + T},
 				"t:" + T0: hash{"fr": "wh", "to": "s2", "s": "cancelled", "l": open2, "ea": "1764100000000", "ref": "", "ca": UA, "ua": T},
-				"tin:s2": gone{},
-				"tpend":  zset{"return:" + T0: float64(now + 2000)},
+				"tin:s2":  gone{},
+				"tpend":   zset{"return:" + T0: float64(now + 2000)},
 				"events": entries{
 					tev("TRANSFER_CANCEL", "s2", "sofa", "6,0,0,1,0,-1,-1,"+T+",0,0,0,0,0,0,-1,0,0,0,0,-3", cancelled, "op", "c1", "pr", "wh"),
 					tev("TRANSFER_CANCEL", "s2", "lamp", "2,0,0,0,0,-1,-1,"+T+",0,0,0,0,0,0,-1,0,0,0,0,-1", "", "op", "c1", "pr", "wh"),
@@ -246,8 +246,8 @@ func TestTransferCancelAndReturn(t *testing.T) {
 			args: []any{req{"op": "transfer_return", "id": T0, "op_id": T0 + ":return", "principal": "wh"}},
 			want: []any{"transfer", `["` + T0 + `","wh","s2","returned",` + open2 + `,1764100000000,"",` + UA + `,` + T + `]`},
 			after: keys{
-				"st:wh":  hash{"sofa": "10,2,7," + T, "lamp": "1,0,1," + T},
-				"stores": set{"wh"},
+				"st:wh":    hash{"sofa": "10,2,7," + T, "lamp": "1,0,1," + T},
+				"stores":   set{"wh"},
 				"to:" + T0: hash{"fr": "wh", "to": "s2", "s": "returned", "l": open2, "ea": "1764100000000", "ref": "", "ca": UA, "ua": T},
 				"events": entries{
 					tev("TRANSFER_CANCEL", "wh", "sofa", "7,3,0,10,2,-1,-1,"+T+",0,0,0,0,0,0,-1,0,0,0,0,0",

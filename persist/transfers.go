@@ -195,7 +195,7 @@ func (r *Reconciler) transfers(ctx context.Context, rep *Report) error {
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			id, from, to, status          string
+			id, from, to, status           string
 			open, missing, arrived, dh, di int64
 		)
 		if err := rows.Scan(&id, &from, &to, &status, &open, &missing, &arrived, &dh, &di); err != nil {
