@@ -28,6 +28,8 @@ type TransferWorkerConfig struct {
 	// Principal names the worker in the events of the steps it runs.
 	// Defaults to "transfer-worker".
 	Principal string
+	// Logger receives the worker's logs. Defaults to the engine's.
+	Logger *zap.Logger
 }
 
 // TransferWorker finishes the steps of transfers that their caller left
@@ -56,6 +58,9 @@ func NewTransferWorker(e *Engine, cfg TransferWorkerConfig) *TransferWorker {
 	if cfg.Principal == "" {
 		cfg.Principal = "transfer-worker"
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = e.log
+	}
 	return &TransferWorker{e: e, cfg: cfg}
 }
 
@@ -83,7 +88,7 @@ func (w *TransferWorker) FinishDue(ctx context.Context) int {
 			ByScore: true, Count: int64(w.cfg.Batch)}).Result()
 		if err != nil {
 			if ctx.Err() == nil {
-				w.e.log.Warn("read pending transfer steps", zap.Int(logPartition, p), zap.Error(err))
+				w.cfg.Logger.Warn("read pending transfer steps", zap.Int(logPartition, p), zap.Error(err))
 			}
 			continue
 		}
@@ -91,7 +96,7 @@ func (w *TransferWorker) FinishDue(ctx context.Context) int {
 			ok, err := w.finish(ctx, p, m)
 			switch {
 			case err != nil && ctx.Err() == nil:
-				w.e.log.Warn("finish transfer step", zap.Int(logPartition, p), zap.String(logTransfer, m), zap.Error(err))
+				w.cfg.Logger.Warn("finish transfer step", zap.Int(logPartition, p), zap.String(logTransfer, m), zap.Error(err))
 			case ok:
 				done++
 			}
@@ -184,16 +189,21 @@ func (e *Engine) loadTransferHash(ctx context.Context, key, id string) (*Transfe
 // for their second half, and how many of them are overdue (due more than
 // TransferGrace ago: stuck). For metrics.
 func (e *Engine) PendingTransferSteps(ctx context.Context) (pending, stuck []int64, err error) {
+	late := strconv.FormatInt(e.Now().Add(-e.cfg.TransferGrace).UnixMilli(), 10)
+	pipe := e.rdb.Pipeline()
+	cards := make([]*redis.IntCmd, e.cfg.Partitions)
+	counts := make([]*redis.IntCmd, e.cfg.Partitions)
+	for p := 0; p < e.cfg.Partitions; p++ {
+		cards[p] = pipe.ZCard(ctx, e.TransferPendingKey(p))
+		counts[p] = pipe.ZCount(ctx, e.TransferPendingKey(p), "-inf", late)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, nil, fmt.Errorf("pending transfer steps: %w", err)
+	}
 	pending = make([]int64, e.cfg.Partitions)
 	stuck = make([]int64, e.cfg.Partitions)
-	late := strconv.FormatInt(e.Now().Add(-e.cfg.TransferGrace).UnixMilli(), 10)
-	for p := 0; p < e.cfg.Partitions; p++ {
-		if pending[p], err = e.rdb.ZCard(ctx, e.TransferPendingKey(p)).Result(); err != nil {
-			return nil, nil, fmt.Errorf("pending transfer steps: %w", err)
-		}
-		if stuck[p], err = e.rdb.ZCount(ctx, e.TransferPendingKey(p), "-inf", late).Result(); err != nil {
-			return nil, nil, fmt.Errorf("pending transfer steps: %w", err)
-		}
+	for p := range cards {
+		pending[p], stuck[p] = cards[p].Val(), counts[p].Val()
 	}
 	return pending, stuck, nil
 }

@@ -66,6 +66,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	reconcileEvery := fs.Duration("reconcile-interval", "INVENTORY_RECONCILE_INTERVAL", 5*time.Minute, "time between periodic reconciliations")
 	rebuilder := fs.Bool("rebuilder", "INVENTORY_REBUILDER", true, "rebuild partitions whose readiness marker is missing from the ledger")
 	sweeper := fs.Bool("sweeper", "INVENTORY_SWEEPER", true, "expire due reservations")
+	transferWorker := fs.Bool("transfer-worker", "INVENTORY_TRANSFER_WORKER", true, "finish the steps of transfers left undone by a crash, a lost reply or a failover")
 	migrate := fs.Bool("migrate", "INVENTORY_MIGRATE", true, "apply pending migrations at start")
 	rate := fs.Float64("rate-limit", "INVENTORY_RATE_LIMIT", 0, "default request rate limit, requests per second, of each token without its own rate= in\n"+
 		"INVENTORY_API_KEYS (token bucket; beyond it 429 with Retry-After); 0 or negative: none, so one token may go at full speed")
@@ -129,7 +130,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	// One registry for the process: the API's /metrics and the admin
 	// address show the same.
 	reg := newRegistry()
-	shared := []prometheus.Collector{admin.StreamCollector(e)}
+	shared := []prometheus.Collector{admin.StreamCollector(e), admin.TransferCollector(e)}
 	checks := admin.Checks{Engine: e, Partitions: *api}
 	hcfg := httpapi.Config{Engine: e, Keys: keys, Logger: log.Named("http"), Version: buildVersion(), Registry: reg,
 		AccessLog: *accessLog, RatePerSecond: *rate, RateBurst: *burst, MaxInFlight: *maxInFlight,
@@ -141,6 +142,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	var workers []worker
 	if *sweeper {
 		workers = append(workers, worker{"sweeper", engine.NewSweeper(e, engine.SweeperConfig{}).Run})
+	}
+	if *transferWorker {
+		workers = append(workers, worker{"transfer-worker",
+			engine.NewTransferWorker(e, engine.TransferWorkerConfig{Logger: log.Named("transfers")}).Run})
 	}
 	if d.pool != nil {
 		hcfg.Ledger = persist.NewLedger(d.pool)
