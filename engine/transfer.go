@@ -593,8 +593,7 @@ func (e *Engine) ListTransfers(ctx context.Context, f TransferFilter) ([]Transfe
 	if f.Limit < 1 || f.Limit > MaxListLimit {
 		return nil, "", invalid("limit", "must be 1..%d", MaxListLimit)
 	}
-	cur, err := parseTransferCursor(f.Cursor)
-	if err != nil {
+	if err := validTransferCursor(f.Cursor); err != nil {
 		return nil, "", err
 	}
 	out := []Transfer{}
@@ -643,6 +642,7 @@ func (e *Engine) ListTransfers(ctx context.Context, f TransferFilter) ([]Transfe
 		w   TransferRecord
 	}
 	var all []entry
+	more := false
 	for p := 0; p < e.cfg.Partitions; p++ {
 		res, err := e.runTransfer(ctx, p, &transferRequest{Op: "transfer_list", After: f.Cursor, Limit: f.Limit})
 		if err != nil {
@@ -651,32 +651,34 @@ func (e *Engine) ListTransfers(ctx context.Context, f TransferFilter) ([]Transfe
 		for _, w := range res.transfers {
 			all = append(all, entry{key: transferCursor(w.CreatedAt, w.ID), w: w})
 		}
+		more = more || res.next != ""
 	}
 	sort.Slice(all, func(i, j int) bool { return cursorLess(all[i].key, all[j].key) })
-	_ = cur
-	next := ""
-	for i, en := range all {
-		if i == f.Limit {
-			next = all[i-1].key
-			break
-		}
+	if len(all) > f.Limit {
+		all, more = all[:f.Limit], true
+	}
+	for _, en := range all {
 		keep(en.w)
+	}
+	next := ""
+	if more && len(all) > 0 {
+		next = all[len(all)-1].key
 	}
 	return out, next, nil
 }
 
 func transferCursor(ms int64, id string) string { return strconv.FormatInt(ms, 10) + ":" + id }
 
-func parseTransferCursor(c string) (int64, error) {
+func validTransferCursor(c string) error {
 	if c == "" {
-		return 0, nil
+		return nil
 	}
 	ms, id, ok := strings.Cut(c, ":")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if !ok || err != nil || n < 0 || id == "" {
-		return 0, invalid("cursor", "malformed")
+	n, err := strconv.ParseUint(ms, 10, 63)
+	if !ok || err != nil || n == 0 || id == "" || len(c) > 200 {
+		return invalid("cursor", "malformed")
 	}
-	return n, nil
+	return nil
 }
 
 func cursorLess(a, b string) bool {

@@ -450,3 +450,60 @@ func TestTransferRace(t *testing.T) {
 			"sold %d, missing %d", sold.Load(), missing.Load())
 	})
 }
+
+// TestTransferListPages pages through a store's transfers and through all,
+// with a status filter, every transfer once, in creation order.
+func TestTransferListPages(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clock := newFakeClock()
+		e := b.make(t, engine.Config{Clock: clock.Now})
+		mustSet(t, e, whStore, "sofa", 100)
+		var want []string
+		for i := 0; i < 7; i++ {
+			from := whStore
+			if i%3 == 0 {
+				from = ""
+			}
+			tr := mustTransfer(t, e, engine.TransferRequest{From: from, To: shopStore, Lines: lines("sofa", 1)})
+			want = append(want, tr.ID)
+			if i%2 == 0 {
+				clock.Advance(time.Millisecond) // some share a created ms
+			}
+		}
+		_, err := e.CancelTransfer(ctx, want[1], engine.Op{})
+		require.NoError(t, err)
+		for _, f := range []engine.TransferFilter{{}, {Store: shopStore}, {Store: whStore}, {Status: engine.TransferCancelled}, {Store: shopStore, Status: engine.TransferInTransit}} {
+			var got []string
+			f.Limit = 3
+			for page := 0; page < 10; page++ {
+				ts, next, err := e.ListTransfers(ctx, f)
+				require.NoError(t, err)
+				require.LessOrEqual(t, len(ts), 3)
+				for _, tr := range ts {
+					got = append(got, tr.ID)
+				}
+				if next == "" {
+					break
+				}
+				f.Cursor = next
+			}
+			var exp []string
+			for i, id := range want {
+				switch {
+				case f.Store == whStore && i%3 == 0, // from a supplier: not wh's
+					f.Status == engine.TransferCancelled && i != 1,
+					f.Status == engine.TransferInTransit && i == 1:
+					continue
+				}
+				exp = append(exp, id)
+			}
+			// in creation order; ids of one created ms by id
+			require.ElementsMatch(t, exp, got, "filter %+v", f)
+			require.Len(t, got, len(exp))
+		}
+		_, _, err = e.ListTransfers(ctx, engine.TransferFilter{Cursor: "nonsense"})
+		var ve *engine.ValidationError
+		require.ErrorAs(t, err, &ve)
+	})
+}
