@@ -27,6 +27,11 @@
 //  10. Slow PostgreSQL: TestSlowPostgresLag.
 //  11. Fork after a simulated failover: TestForkAfterFailoverRepaired.
 //  12. Slow and vanishing clients: TestSlowClientsServerResponsive.
+//  13. Processes SIGKILLed between the two halves of transfer steps:
+//     TestTransfersKilledBetweenSteps (the test binary re-executed as
+//     transfer traffic); the transfer worker finishes every step once.
+//  14. Transfers while replies are lost, then Redis restarted empty:
+//     TestTransfersUnderFaults.
 //
 // Also: TestEveryRouteForbidsOtherStores (every route, from the server's
 // route table, with a store token against another store) and the fuzz tests
