@@ -507,3 +507,148 @@ func TestTransferListPages(t *testing.T) {
 		require.ErrorAs(t, err, &ve)
 	})
 }
+
+// txModel is a model of two locations and their transfers: what each
+// operation must do, or refuse, with nothing changed.
+type txModel struct {
+	onHand, damaged, incoming map[string]int64 // by store
+	transfers                 map[string]*engine.Transfer
+}
+
+func (m *txModel) open(t *engine.Transfer) int64 {
+	var n int64
+	for _, l := range t.Lines {
+		n += l.Open()
+	}
+	return n
+}
+
+// TestTransferModel runs a random sequence of sales, adjustments,
+// transfers from the warehouse and from suppliers, receipts (in range and
+// past it) and cancels (allowed or not), checking after each step the
+// items and the transfers against the model; every refusal must leave
+// everything as it was.
+func TestTransferModel(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		e := b.make(t, engine.Config{})
+		m := &txModel{onHand: map[string]int64{whStore: 50, shopStore: 0}, damaged: map[string]int64{},
+			incoming: map[string]int64{}, transfers: map[string]*engine.Transfer{}}
+		mustSet(t, e, whStore, "sofa", 50)
+		mustSet(t, e, shopStore, "sofa", 0)
+		rnd := rand.New(rand.NewSource(7))
+		var ids []string
+		pick := func() string { return ids[rnd.Intn(len(ids))] }
+		for step := 0; step < 300; step++ {
+			var (
+				what string
+				err  error
+			)
+			switch k := rnd.Intn(8); {
+			case k == 0:
+				what = "sale"
+				q := int64(1 + rnd.Intn(3))
+				_, err = e.Checkout(ctx, engine.CheckoutRequest{Store: whStore, Lines: lines("sofa", int(q))}, engine.Op{})
+				if m.onHand[whStore] >= q {
+					require.NoError(t, err, what)
+					m.onHand[whStore] -= q
+				} else {
+					var ise *engine.InsufficientStockError
+					require.ErrorAs(t, err, &ise, what)
+				}
+			case k == 1:
+				what = "adjust"
+				_, err = e.Adjust(ctx, engine.AdjustRequest{Store: whStore, SKU: "sofa", Delta: 2}, engine.Op{})
+				require.NoError(t, err)
+				m.onHand[whStore] += 2
+			case k <= 3 || len(ids) == 0:
+				what = "create"
+				from := whStore
+				if k == 2 && rnd.Intn(2) == 0 {
+					from = ""
+				}
+				q := int64(1 + rnd.Intn(6))
+				r, err := e.CreateTransfer(ctx, engine.TransferRequest{From: from, To: shopStore, Lines: lines("sofa", int(q))}, engine.Op{})
+				if from != "" && m.onHand[whStore] < q {
+					var ise *engine.InsufficientStockError
+					require.ErrorAs(t, err, &ise, what)
+					break
+				}
+				require.NoError(t, err, what)
+				tr := r.Transfer
+				m.transfers[tr.ID] = &tr
+				ids = append(ids, tr.ID)
+				if from != "" {
+					m.onHand[whStore] -= q
+				}
+				m.incoming[shopStore] += q
+			case k <= 5:
+				what = "receive"
+				id := pick()
+				mt := m.transfers[id]
+				l := engine.ReceiveLine{SKU: "sofa"}
+				switch rnd.Intn(3) {
+				case 0:
+					l.Received = int64(1 + rnd.Intn(3))
+				case 1:
+					l.Damaged = 1
+				default:
+					l.Missing = 1
+				}
+				n := l.Received + l.Damaged + l.Missing
+				r, err := e.ReceiveTransfer(ctx, id, []engine.ReceiveLine{l}, engine.Op{})
+				var tse *engine.TransferStateError
+				var ore *engine.OverReceiptError
+				switch {
+				case mt.Status != engine.TransferInTransit:
+					require.ErrorAs(t, err, &tse, what)
+				case n > m.open(mt):
+					require.ErrorAs(t, err, &ore, what)
+				default:
+					require.NoError(t, err, what)
+					mt.Lines[0].Received += l.Received
+					mt.Lines[0].Damaged += l.Damaged
+					mt.Lines[0].Missing += l.Missing
+					if m.open(mt) == 0 {
+						mt.Status = engine.TransferReceived
+					}
+					m.onHand[shopStore] += l.Received + l.Damaged
+					m.damaged[shopStore] += l.Damaged
+					m.incoming[shopStore] -= n
+					require.Equal(t, mt.Lines, r.Transfer.Lines)
+					require.Equal(t, mt.Status, r.Transfer.Status)
+				}
+			default:
+				what = "cancel"
+				id := pick()
+				mt := m.transfers[id]
+				_, err := e.CancelTransfer(ctx, id, engine.Op{})
+				var tse *engine.TransferStateError
+				if mt.Status != engine.TransferInTransit || m.open(mt) != mt.Lines[0].Qty {
+					require.ErrorAs(t, err, &tse, what)
+					break
+				}
+				require.NoError(t, err, what)
+				mt.Status = engine.TransferCancelled
+				m.incoming[shopStore] -= mt.Lines[0].Qty
+				if mt.From != nil {
+					m.onHand[whStore] += mt.Lines[0].Qty
+				}
+			}
+			for _, s := range []string{whStore, shopStore} {
+				it := mustGet(t, e, s, "sofa")
+				require.Equal(t, m.onHand[s], it.OnHand, "step %d (%s): %s on_hand", step, what, s)
+				require.Equal(t, m.damaged[s], it.Damaged, "step %d (%s): %s damaged", step, what, s)
+				require.Equal(t, m.incoming[s], it.Incoming, "step %d (%s): %s incoming", step, what, s)
+			}
+		}
+		for id, mt := range m.transfers {
+			got, err := e.GetTransfer(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, mt.Status, got.Status, id)
+			require.Equal(t, mt.Lines, got.Lines, id)
+		}
+		checkItemLedger(t, e, whStore, "sofa")
+		checkItemLedger(t, e, shopStore, "sofa")
+	})
+}
