@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -26,40 +27,113 @@ type TransferState struct {
 // ledger lacks, the return step of a cancelled transfer whose source still
 // reads shipped. The steps are idempotent, so queuing one that did run
 // (its events not yet in the ledger) changes nothing. Run it before the
-// partition is marked ready.
-func (e *Engine) RestoreTransfer(ctx context.Context, p int, s TransferState) error {
+// partition is marked ready. It returns how many sides it wrote.
+func (e *Engine) RestoreTransfer(ctx context.Context, p int, s TransferState) (int, error) {
+	return e.restoreTransfer(ctx, p, s, false)
+}
+
+// RestoreMissingTransfer is RestoreTransfer for a ready partition (the
+// reconciler's repair): it writes a side only where Redis lacks it, under
+// WATCH, so a side a step writes meanwhile is never overwritten, and
+// queues the unfinished steps as RestoreTransfer does.
+func (e *Engine) RestoreMissingTransfer(ctx context.Context, p int, s TransferState) (int, error) {
+	return e.restoreTransfer(ctx, p, s, true)
+}
+
+// TransferSidesMissing reports which sides of a transfer that the ledger
+// knows and that live in partition p Redis lacks: the destination's record
+// (when the ledger has its status) and the source's marker (when the
+// ledger has its state).
+func (e *Engine) TransferSidesMissing(ctx context.Context, p int, s TransferState) (dest, source bool, err error) {
+	d := s.Dest
+	if e.Partition(d.To) == p && d.Status != "" && !d.Source() {
+		n, err := e.rdb.Exists(ctx, e.transferKey(p, d.ID)).Result()
+		if err != nil {
+			return false, false, fmt.Errorf("transfer %s: %w", d.ID, err)
+		}
+		dest = n == 0
+	}
+	if d.From != "" && e.Partition(d.From) == p && s.SrcState != "" {
+		n, err := e.rdb.Exists(ctx, e.transferOutKey(p, d.ID)).Result()
+		if err != nil {
+			return false, false, fmt.Errorf("transfer %s: %w", d.ID, err)
+		}
+		source = n == 0
+	}
+	return dest, source, nil
+}
+
+func (e *Engine) restoreTransfer(ctx context.Context, p int, s TransferState, onlyMissing bool) (int, error) {
 	d := s.Dest
 	if d.ID == "" || !ValidID(d.To) || (d.From != "" && !ValidID(d.From)) {
-		return fmt.Errorf("restore transfer %q: malformed", d.ID)
+		return 0, fmt.Errorf("restore transfer %q: malformed", d.ID)
 	}
 	now := float64(e.Now().UnixMilli())
-	pipe := e.rdb.Pipeline()
-	hset := func(key, status string, lines []TransferLine) error {
+	ca := float64(d.CreatedAt)
+	fields := func(status string, lines []TransferLine) ([]any, error) {
 		l := make([][]any, len(lines))
 		for i, x := range lines {
 			l[i] = []any{x.SKU, x.Qty, x.Received, x.Damaged, x.Missing}
 		}
 		b, err := json.Marshal(l)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		pipe.HSet(ctx, key, "fr", d.From, "to", d.To, "s", status, "l", string(b),
+		return []any{"fr", d.From, "to", d.To, "s", status, "l", string(b),
 			"ea", strconv.FormatInt(d.ExpectedAt, 10), "ref", d.Reference,
-			"ca", strconv.FormatInt(d.CreatedAt, 10), "ua", strconv.FormatInt(d.UpdatedAt, 10))
-		return nil
+			"ca", strconv.FormatInt(d.CreatedAt, 10), "ua", strconv.FormatInt(d.UpdatedAt, 10)}, nil
 	}
-	ca := float64(d.CreatedAt)
-	if e.Partition(d.To) == p && d.Status != "" && !d.Source() {
-		if err := hset(e.transferKey(p, d.ID), d.Status, d.Lines); err != nil {
-			return err
+	// write puts one side back with its indexes: at once, or under WATCH
+	// only while the key is absent.
+	write := func(key string, hs []any, index func(redis.Pipeliner)) (bool, error) {
+		if !onlyMissing {
+			pipe := e.rdb.Pipeline()
+			pipe.HSet(ctx, key, hs...)
+			index(pipe)
+			_, err := pipe.Exec(ctx)
+			return err == nil, err
 		}
-		pipe.ZAdd(ctx, e.transfersKey(p), redis.Z{Score: ca, Member: d.ID})
-		pipe.ZAdd(ctx, e.storeTransfersKey(d.To), redis.Z{Score: ca, Member: d.ID})
-		if d.Status == TransferInTransit {
-			pipe.SAdd(ctx, e.storeIncomingKey(d.To), d.ID)
+		wrote := false
+		err := e.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			n, err := tx.Exists(ctx, key).Result()
+			if err != nil || n > 0 {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+				pipe.HSet(ctx, key, hs...)
+				index(pipe)
+				return nil
+			})
+			wrote = err == nil
+			return err
+		}, key)
+		if errors.Is(err, redis.TxFailedErr) {
+			return false, nil // a step wrote it meanwhile: Redis' is newer
+		}
+		return wrote, err
+	}
+	sides := 0
+	pending := e.rdb.Pipeline()
+	if e.Partition(d.To) == p && d.Status != "" && !d.Source() {
+		hs, err := fields(d.Status, d.Lines)
+		if err != nil {
+			return 0, err
+		}
+		ok, err := write(e.transferKey(p, d.ID), hs, func(pipe redis.Pipeliner) {
+			pipe.ZAdd(ctx, e.transfersKey(p), redis.Z{Score: ca, Member: d.ID})
+			pipe.ZAdd(ctx, e.storeTransfersKey(d.To), redis.Z{Score: ca, Member: d.ID})
+			if d.Status == TransferInTransit {
+				pipe.SAdd(ctx, e.storeIncomingKey(d.To), d.ID)
+			}
+		})
+		if err != nil {
+			return 0, fmt.Errorf("restore transfer %s: %w", d.ID, err)
+		}
+		if ok {
+			sides++
 		}
 		if d.Status == TransferCancelled && s.SrcState == "shipped" {
-			pipe.ZAdd(ctx, e.TransferPendingKey(p), redis.Z{Score: now, Member: "return:" + d.ID})
+			pending.ZAdd(ctx, e.TransferPendingKey(p), redis.Z{Score: now, Member: "return:" + d.ID})
 		}
 	}
 	if d.From != "" && e.Partition(d.From) == p && s.SrcState != "" {
@@ -67,25 +141,36 @@ func (e *Engine) RestoreTransfer(ctx context.Context, p int, s TransferState) er
 		for i, x := range d.Lines {
 			lines[i] = TransferLine{SKU: x.SKU, Qty: x.Qty}
 		}
-		if err := hset(e.transferOutKey(p, d.ID), s.SrcState, lines); err != nil {
-			return err
+		hs, err := fields(s.SrcState, lines)
+		if err != nil {
+			return 0, err
 		}
-		pipe.ZAdd(ctx, e.storeTransfersKey(d.From), redis.Z{Score: ca, Member: d.ID})
+		ok, err := write(e.transferOutKey(p, d.ID), hs, func(pipe redis.Pipeliner) {
+			pipe.ZAdd(ctx, e.storeTransfersKey(d.From), redis.Z{Score: ca, Member: d.ID})
+		})
+		if err != nil {
+			return 0, fmt.Errorf("restore transfer %s: %w", d.ID, err)
+		}
+		if ok {
+			sides++
+		}
 		if s.SrcState == "shipped" && (d.Status == "" || d.Source()) {
-			pipe.ZAdd(ctx, e.TransferPendingKey(p), redis.Z{Score: now, Member: "expect:" + d.ID})
+			pending.ZAdd(ctx, e.TransferPendingKey(p), redis.Z{Score: now, Member: "expect:" + d.ID})
 		}
 		if s.SrcState == "shipped" && d.Status == TransferCancelled {
 			// the destination's partition runs the return
-			pipe.ZAdd(ctx, e.TransferPendingKey(e.Partition(d.To)), redis.Z{Score: now, Member: "return:" + d.ID})
+			pending.ZAdd(ctx, e.TransferPendingKey(e.Partition(d.To)), redis.Z{Score: now, Member: "return:" + d.ID})
 		}
 	}
 	if e.Partition(d.To) == p && d.From != "" && s.SrcState == "shipped" && (d.Status == "" || d.Source()) {
-		// the destination lost its record: the source's partition runs the
+		// the destination lacks its record: the source's partition runs the
 		// expect step again from its marker
-		pipe.ZAdd(ctx, e.TransferPendingKey(e.Partition(d.From)), redis.Z{Score: now, Member: "expect:" + d.ID})
+		pending.ZAdd(ctx, e.TransferPendingKey(e.Partition(d.From)), redis.Z{Score: now, Member: "expect:" + d.ID})
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("restore transfer %s: %w", d.ID, err)
+	if pending.Len() > 0 {
+		if _, err := pending.Exec(ctx); err != nil {
+			return sides, fmt.Errorf("restore transfer %s: queue steps: %w", d.ID, err)
+		}
 	}
-	return nil
+	return sides, nil
 }

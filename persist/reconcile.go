@@ -337,6 +337,10 @@ func (r *Reconciler) reconcile(ctx context.Context, mode Mode) (*Report, error) 
 				runErr = err
 				break
 			}
+			if err := r.missingTransfers(ctx, p, stores[p], mode, rep); err != nil {
+				runErr = err
+				break
+			}
 		}
 	}
 	if runErr == nil {

@@ -96,12 +96,26 @@ FROM transfers WHERE to_store = ANY($1) OR from_store = ANY($1)`
 // whose second half the ledger lacks. It returns how many transfers it
 // restored.
 func restoreTransfers(ctx context.Context, pool *pgxpool.Pool, e *engine.Engine, p int, stores []string) (int, error) {
+	states, err := ledgerTransfers(ctx, pool, stores)
+	if err != nil {
+		return 0, fmt.Errorf("restore transfers of partition %d: %w", p, err)
+	}
+	for _, st := range states {
+		if _, err := e.RestoreTransfer(ctx, p, st); err != nil {
+			return 0, err
+		}
+	}
+	return len(states), nil
+}
+
+// ledgerTransfers reads the transfers with an end at one of the stores.
+func ledgerTransfers(ctx context.Context, pool *pgxpool.Pool, stores []string) ([]engine.TransferState, error) {
 	if len(stores) == 0 {
-		return 0, nil
+		return nil, nil
 	}
 	rows, err := pool.Query(ctx, transfersOfStoresSQL, stores)
 	if err != nil {
-		return 0, fmt.Errorf("restore transfers of partition %d: %w", p, err)
+		return nil, err
 	}
 	var states []engine.TransferState
 	for rows.Next() {
@@ -116,7 +130,7 @@ func restoreTransfers(ctx context.Context, pool *pgxpool.Pool, e *engine.Engine,
 		if err := rows.Scan(&st.Dest.ID, &st.Dest.From, &st.Dest.To, &ea, &st.Dest.Reference, &ca,
 			&st.Dest.Status, &lines, &ua, &srcState); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("restore transfers of partition %d: %w", p, err)
+			return nil, err
 		}
 		if ea != nil {
 			st.Dest.ExpectedAt = ea.UnixMilli()
@@ -124,7 +138,7 @@ func restoreTransfers(ctx context.Context, pool *pgxpool.Pool, e *engine.Engine,
 		st.Dest.CreatedAt, st.Dest.UpdatedAt, st.SrcState = ca.UnixMilli(), ua.UnixMilli(), srcState
 		if err := json.Unmarshal(lines, &raw); err != nil {
 			rows.Close()
-			return 0, fmt.Errorf("restore transfer %s: lines: %w", st.Dest.ID, err)
+			return nil, fmt.Errorf("transfer %s: lines: %w", st.Dest.ID, err)
 		}
 		for _, l := range raw {
 			var tl engine.TransferLine
@@ -141,14 +155,9 @@ func restoreTransfers(ctx context.Context, pool *pgxpool.Pool, e *engine.Engine,
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("restore transfers of partition %d: %w", p, err)
+		return nil, err
 	}
-	for _, st := range states {
-		if err := e.RestoreTransfer(ctx, p, st); err != nil {
-			return 0, err
-		}
-	}
-	return len(states), nil
+	return states, nil
 }
 
 // KindTransferDrift: a settled transfer whose events break DESIGN §11's
@@ -207,4 +216,42 @@ func (r *Reconciler) transfers(ctx context.Context, rep *Report) error {
 				"with %d open, %d missing, %d arrived", id, from, to, status, dh, di, open, missing, arrived)})
 	}
 	return rows.Err()
+}
+
+// KindTransferMissing: Redis lacks a side of a transfer the ledger has (the
+// destination's record or the source's marker): lost with a failover's
+// tail or a key lost in a ready partition. Repair writes it back from the
+// ledger where it is still absent, and queues the unfinished steps again.
+const KindTransferMissing = "transfer_missing"
+
+// missingTransfers reports, per partition, the transfer sides Redis lacks,
+// and in repair mode writes them back (engine.RestoreMissingTransfer).
+func (r *Reconciler) missingTransfers(ctx context.Context, p int, stores []string, mode Mode, rep *Report) error {
+	if ready, err := r.e.PartitionReady(ctx, p); err != nil || !ready {
+		return err // a partition being rebuilt gets its transfers back from the rebuild
+	}
+	states, err := ledgerTransfers(ctx, r.pool, stores)
+	if err != nil {
+		return fmt.Errorf("reconcile transfers of partition %d: %w", p, err)
+	}
+	for _, st := range states {
+		dest, src, err := r.e.TransferSidesMissing(ctx, p, st)
+		if err != nil {
+			return fmt.Errorf("reconcile transfers of partition %d: %w", p, err)
+		}
+		if !dest && !src {
+			continue
+		}
+		f := Finding{Kind: KindTransferMissing, Store: st.Dest.To, Action: "none (check mode)",
+			Detail: fmt.Sprintf("transfer %s: Redis lacks the destination's record: %t, the source's marker: %t", st.Dest.ID, dest, src)}
+		if mode == ModeRepair {
+			n, err := r.e.RestoreMissingTransfer(ctx, p, st)
+			if err != nil {
+				return err
+			}
+			f.Action = fmt.Sprintf("restored %d side(s) from the ledger and queued the unfinished steps", n)
+		}
+		rep.Findings = append(rep.Findings, f)
+	}
+	return nil
 }

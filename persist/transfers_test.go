@@ -160,3 +160,44 @@ func TestTransfersInTheLedger(t *testing.T) {
 	require.Equal(t, persist.KindTransferDrift, rep.Findings[0].Kind)
 	require.Contains(t, rep.Findings[0].Detail, done.ID)
 }
+
+// TestReconcilerRestoresMissingTransfers: a ready partition that lost a
+// transfer's record and marker (as a failover's lost tail would) gets them
+// back from the ledger in repair mode, with the unfinished step queued.
+func TestReconcilerRestoresMissingTransfers(t *testing.T) {
+	t.Parallel()
+	var crash atomic.Bool
+	v := transferEnv(t, &crash)
+	ctx := context.Background()
+	_, err := v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "sofa", OnHand: 20}, engine.Op{})
+	require.NoError(t, err)
+	r, err := v.e.CreateTransfer(ctx, engine.TransferRequest{From: "s1", To: "s2", Lines: transferLines("sofa", 3)}, engine.Op{})
+	require.NoError(t, err)
+	_, _ = v.startPersister(t, persist.PersisterConfig{})
+	testsupport.WaitFor(t, 20*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	pd, ps := v.e.Partition("s2"), v.e.Partition("s1")
+	require.NoError(t, v.rdb.Del(ctx, v.e.KeyBase(pd)+"t:"+r.Transfer.ID, v.e.KeyBase(ps)+"to:"+r.Transfer.ID).Err())
+	_, err = v.e.GetTransfer(ctx, r.Transfer.ID)
+	require.ErrorIs(t, err, engine.ErrNotFound)
+	rec, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
+	require.NoError(t, err)
+	rep, err := rec.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	require.Len(t, rep.Findings, 2)
+	require.Equal(t, persist.KindTransferMissing, rep.Findings[0].Kind)
+	rep, err = rec.Reconcile(ctx, persist.ModeRepair)
+	require.NoError(t, err)
+	require.Len(t, rep.Findings, 2)
+	got, err := v.e.GetTransfer(ctx, r.Transfer.ID)
+	require.NoError(t, err)
+	require.Equal(t, r.Transfer.Lines, got.Lines)
+	rep, err = rec.Reconcile(ctx, persist.ModeCheck)
+	require.NoError(t, err)
+	require.Empty(t, rep.Findings)
+	// the restored transfer takes its steps
+	_, err = v.e.CancelTransfer(ctx, r.Transfer.ID, engine.Op{})
+	require.NoError(t, err)
+	it, err := v.e.GetItem(ctx, "s1", "sofa")
+	require.NoError(t, err)
+	require.Equal(t, int64(20), it.OnHand)
+}
