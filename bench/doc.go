@@ -41,6 +41,18 @@
 // read p99 at a given fraction of peak. The HTTP targets can also be driven
 // by wrk (Config.Client), whose counts the checker verifies the same way.
 //
+// Rehearse is the other half: a rehearsal of a peak against a running
+// deployment from a Plan (YAML or JSON): stages of open-loop arrival rates
+// with linear ramps, a weighted mix of operations, a hot SKU, customers
+// with purchase limits, Idempotency-Keys with retries of unknown outcomes,
+// and thresholds that decide whether it passed. The load comes from this
+// process or from Worker processes (`inventory bench --worker`) that take
+// shares of one schedule and one start time; their HDR histograms travel
+// in the V2 encoding and merge exactly. The checker reads every item the
+// run made (and the ledger when given its URL) afterwards; reports are
+// JSON, text and a self-contained HTML page, and Compare flags regressions
+// between two runs.
+//
 // Throughput is counted in the scenario's unit (sales, operations or import
 // lines) per second of the load's wall time; the ratios compare targets
 // measured in the same run on the same machine, which is the only

@@ -47,6 +47,11 @@ type response struct {
 // back as *opError with the outcome unknown when the request may have been a
 // write that landed.
 func (c *httpClient) do(ctx context.Context, method, path string, body any) (response, error) {
+	return c.doKey(ctx, method, path, body, "")
+}
+
+// doKey is do with an Idempotency-Key header when key is not empty.
+func (c *httpClient) doKey(ctx context.Context, method, path string, body any, key string) (response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -62,6 +67,9 @@ func (c *httpClient) do(ctx context.Context, method, path string, body any) (res
 	req.Header.Set("Authorization", c.auth)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
 	}
 	resp, err := c.hc.Do(req)
 	write := method != http.MethodGet
@@ -89,6 +97,8 @@ func statusErr(r response, write bool) error {
 		return errRefused
 	case r.status == http.StatusConflict && bytes.Contains(r.body, []byte("reservation-not-held")):
 		return errNotHeld
+	case r.status == http.StatusConflict && bytes.Contains(r.body, []byte("purchase-limit")):
+		return errPurchaseLimit
 	case r.status == http.StatusTooManyRequests:
 		return &opError{Kind: kindRateLimited, Err: fmt.Errorf("429")}
 	case r.status == http.StatusServiceUnavailable:

@@ -120,6 +120,7 @@ type Latency struct {
 	Mean  float64 `json:"mean_ms"`
 	P50   float64 `json:"p50_ms"`
 	P90   float64 `json:"p90_ms"`
+	P95   float64 `json:"p95_ms"`
 	P99   float64 `json:"p99_ms"`
 	P999  float64 `json:"p999_ms"`
 	Max   float64 `json:"max_ms"`
@@ -129,9 +130,27 @@ func latencyOf(h *hdrhistogram.Histogram) Latency {
 	ms := func(us int64) float64 { return float64(us) / 1000 }
 	return Latency{
 		Count: h.TotalCount(), Mean: h.Mean() / 1000,
-		P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)), P99: ms(h.ValueAtQuantile(99)),
+		P50: ms(h.ValueAtQuantile(50)), P90: ms(h.ValueAtQuantile(90)), P95: ms(h.ValueAtQuantile(95)), P99: ms(h.ValueAtQuantile(99)),
 		P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max()),
 	}
+}
+
+// percentile returns the summary's value at q (50, 90, 95, 99, 99.9 or
+// 100).
+func (l Latency) percentile(q float64) float64 {
+	switch q {
+	case 50:
+		return l.P50
+	case 90:
+		return l.P90
+	case 95:
+		return l.P95
+	case 99:
+		return l.P99
+	case 99.9:
+		return l.P999
+	}
+	return l.Max
 }
 
 // Bucket is one slice of a target's run, for the plot: the operations that

@@ -94,6 +94,9 @@ var (
 	errRefused = errors.New("refused: insufficient stock")
 	// errNotHeld: a reservation was no longer held (it expired).
 	errNotHeld = errors.New("reservation not held")
+	// errPurchaseLimit: the customer's purchase limit refused the request;
+	// nothing changed.
+	errPurchaseLimit = errors.New("refused: purchase limit")
 )
 
 // opError is a failed operation: its kind for the summary, and whether the
@@ -117,15 +120,16 @@ func (e *opError) Unwrap() error { return e.Err }
 
 // Error kinds.
 const (
-	kindRefused     = "refused"
-	kindTimeout     = "timeout"
-	kindUnavailable = "unavailable"
-	kindRateLimited = "rate_limited"
-	kindRetries     = "retries_exhausted"
-	kindNotHeld     = "not_held"
-	kindHTTP        = "http_status"
-	kindTransport   = "transport"
-	kindOther       = "other"
+	kindRefused       = "refused"
+	kindTimeout       = "timeout"
+	kindUnavailable   = "unavailable"
+	kindRateLimited   = "rate_limited"
+	kindRetries       = "retries_exhausted"
+	kindNotHeld       = "not_held"
+	kindPurchaseLimit = "purchase_limit"
+	kindHTTP          = "http_status"
+	kindTransport     = "transport"
+	kindOther         = "other"
 )
 
 // classify returns the kind of an operation's error and whether its outcome
@@ -139,6 +143,8 @@ func classify(err error) (kind string, unknown bool) {
 		return kindRefused, false
 	case errors.Is(err, errNotHeld):
 		return kindNotHeld, false
+	case errors.Is(err, errPurchaseLimit):
+		return kindPurchaseLimit, false
 	case errors.As(err, &oe):
 		return oe.Kind, oe.Unknown
 	case errors.Is(err, context.DeadlineExceeded):

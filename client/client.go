@@ -442,6 +442,26 @@ func (c *Client) BulkAdjust(ctx context.Context, updates []BulkUpdate, opts ...C
 	return res, nil
 }
 
+// SetItems creates or sets up to 10,000 items (PUT /v1/items). Every line
+// is validated first: one invalid line refuses the whole call with a
+// *Problem (400, naming items[i] and its member) and nothing is applied.
+// Otherwise each line applies on its own and has its own Status (201
+// created, 200 set) and Item, or its Error (409 when on_hand would fall
+// below reserved).
+func (c *Client) SetItems(ctx context.Context, items []BulkSetItem, opts ...CallOption) (*BulkResult, error) {
+	r, err := c.call(ctx, http.MethodPut, "/v1/items", nil, struct {
+		Items []BulkSetItem `json:"items"`
+	}{items}, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &BulkResult{Replayed: r.replayed()}
+	if err := decode(r, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // Availability reads a SKU's stock across every store that carries it.
 func (c *Client) Availability(ctx context.Context, sku string) (*Availability, error) {
 	r, err := c.call(ctx, http.MethodGet, "/v1/items/"+seg(sku), nil, nil, nil)

@@ -241,6 +241,24 @@ func TestMethods(t *testing.T) {
 	require.NotNil(t, bulk.Results[1].Error)
 	require.Equal(t, http.StatusNotFound, bulk.Results[1].Error.Status)
 
+	rp := int64(2)
+	set, err := c.SetItems(ctx, []client.BulkSetItem{
+		{Store: "s2", SKU: "stool", OnHand: 6, ReorderPoint: &rp},
+		{Store: "s1", SKU: "chair", OnHand: 11},
+	})
+	require.NoError(t, err)
+	require.Len(t, set.Results, 2)
+	require.Equal(t, http.StatusCreated, set.Results[0].Status)
+	require.Equal(t, int64(2), *set.Results[0].Item.ReorderPoint)
+	require.Equal(t, http.StatusOK, set.Results[1].Status)
+	require.Equal(t, int64(11), set.Results[1].Item.OnHand)
+	_, err = c.SetItems(ctx, []client.BulkSetItem{{Store: "s1", SKU: "chair", OnHand: 1}, {Store: "s1", SKU: "bad sku", OnHand: 1}})
+	var p *client.Problem
+	require.ErrorAs(t, err, &p)
+	require.Equal(t, http.StatusBadRequest, p.Status)
+	_, err = c.SetItems(ctx, []client.BulkSetItem{{Store: "s1", SKU: "chair", OnHand: 9}}) // back to what follows expects
+	require.NoError(t, err)
+
 	av, err := c.Availability(ctx, "lamp")
 	require.NoError(t, err)
 	require.Equal(t, "lamp", av.SKU)

@@ -104,6 +104,16 @@ type ReservationResult struct {
 	Replayed bool `json:"-"`
 }
 
+// BulkSetItem is one line of SetItems: an item and its body as PutItem
+// takes it (nil settings are left as they are).
+type BulkSetItem struct {
+	Store          string `json:"store"`
+	SKU            string `json:"sku"`
+	OnHand         int64  `json:"on_hand"`
+	ReorderPoint   *int64 `json:"reorder_point,omitempty"`
+	MaxPerCustomer *int64 `json:"max_per_customer,omitempty"`
+}
+
 // BulkUpdate is one line of BulkAdjust.
 type BulkUpdate struct {
 	Store  string `json:"store"`
@@ -112,15 +122,16 @@ type BulkUpdate struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// BulkLineResult is the outcome of one line of BulkAdjust: Item when
-// Status is 2xx, Error otherwise.
+// BulkLineResult is the outcome of one line of BulkAdjust or SetItems:
+// Item when Status is 2xx, Error otherwise.
 type BulkLineResult struct {
 	Status int      `json:"status"`
 	Item   *Item    `json:"item,omitempty"`
 	Error  *Problem `json:"error,omitempty"`
 }
 
-// BulkResult holds the outcome of every line of BulkAdjust, in order.
+// BulkResult holds the outcome of every line of BulkAdjust or SetItems, in
+// order.
 type BulkResult struct {
 	Results []BulkLineResult `json:"results"`
 	// Replayed is true when the response was the replay of an earlier one.

@@ -98,33 +98,48 @@ func (b *batcher) runOnce() {
 }
 
 func (b *batcher) send(batch []*pending) {
-	args := make([]any, 0, len(batch)+1)
-	args = append(args, randomHex(16)) // the batch id: a retry of this call replays it
-	for _, pd := range batch {
-		args = append(args, pd.payload)
+	payloads := make([]string, len(batch))
+	for i, pd := range batch {
+		payloads[i] = pd.payload
 	}
 	// The batch runs detached from any one caller's context: it serves them
 	// all. Its own deadline bounds it.
 	ctx, cancel := context.WithTimeout(context.Background(), b.e.cfg.GroupTimeout)
 	defer cancel()
 	b.e.metricBatch(len(batch))
-	res, err := b.e.run(ctx, b.e.scripts.Batch, b.p, args...)
-	var arr []any
-	if err == nil {
-		var ok bool
-		arr, ok = res.([]any)
-		if !ok || len(arr) != len(batch) {
-			err = fmt.Errorf("batch: unexpected reply of %d results for %d requests", len(arr), len(batch))
-		}
-	}
+	res, errs, err := b.e.runBatch(ctx, b.p, payloads)
 	for i, pd := range batch {
 		if err != nil {
 			pd.err = err
 		} else {
-			pd.res, pd.err = decodeResult(arr[i])
+			pd.res, pd.err = res[i], errs[i]
 		}
 		close(pd.done)
 	}
+}
+
+// runBatch runs write requests of partition p in one call of the batch
+// script, each on its own, and returns each one's result or error, in
+// order; err is for the call as a whole (none was answered).
+func (e *Engine) runBatch(ctx context.Context, p int, payloads []string) (res []*result, errs []error, err error) {
+	args := make([]any, 0, len(payloads)+1)
+	args = append(args, randomHex(16)) // the batch id: a retry of this call replays it
+	for _, pl := range payloads {
+		args = append(args, pl)
+	}
+	v, err := e.run(ctx, e.scripts.Batch, p, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	arr, ok := v.([]any)
+	if !ok || len(arr) != len(payloads) {
+		return nil, nil, fmt.Errorf("batch: unexpected reply of %d results for %d requests", len(arr), len(payloads))
+	}
+	res, errs = make([]*result, len(arr)), make([]error, len(arr))
+	for i := range arr {
+		res[i], errs[i] = decodeResult(arr[i])
+	}
+	return res, errs, nil
 }
 
 func (e *Engine) metricBatch(n int) {

@@ -58,46 +58,9 @@ func validReason(r string) error { return validText("reason", r, MaxReasonLen) }
 // display hold), ErrIdempotencyMismatch, ErrBackpressure,
 // ErrPartitionNotReady.
 func (e *Engine) Set(ctx context.Context, req SetRequest, op Op) (ItemResult, error) {
-	if err := validStoreSKU(req.Store, req.SKU); err != nil {
+	w, err := setRequestOf(req)
+	if err != nil {
 		return ItemResult{}, err
-	}
-	if req.OnHand < 0 || req.OnHand > MaxOnHand {
-		return ItemResult{}, invalid("on_hand", "must be 0..%d", int64(MaxOnHand))
-	}
-	if err := validReason(req.Reason); err != nil {
-		return ItemResult{}, err
-	}
-	w := &request{Op: "set", Store: req.Store, SKU: req.SKU, OnHand: &req.OnHand, ExpectVersion: req.ExpectVersion, Reason: req.Reason}
-	if req.ExpectVersion != nil && *req.ExpectVersion < 0 {
-		return ItemResult{}, invalid("version", "must not be negative")
-	}
-	clear := int64(-1)
-	switch {
-	case req.ClearReorderPoint:
-		w.ReorderPoint = &clear
-	case req.ReorderPoint != nil:
-		if *req.ReorderPoint < 0 || *req.ReorderPoint > MaxOnHand {
-			return ItemResult{}, invalid("reorder_point", "must be 0..%d", int64(MaxOnHand))
-		}
-		w.ReorderPoint = req.ReorderPoint
-	}
-	switch {
-	case req.ClearMaxPerCustomer:
-		w.MaxPerCustomer = &clear
-	case req.MaxPerCustomer != nil:
-		if *req.MaxPerCustomer < 0 || *req.MaxPerCustomer > MaxQty {
-			return ItemResult{}, invalid("max_per_customer", "must be 0..%d", MaxQty)
-		}
-		w.MaxPerCustomer = req.MaxPerCustomer
-	}
-	switch {
-	case req.ClearSafetyStock:
-		w.SafetyStock = &clear
-	case req.SafetyStock != nil:
-		if *req.SafetyStock < 0 || *req.SafetyStock > MaxOnHand {
-			return ItemResult{}, invalid("safety_stock", "must be 0..%d", int64(MaxOnHand))
-		}
-		w.SafetyStock = req.SafetyStock
 	}
 	r, err := e.write(ctx, e.Partition(req.Store), w, op)
 	if err != nil {
@@ -108,6 +71,53 @@ func (e *Engine) Set(ctx context.Context, req SetRequest, op Op) (ItemResult, er
 		return ItemResult{}, fmt.Errorf("set %s/%s: %w", req.Store, req.SKU, err)
 	}
 	return ItemResult{Item: it, Created: r.Created, Replayed: r.Replayed}, nil
+}
+
+// setRequestOf validates a set and builds its script request. Errors:
+// *ValidationError.
+func setRequestOf(req SetRequest) (*request, error) {
+	if err := validStoreSKU(req.Store, req.SKU); err != nil {
+		return nil, err
+	}
+	if req.OnHand < 0 || req.OnHand > MaxOnHand {
+		return nil, invalid("on_hand", "must be 0..%d", int64(MaxOnHand))
+	}
+	if err := validReason(req.Reason); err != nil {
+		return nil, err
+	}
+	w := &request{Op: "set", Store: req.Store, SKU: req.SKU, OnHand: &req.OnHand, ExpectVersion: req.ExpectVersion, Reason: req.Reason}
+	if req.ExpectVersion != nil && *req.ExpectVersion < 0 {
+		return nil, invalid("version", "must not be negative")
+	}
+	clear := int64(-1)
+	switch {
+	case req.ClearReorderPoint:
+		w.ReorderPoint = &clear
+	case req.ReorderPoint != nil:
+		if *req.ReorderPoint < 0 || *req.ReorderPoint > MaxOnHand {
+			return nil, invalid("reorder_point", "must be 0..%d", int64(MaxOnHand))
+		}
+		w.ReorderPoint = req.ReorderPoint
+	}
+	switch {
+	case req.ClearMaxPerCustomer:
+		w.MaxPerCustomer = &clear
+	case req.MaxPerCustomer != nil:
+		if *req.MaxPerCustomer < 0 || *req.MaxPerCustomer > MaxQty {
+			return nil, invalid("max_per_customer", "must be 0..%d", MaxQty)
+		}
+		w.MaxPerCustomer = req.MaxPerCustomer
+	}
+	switch {
+	case req.ClearSafetyStock:
+		w.SafetyStock = &clear
+	case req.SafetyStock != nil:
+		if *req.SafetyStock < 0 || *req.SafetyStock > MaxOnHand {
+			return nil, invalid("safety_stock", "must be 0..%d", int64(MaxOnHand))
+		}
+		w.SafetyStock = req.SafetyStock
+	}
+	return w, nil
 }
 
 // AdjustRequest changes an existing item's on_hand by Delta, in a state.

@@ -43,6 +43,18 @@ func (e *Engine) RestoreItem(ctx context.Context, s ItemState, expectCurrent int
 	if err := validStoreSKU(s.Store, s.SKU); err != nil {
 		return err
 	}
+	b, err := e.restoreRequestOf(s, expectCurrent)
+	if err != nil {
+		return err
+	}
+	if err := e.restore(ctx, e.scripts.Restore, e.Partition(s.Store), []byte(b)); err != nil {
+		return fmt.Errorf("restore %s/%s: %w", s.Store, s.SKU, err)
+	}
+	return nil
+}
+
+// restoreRequestOf encodes the restore script's request for s.
+func (e *Engine) restoreRequestOf(s ItemState, expectCurrent int64) (string, error) {
 	if s.UpdatedAt.IsZero() {
 		s.UpdatedAt = e.Now()
 	}
@@ -53,11 +65,46 @@ func (e *Engine) RestoreItem(ctx context.Context, s ItemState, expectCurrent int
 		Incoming: s.Incoming, SafetyStock: unsetAsMinus1(s.SafetyStock),
 		ExpectVersion: expectCurrent, CustomerUnits: s.CustomerUnits, KeepCustomerUnits: s.KeepCustomerUnits,
 	})
-	if err != nil {
-		return err
+	return string(b), err
+}
+
+// MaxRestoreBatch bounds the items of one RestoreItems call.
+const MaxRestoreBatch = 5000
+
+// RestoreItems overwrites many items in Redis with state from the ledger,
+// like RestoreItem without a guard (the rebuild of a partition): the items
+// of one partition go in one script call, which checks every item before it
+// writes any, so a call that fails wrote nothing of that partition. It works
+// on partitions that are not ready. Errors: *ValidationError (also for more
+// than MaxRestoreBatch items), Redis errors.
+func (e *Engine) RestoreItems(ctx context.Context, states []ItemState) error {
+	if len(states) > MaxRestoreBatch {
+		return invalid("items", "at most %d per call, got %d", MaxRestoreBatch, len(states))
 	}
-	if err := e.restore(ctx, e.scripts.Restore, e.Partition(s.Store), b); err != nil {
-		return fmt.Errorf("restore %s/%s: %w", s.Store, s.SKU, err)
+	byPart := map[int][]any{}
+	var order []int
+	for _, s := range states {
+		if err := validStoreSKU(s.Store, s.SKU); err != nil {
+			return err
+		}
+		b, err := e.restoreRequestOf(s, -1)
+		if err != nil {
+			return err
+		}
+		p := e.Partition(s.Store)
+		if _, ok := byPart[p]; !ok {
+			order = append(order, p)
+		}
+		byPart[p] = append(byPart[p], b)
+	}
+	for _, p := range order {
+		v, err := e.run(ctx, e.scripts.Restore, p, byPart[p]...)
+		if err == nil {
+			_, err = decodeResult(v)
+		}
+		if err != nil {
+			return fmt.Errorf("restore %d items of partition %d: %w", len(byPart[p]), p, err)
+		}
 	}
 	return nil
 }

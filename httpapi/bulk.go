@@ -81,3 +81,80 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 		return result{status: http.StatusOK, body: fiber.Map{"results": out}, replayed: anyReplayed}, nil
 	})
 }
+
+// bulkSet is PUT /v1/items: sets (creates or updates) many items, each line
+// like PUT of one item. Every line is validated before any is applied: one
+// invalid line refuses the request (400 naming items[i] and its member) and
+// changes nothing. Then each line applies on its own and answers its own
+// status (201 created, 200 updated, or its problem), in order.
+func (s *Server) bulkSet(c *fiber.Ctx) error {
+	cl := callerOf(c)
+	if cl.Role == RoleReader {
+		return forbidden("a reader token may not change stock")
+	}
+	if err := requireJSON(c, false); err != nil {
+		return err
+	}
+	var b bulkSetBody
+	if err := decodeStrict(c.Body(), &b); err != nil {
+		return err
+	}
+	if len(b.Items) == 0 || len(b.Items) > engine.MaxBulkSetLines {
+		return badRequest(fmt.Sprintf("items must hold 1..%d lines", engine.MaxBulkSetLines)).with("field", "items")
+	}
+	reqs := make([]engine.SetRequest, len(b.Items))
+	for i, l := range b.Items {
+		if !cl.canWrite(l.Store) {
+			return forbidden(fmt.Sprintf("items[%d]: this token may only use store %s", i, cl.Store))
+		}
+		if l.OnHand.Null || !l.OnHand.Set {
+			field := fmt.Sprintf("items[%d].on_hand", i)
+			return badRequest(fmt.Sprintf("member %q is required and must be an integer", field)).with("field", field)
+		}
+		r := engine.SetRequest{Store: l.Store, SKU: l.SKU, OnHand: l.OnHand.V}
+		// Absent keeps the current setting; null clears it.
+		if l.ReorderPoint.Set {
+			if l.ReorderPoint.Null {
+				r.ClearReorderPoint = true
+			} else {
+				r.ReorderPoint = &b.Items[i].ReorderPoint.V
+			}
+		}
+		if l.MaxPerCustomer.Set {
+			if l.MaxPerCustomer.Null {
+				r.ClearMaxPerCustomer = true
+			} else {
+				r.MaxPerCustomer = &b.Items[i].MaxPerCustomer.V
+			}
+		}
+		reqs[i] = r
+	}
+	timeout := s.cfg.RequestTimeout + time.Duration(len(reqs))*time.Millisecond
+	return s.doWriteTimeout(c, timeout, func(ctx context.Context, op engine.Op) (result, error) {
+		res, err := s.e.SetMany(ctx, reqs, op)
+		if err != nil {
+			return result{}, err
+		}
+		out := make([]bulkResult, len(reqs))
+		anyReplayed := res.Replayed
+		for i, r := range res.Lines {
+			if r.Err == nil {
+				it := r.Item
+				st := http.StatusOK
+				if r.Created {
+					st = http.StatusCreated
+				}
+				out[i] = bulkResult{Status: st, Item: &it}
+				anyReplayed = anyReplayed || r.Replayed
+				continue
+			}
+			p := problemFor(r.Err)
+			if p.Status >= 500 && p.Status != http.StatusServiceUnavailable {
+				s.logger(c).Error("bulk set line failed", zapErr(r.Err))
+			}
+			out[i] = bulkResult{Status: p.Status, Error: p}
+			s.m.countProblem(p)
+		}
+		return result{status: http.StatusOK, body: fiber.Map{"results": out}, replayed: anyReplayed}, nil
+	})
+}

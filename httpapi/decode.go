@@ -231,6 +231,20 @@ type bulkBody struct {
 	Updates []bulkLine `json:"updates"`
 }
 
+// setLine is one line of PUT /v1/items: a PUT of one item's body with
+// its store and SKU.
+type setLine struct {
+	Store          string `json:"store"`
+	SKU            string `json:"sku"`
+	OnHand         Int    `json:"on_hand"`
+	ReorderPoint   Int    `json:"reorder_point"`
+	MaxPerCustomer Int    `json:"max_per_customer"`
+}
+
+type bulkSetBody struct {
+	Items []setLine `json:"items"`
+}
+
 // emptyBody is the body of commit and release: nothing, or {}.
 type emptyBody struct{}
 

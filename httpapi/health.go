@@ -29,7 +29,7 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 		if s.cfg.Ledger != nil {
 			ledger = s.cfg.Ledger
 		}
-		checks := admin.Checks{Engine: s.e, Partitions: true, Ledger: ledger, Persister: s.persisterStats()}
+		checks := admin.Checks{Engine: s.e, Partitions: true, Ledger: ledger, Persister: s.persisterStats(), Rebuild: s.cfg.Rebuild}
 		rd = checks.Check(ctx, time.Now())
 	}
 	if rd.Code() != fiber.StatusOK {

@@ -56,7 +56,12 @@ func TestHealthReadyMetricsDashboard(t *testing.T) {
 	r = ts.req("GET", "/", "", "")
 	require.Equal(t, 200, r.Status)
 	require.Contains(t, r.Header.Get("Content-Type"), "text/html")
+	require.Contains(t, string(r.Body), "/ui/app.js")
+	r = ts.req("GET", "/ui/feed.js", "", "")
+	require.Equal(t, 200, r.Status)
+	require.Contains(t, r.Header.Get("Content-Type"), "javascript")
 	require.Contains(t, string(r.Body), "/v1/events")
+	requireProblem(t, ts.req("GET", "/ui/nope.js", "", ""), 404)
 	requireProblem(t, ts.req("GET", "/nope", "", ""), 404)
 }
 

@@ -31,6 +31,7 @@ func (s *Server) routes() {
 	a.Get("/metrics", s.metricsHandler())
 	a.Get("/openapi.json", s.openapi)
 	a.Get("/", s.dashboard)
+	a.Get("/ui/:file", s.uiFile)
 
 	// Middleware is attached per route: a Fiber group's handlers would
 	// apply to every route under its prefix, feeds included.
@@ -50,6 +51,7 @@ func (s *Server) routes() {
 	a.Post("/v1/stores/:store/items/:sku/moves", api(s.move)...)
 	a.Post("/v1/stores/:store/fulfilments", api(s.fulfil)...)
 	a.Get("/v1/stores/:store/items/:sku/history", api(s.history)...)
+	a.Get("/v1/stores/:store/low-stock", api(s.lowStock)...)
 	a.Post("/v1/stores/:store/checkout", api(s.checkout)...)
 	a.Post("/v1/stores/:store/reservations", api(s.reserve)...)
 	a.Get("/v1/stores", api(s.listStores)...)
@@ -57,6 +59,7 @@ func (s *Server) routes() {
 	a.Post("/v1/reservations/:id/commit", api(s.commit)...)
 	a.Post("/v1/reservations/:id/release", api(s.release)...)
 	a.Post("/v1/adjustments", api(s.bulkAdjust)...)
+	a.Put("/v1/items", api(s.bulkSet)...)
 	a.Get("/v1/items/:sku", api(s.availability)...)
 	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
 	a.Post("/v1/transfers", api(s.createTransfer)...)

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/admin"
 )
 
 // Ledger is what the API needs of the PostgreSQL ledger.
@@ -50,6 +51,9 @@ type Config struct {
 	Ledger Ledger
 	// Reconciler serves POST /v1/admin/reconcile; nil: 503.
 	Reconciler Reconciler
+	// LowStock serves GET /v1/stores/{store}/low-stock (persist.Ledger);
+	// nil when the ledger is off (503).
+	LowStock LowStock
 	// Logger receives request errors and, with AccessLog, the access log;
 	// every line of a request carries its id (request_id). Defaults to
 	// zap.NewNop().
@@ -102,6 +106,9 @@ type Config struct {
 	Version string
 	// PersisterStats, when set, is exported on /metrics.
 	PersisterStats func() PersisterStats
+	// Rebuild, when set, reports the process's rebuilds of partitions:
+	// /readyz shows their progress while partitions are not ready.
+	Rebuild func() admin.RebuildStats
 	// Tracing, when true, gives every request but the probes (/healthz,
 	// /readyz, /metrics) an OpenTelemetry server span named by its route,
 	// with its request id (request_id), through the global tracer provider

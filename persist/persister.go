@@ -33,6 +33,12 @@ const (
 	logFindings     = "findings"
 	logFailures     = "failures"
 	logFailingFor   = "failing_for"
+	logPartitions   = "partitions"
+	logParallel     = "parallel"
+	logRestored     = "items_restored"
+	logFailed       = "failed"
+	logChecked      = "items_checked"
+	logMode         = "mode"
 )
 
 // PersisterConfig configures a Persister. The zero value of every field

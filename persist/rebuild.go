@@ -29,8 +29,16 @@ type RebuilderConfig struct {
 	// LockTTL is the life of a partition's rebuild lock; it is renewed while
 	// the rebuild makes progress. Defaults to 30s.
 	LockTTL time.Duration
-	// Workers is how many items are restored at once. Defaults to 8.
+	// Workers is how many restore calls of one partition are in flight at
+	// once. Defaults to 4.
 	Workers int
+	// Parallel is how many partitions are rebuilt at once: Redis runs one
+	// script at a time, but reading the ledger, encoding the items and the
+	// round trips overlap. Defaults to 4.
+	Parallel int
+	// RestoreBatch is how many items one restore call writes. Defaults to
+	// 500.
+	RestoreBatch int
 	// Group is the persister's consumer group, whose progress tells which
 	// stream entries are already in the ledger. Defaults to "persister".
 	Group string
@@ -51,7 +59,13 @@ func (c RebuilderConfig) withDefaults(e *engine.Engine) RebuilderConfig {
 		c.LockTTL = 30 * time.Second
 	}
 	if c.Workers == 0 {
-		c.Workers = 8
+		c.Workers = 4
+	}
+	if c.Parallel == 0 {
+		c.Parallel = 4
+	}
+	if c.RestoreBatch == 0 {
+		c.RestoreBatch = 500
 	}
 	if c.Group == "" {
 		c.Group = "persister"
@@ -73,6 +87,10 @@ func (c RebuilderConfig) validate(e *engine.Engine) error {
 		return fmt.Errorf("rebuilder config: LockTTL must be at least 1s, got %s", c.LockTTL)
 	case c.Workers < 1 || c.Workers > 256:
 		return fmt.Errorf("rebuilder config: Workers must be 1..256, got %d", c.Workers)
+	case c.Parallel < 1 || c.Parallel > 256:
+		return fmt.Errorf("rebuilder config: Parallel must be 1..256, got %d", c.Parallel)
+	case c.RestoreBatch < 1 || c.RestoreBatch > engine.MaxRestoreBatch:
+		return fmt.Errorf("rebuilder config: RestoreBatch must be 1..%d, got %d", engine.MaxRestoreBatch, c.RestoreBatch)
 	}
 	return nil
 }
@@ -109,8 +127,20 @@ type Rebuilder struct {
 	cfg      RebuilderConfig
 	log      *zap.Logger
 	rebuilds atomic.Int64
-	items    atomic.Int64 // restored by the rebuilds counted in rebuilds
+	items    atomic.Int64 // restored so far, rebuilds in progress included
 	holds    atomic.Int64
+	// running counts the partitions being rebuilt now; nanos the time
+	// spent rebuilding partitions (each partition's own duration).
+	running atomic.Int64
+	nanos   atomic.Int64
+	// roundMu guards the current round of rebuilds (Run): when it began and
+	// how long the last finished one took.
+	roundMu    sync.Mutex
+	roundStart time.Time
+	lastRound  time.Duration
+	// beforeMarkReady, when set (tests), runs just before a rebuilt
+	// partition is marked ready.
+	beforeMarkReady func(p int)
 }
 
 // NewRebuilder returns a Rebuilder of e's partitions from the ledger in
@@ -133,20 +163,42 @@ func (r *Rebuilder) Rebuilds() int64 { return r.rebuilds.Load() }
 type RebuilderStats struct {
 	// Partitions counts the partitions rebuilt.
 	Partitions int64 `json:"partitions"`
-	// Items and Reservations count the items and open reservations those
-	// rebuilds restored into Redis.
+	// Items and Reservations count the items and open reservations
+	// restored into Redis, as they are restored: a rebuild in progress
+	// adds to them batch by batch (a failed one that is retried counts its
+	// items again).
 	Items        int64 `json:"items"`
 	Reservations int64 `json:"reservations"`
+	// Rebuilding counts the partitions being rebuilt now.
+	Rebuilding int64 `json:"rebuilding"`
+	// Seconds is the time spent rebuilding partitions, summed over
+	// partitions (partitions rebuilt at once each count their own time).
+	Seconds float64 `json:"seconds"`
+	// RoundSeconds is, while Run rebuilds partitions, the time since it
+	// found them not ready; afterwards, how long its last such round took
+	// until every partition of it was ready (0 before the first).
+	RoundSeconds float64 `json:"round_seconds"`
 }
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
 func (r *Rebuilder) Stats() RebuilderStats {
-	return RebuilderStats{Partitions: r.rebuilds.Load(), Items: r.items.Load(), Reservations: r.holds.Load()}
+	st := RebuilderStats{Partitions: r.rebuilds.Load(), Items: r.items.Load(), Reservations: r.holds.Load(),
+		Rebuilding: r.running.Load(), Seconds: time.Duration(r.nanos.Load()).Seconds()}
+	r.roundMu.Lock()
+	if !r.roundStart.IsZero() {
+		st.RoundSeconds = time.Since(r.roundStart).Seconds()
+	} else {
+		st.RoundSeconds = r.lastRound.Seconds()
+	}
+	r.roundMu.Unlock()
+	return st
 }
 
 // Run checks the readiness marker of every watched partition each Interval
-// and rebuilds those that lack it, until ctx is done; then it returns nil.
-// Failures are logged and retried at the next check.
+// and rebuilds those that lack it, Parallel at a time, until ctx is done;
+// then it returns nil. Each partition is marked ready, and serves reads and
+// writes, as soon as its own rebuild ends. Failures are logged and retried
+// at the next check.
 func (r *Rebuilder) Run(ctx context.Context) error {
 	t := time.NewTicker(r.cfg.Interval)
 	defer t.Stop()
@@ -155,24 +207,59 @@ func (r *Rebuilder) Run(ctx context.Context) error {
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn("check readiness markers", zap.Error(err))
 		}
-		for _, p := range missing {
-			if ctx.Err() != nil {
-				break
-			}
-			err := r.RebuildPartition(ctx, p)
-			switch {
-			case err == nil, ctx.Err() != nil:
-			case errors.Is(err, ErrRebuildInProgress):
-				r.log.Debug("partition being rebuilt elsewhere", zap.Int(logPartition, p))
-			default:
-				r.log.Error("rebuild partition", zap.Int(logPartition, p), zap.Error(err))
-			}
+		if len(missing) > 0 {
+			r.round(ctx, missing)
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// round rebuilds the given partitions, Parallel at a time, and returns when
+// every one has ended (rebuilt, failed or left to another process).
+func (r *Rebuilder) round(ctx context.Context, parts []int) {
+	start := time.Now()
+	r.roundMu.Lock()
+	r.roundStart = start
+	r.roundMu.Unlock()
+	r.log.Info("rebuilding partitions from the ledger", zap.Ints(logPartitions, parts), zap.Int(logParallel, r.cfg.Parallel))
+	sem := make(chan struct{}, r.cfg.Parallel)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for _, p := range parts {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := r.RebuildPartition(ctx, p)
+			switch {
+			case err == nil, ctx.Err() != nil:
+			case errors.Is(err, ErrRebuildInProgress):
+				r.log.Debug("partition being rebuilt elsewhere", zap.Int(logPartition, p))
+			default:
+				failed.Add(1)
+				r.log.Error("rebuild partition", zap.Int(logPartition, p), zap.Error(err))
+			}
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	r.roundMu.Lock()
+	r.roundStart = time.Time{}
+	r.lastRound = took
+	r.roundMu.Unlock()
+	if ctx.Err() == nil {
+		r.log.Info("rebuild round over", zap.Ints(logPartitions, parts), zap.Int64(logFailed, failed.Load()),
+			zap.Int64(logRestored, r.items.Load()), zap.Duration(logTook, took))
 	}
 }
 
@@ -213,6 +300,11 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 		return err
 	}
 	start := time.Now()
+	r.running.Add(1)
+	defer func() {
+		r.running.Add(-1)
+		r.nanos.Add(int64(time.Since(start)))
+	}()
 	renew := func() error {
 		if err := lock.Extend(ctx); err != nil {
 			return fmt.Errorf("rebuild partition %d: %w", p, err)
@@ -237,11 +329,12 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 	if _, err := r.restoreKeyedOps(ctx, p); err != nil {
 		return err
 	}
+	if r.beforeMarkReady != nil {
+		r.beforeMarkReady(p)
+	}
 	if err := r.e.MarkReady(ctx, p); err != nil {
 		return err
 	}
-	r.items.Add(int64(items))
-	r.holds.Add(int64(holds))
 	r.rebuilds.Add(1)
 	r.log.Info("partition rebuilt from the ledger", zap.Int(logPartition, p), zap.Int(logEntries, drained),
 		zap.Int(logItems, items), zap.Int(logReservations, holds), zap.Duration(logTook, time.Since(start)))
@@ -475,6 +568,8 @@ func (r *Rebuilder) restore(ctx context.Context, p int, renew func() error) (int
 	if err := renew(); err != nil {
 		return 0, 0, err
 	}
+	// Items go in batches of RestoreBatch, one restore call each, Workers
+	// calls in flight; then the open reservations.
 	work := make(chan func() error)
 	var (
 		wg       sync.WaitGroup
@@ -496,20 +591,54 @@ func (r *Rebuilder) restore(ctx context.Context, p int, renew func() error) (int
 			}
 		}()
 	}
-	n := 0
-	for _, s := range states {
-		s := s
-		work <- func() error { return r.e.RestoreItem(ctx, *s, -1) }
-		if n++; n%1000 == 0 {
+	failed := func() bool {
+		errMu.Lock()
+		defer errMu.Unlock()
+		return firstErr != nil
+	}
+	batch := make([]engine.ItemState, 0, r.cfg.RestoreBatch)
+	sent := 0
+	send := func() bool {
+		b := batch
+		work <- func() error {
+			if err := r.e.RestoreItems(ctx, b); err != nil {
+				return err
+			}
+			r.items.Add(int64(len(b)))
+			return nil
+		}
+		batch = make([]engine.ItemState, 0, r.cfg.RestoreBatch)
+		if sent++; sent%16 == 0 || failed() {
 			if err := renew(); err != nil {
 				work <- func() error { return err }
+				return false
+			}
+			return !failed()
+		}
+		return true
+	}
+	ok := true
+	for _, s := range states {
+		if batch = append(batch, *s); len(batch) == r.cfg.RestoreBatch {
+			if ok = send(); !ok {
 				break
 			}
 		}
 	}
-	for _, h := range holds {
-		h := h
-		work <- func() error { return r.e.RestoreReservation(ctx, h) }
+	if ok && len(batch) > 0 {
+		ok = send()
+	}
+	if ok {
+		for _, h := range holds {
+			h := h
+			work <- func() error {
+				if err := r.e.RestoreReservation(ctx, h); err != nil {
+					return err
+				}
+				r.holds.Add(1)
+				return nil
+			}
+		}
 	}
 	close(work)
 	wg.Wait()

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -157,6 +159,12 @@ type ReconcilerConfig struct {
 	Mode Mode
 	// Group is the persister's consumer group. Defaults to "persister".
 	Group string
+	// Parallel is how many partitions a run reconciles at once. Defaults
+	// to 4.
+	Parallel int
+	// ProgressInterval is how often a run logs its progress. Defaults to
+	// 10s.
+	ProgressInterval time.Duration
 	// Clock returns the current time. Defaults to time.Now.
 	Clock func() time.Time
 	// Logger receives the reconciler's logs. Defaults to zap.NewNop().
@@ -181,6 +189,12 @@ func (c ReconcilerConfig) withDefaults(e *engine.Engine) ReconcilerConfig {
 	if c.Group == "" {
 		c.Group = "persister"
 	}
+	if c.Parallel == 0 {
+		c.Parallel = 4
+	}
+	if c.ProgressInterval == 0 {
+		c.ProgressInterval = 10 * time.Second
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -202,6 +216,10 @@ func (c ReconcilerConfig) validate(e *engine.Engine) error {
 		return fmt.Errorf("reconciler config: BatchSize must be 1..10000, got %d", c.BatchSize)
 	case c.Interval < time.Second:
 		return fmt.Errorf("reconciler config: Interval must be at least 1s, got %s", c.Interval)
+	case c.Parallel < 1 || c.Parallel > 256:
+		return fmt.Errorf("reconciler config: Parallel must be 1..256, got %d", c.Parallel)
+	case c.ProgressInterval < time.Millisecond:
+		return fmt.Errorf("reconciler config: ProgressInterval must be at least 1ms, got %s", c.ProgressInterval)
 	}
 	return nil
 }
@@ -218,9 +236,14 @@ type Reconciler struct {
 	rb   *Rebuilder
 	// counters are the runs' counts, for Stats.
 	counters reconcilerCounters
+	// progress follows the run in progress.
+	progress runProgress
 	// beforeForkRestore, when set (tests), runs in a fork merge just before
 	// Redis is restored.
 	beforeForkRestore func(engine.ItemRef)
+	// afterPage, when set (tests), runs after each page of ledger items a
+	// run compared.
+	afterPage func(ctx context.Context, p int)
 }
 
 // NewReconciler returns a Reconciler of e against the ledger in pool. It
@@ -326,32 +349,211 @@ func (r *Reconciler) reconcile(ctx context.Context, mode Mode) (*Report, error) 
 	if err := r.pool.QueryRow(ctx, insertRunSQL, string(mode), rep.StartedAt).Scan(&rep.RunID); err != nil {
 		return nil, fmt.Errorf("reconcile: record run: %w", err)
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.progress.begin(cancel, len(r.cfg.Partitions))
+	defer r.progress.end()
+	r.log.Info("reconciliation run started", zap.Int64(logRunID, rep.RunID), zap.String(logMode, string(mode)),
+		zap.Int(logPartitions, len(r.cfg.Partitions)), zap.Int(logParallel, r.cfg.Parallel))
+	stopLog := r.logProgress(ctx, rep.RunID)
 	stores, runErr := storesByPartition(ctx, r.e, r.pool)
 	if runErr == nil {
-		for _, p := range r.cfg.Partitions {
-			if err := r.persisterFailures(ctx, p, rep); err != nil {
-				runErr = err
-				break
-			}
-			if err := r.partition(ctx, p, stores[p], rep); err != nil {
-				runErr = err
-				break
-			}
-			if err := r.missingTransfers(ctx, p, stores[p], mode, rep); err != nil {
-				runErr = err
-				break
-			}
-		}
+		runErr = r.partitions(ctx, rep, stores)
 	}
 	if runErr == nil {
 		runErr = r.transfers(ctx, rep)
+	}
+	stopLog()
+	if runErr != nil && (r.progress.cancelled() || errors.Is(runErr, context.Canceled)) {
+		runErr = fmt.Errorf("reconcile run %d after %d items: %w", rep.RunID, rep.ItemsChecked, ErrReconcileCancelled)
 	}
 	rep.FinishedAt = r.cfg.Clock().UTC()
 	if err := r.record(context.WithoutCancel(ctx), rep, runErr); err != nil && runErr == nil {
 		runErr = err
 	}
 	r.counters.count(rep, runErr)
+	r.log.Info("reconciliation run over", zap.Int64(logRunID, rep.RunID), zap.String(logMode, string(mode)),
+		zap.Int64(logChecked, rep.ItemsChecked), zap.Int(logFindings, len(rep.Findings)),
+		zap.Duration(logTook, rep.FinishedAt.Sub(rep.StartedAt)), zap.Error(runErr))
 	return rep, runErr
+}
+
+// partitions reconciles the configured partitions, Parallel at a time, each
+// into a report of its own, and adds those to rep in partition order. The
+// first error cancels the partitions still running and is returned; what
+// every partition found until then is kept.
+func (r *Reconciler) partitions(ctx context.Context, rep *Report, stores map[int][]string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := make([]*Report, len(r.cfg.Partitions))
+	var (
+		errMu    sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
+	sem := make(chan struct{}, r.cfg.Parallel)
+	var wg sync.WaitGroup
+	for i, p := range r.cfg.Partitions {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if err := ctx.Err(); err != nil {
+			fail(err)
+			break
+		}
+		parts[i] = &Report{RunID: rep.RunID, Mode: rep.Mode, StartedAt: rep.StartedAt, Findings: []Finding{}}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := r.persisterFailures(ctx, p, parts[i])
+			if err == nil {
+				err = r.partition(ctx, p, stores[p], parts[i])
+			}
+			if err == nil {
+				err = r.missingTransfers(ctx, p, stores[p], rep.Mode, parts[i])
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+			r.progress.partitionDone()
+			r.log.Debug("partition reconciled", zap.Int64(logRunID, rep.RunID), zap.Int(logPartition, p),
+				zap.Int64(logChecked, parts[i].ItemsChecked), zap.Int(logFindings, len(parts[i].Findings)))
+		}()
+	}
+	wg.Wait()
+	for _, pr := range parts {
+		if pr == nil {
+			continue
+		}
+		rep.ItemsChecked += pr.ItemsChecked
+		rep.Lagging += pr.Lagging
+		rep.Findings = append(rep.Findings, pr.Findings...)
+	}
+	return firstErr
+}
+
+// logProgress logs the run's progress every ProgressInterval until the
+// returned function is called.
+func (r *Reconciler) logProgress(ctx context.Context, run int64) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.cfg.ProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				st := r.progress.snapshot()
+				r.log.Info("reconciliation progress", zap.Int64(logRunID, run),
+					zap.Int(logPartitions+"_done", st.PartitionsDone), zap.Int(logPartitions, st.Partitions),
+					zap.Int64(logChecked, st.ItemsChecked), zap.Duration(logTook, time.Duration(st.Seconds*float64(time.Second))))
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// ErrReconcileCancelled is returned by Reconcile when the run was cancelled
+// (Cancel, or its context): the run is recorded with what it found until
+// then, and its lock released.
+var ErrReconcileCancelled = errors.New("reconciliation run cancelled")
+
+// Cancel cancels the reconciliation run in progress in this Reconciler, if
+// any, and reports whether there was one. The run stops within a round trip
+// or two, records what it found and releases its lock; its Reconcile
+// returns ErrReconcileCancelled.
+func (r *Reconciler) Cancel() bool { return r.progress.cancel() }
+
+// RunProgress is the progress of the run in progress, or of the last run.
+type RunProgress struct {
+	// Running is true while a run is in progress.
+	Running bool `json:"running"`
+	// Partitions counts the run's partitions, PartitionsDone those
+	// finished.
+	Partitions     int `json:"partitions"`
+	PartitionsDone int `json:"partitions_done"`
+	// ItemsChecked counts the ledger's items compared so far.
+	ItemsChecked int64 `json:"items_checked"`
+	// Seconds is how long the run has run (or ran).
+	Seconds float64 `json:"seconds"`
+}
+
+// runProgress follows the run in progress.
+type runProgress struct {
+	mu             sync.Mutex
+	running        bool
+	start          time.Time
+	took           time.Duration
+	stop           context.CancelFunc
+	wasCancelled   bool
+	partitions     int
+	partitionsDone int
+	checked        atomic.Int64
+}
+
+func (g *runProgress) begin(stop context.CancelFunc, partitions int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running, g.start, g.stop, g.wasCancelled = true, time.Now(), stop, false
+	g.partitions, g.partitionsDone = partitions, 0
+	g.checked.Store(0)
+}
+
+func (g *runProgress) end() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.running, g.stop, g.took = false, nil, time.Since(g.start)
+}
+
+func (g *runProgress) partitionDone() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.partitionsDone++
+}
+
+func (g *runProgress) addChecked(n int) { g.checked.Add(int64(n)) }
+
+func (g *runProgress) cancel() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.running || g.stop == nil {
+		return false
+	}
+	g.wasCancelled = true
+	g.stop()
+	return true
+}
+
+func (g *runProgress) cancelled() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.wasCancelled
+}
+
+func (g *runProgress) snapshot() RunProgress {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := RunProgress{Running: g.running, Partitions: g.partitions, PartitionsDone: g.partitionsDone,
+		ItemsChecked: g.checked.Load(), Seconds: g.took.Seconds()}
+	if g.running {
+		st.Seconds = time.Since(g.start).Seconds()
+	}
+	return st
 }
 
 func (r *Reconciler) record(ctx context.Context, rep *Report, runErr error) error {

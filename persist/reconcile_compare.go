@@ -106,6 +106,10 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 				cands = append(cands, *c)
 			}
 		}
+		r.progress.addChecked(len(page))
+		if r.afterPage != nil {
+			r.afterPage(ctx, p)
+		}
 		after = page[len(page)-1].ref
 		if len(page) < r.cfg.BatchSize {
 			break

@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"errors"
 	"sort"
 	"sync"
 	"time"
@@ -20,6 +21,9 @@ const (
 	// OutcomeFailed: the run stopped on an error (its partial report is
 	// recorded).
 	OutcomeFailed = "failed"
+	// OutcomeCancelled: the run was cancelled (its partial report is
+	// recorded).
+	OutcomeCancelled = "cancelled"
 )
 
 // RunCount is the number of runs of one mode and outcome, in
@@ -47,6 +51,8 @@ type ReconcilerStats struct {
 	// Rebuilds are the rebuilds of partitions that repair runs made
 	// (partition_not_ready).
 	Rebuilds RebuilderStats `json:"rebuilds"`
+	// Run is the progress of the run in progress, or of the last one.
+	Run RunProgress `json:"run"`
 }
 
 type runKey struct {
@@ -67,6 +73,8 @@ type reconcilerCounters struct {
 func (c *reconcilerCounters) count(rep *Report, runErr error) {
 	outcome := OutcomeClean
 	switch {
+	case errors.Is(runErr, ErrReconcileCancelled):
+		outcome = OutcomeCancelled
 	case runErr != nil:
 		outcome = OutcomeFailed
 	case len(rep.Findings) > 0:
@@ -107,5 +115,6 @@ func (r *Reconciler) Stats() ReconcilerStats {
 		return a.Mode < b.Mode || a.Mode == b.Mode && a.Outcome < b.Outcome
 	})
 	st.Rebuilds = r.rb.Stats()
+	st.Run = r.progress.snapshot()
 	return st
 }

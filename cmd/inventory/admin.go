@@ -119,7 +119,9 @@ func persisterStats(p *persist.Persister) func() admin.PersisterStats {
 func reconcilerStats(r *persist.Reconciler) func() admin.ReconcilerStats {
 	return func() admin.ReconcilerStats {
 		st := r.Stats()
-		out := admin.ReconcilerStats{Runs: map[admin.RunKey]int64{}, Findings: st.Findings, ItemsChecked: st.ItemsChecked, LastRun: st.LastRun}
+		out := admin.ReconcilerStats{Runs: map[admin.RunKey]int64{}, Findings: st.Findings, ItemsChecked: st.ItemsChecked, LastRun: st.LastRun,
+			Running: st.Run.Running, RunPartitions: st.Run.Partitions, RunPartitionsDone: st.Run.PartitionsDone,
+			RunItemsChecked: st.Run.ItemsChecked, RunSeconds: st.Run.Seconds}
 		for _, rc := range st.Runs {
 			out.Runs[admin.RunKey{Mode: string(rc.Mode), Outcome: rc.Outcome}] = rc.Runs
 		}
@@ -138,6 +140,9 @@ func rebuildStats(sources ...func() persist.RebuilderStats) func() admin.Rebuild
 			out.Partitions += st.Partitions
 			out.Items += st.Items
 			out.Reservations += st.Reservations
+			out.Rebuilding += st.Rebuilding
+			out.Seconds += st.Seconds
+			out.RoundSeconds = max(out.RoundSeconds, st.RoundSeconds)
 		}
 		return out
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -18,7 +19,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 	fs := newFlagSet("bench", "Run a load scenario against one or more targets, check the invariants after each,\n"+
 		"print a summary and write JSON and an SVG latency plot (see package bench).\n"+
 		"Redis and PostgreSQL come from the shared settings below; targets: engine, server, http,\n"+
-		"pg-optimistic, pg-guarded, bare, redis-benchmark.", stderr, os.Getenv)
+		"pg-optimistic, pg-guarded, bare, redis-benchmark.\n\n"+
+		"Against a deployment (--url, --token) with --plan FILE or --stages, or --targets http alone, it rehearses\n"+
+		"a peak instead: open-loop arrival rates in stages, a mix of operations, thresholds that decide the\n"+
+		"exit status, JSON, HTML and text reports; --worker-urls spreads the load over `inventory bench --worker`\n"+
+		"processes. `inventory bench compare A.json B.json` flags the regressions of B against A.", stderr, os.Getenv)
 	cfg.register(fs)
 	scenario := fs.String("scenario", "INVENTORY_BENCH_SCENARIO", bench.ScenarioFlashSale, "flash-sale, mixed or bulk")
 	targets := fs.String("targets", "INVENTORY_BENCH_TARGETS", "engine,pg-guarded,pg-optimistic", "comma-separated targets, run in this order")
@@ -41,12 +46,38 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 	client := fs.String("client", "INVENTORY_BENCH_CLIENT", bench.ClientBuiltin, "flash-sale load client of the HTTP targets (server, bare, http): builtin or wrk")
 	url := fs.String("url", "INVENTORY_BENCH_URL", "", "base URL of a running server, for the http target")
 	token := fs.Secret("token", "INVENTORY_BENCH_TOKEN", "", "admin token of that server", always)
-	ledgerSchema := fs.String("ledger-schema", "INVENTORY_BENCH_LEDGER_SCHEMA", "", "http: the server's ledger schema on --database-url, so the checker verifies it too")
+	ledgerSchema := fs.String("ledger-schema", "INVENTORY_BENCH_LEDGER_SCHEMA", "", "http: the server's ledger schema (on --database-url, or on --ledger-url), so the checker verifies it too")
 	out := fs.String("out", "INVENTORY_BENCH_OUT", "bench/results", "directory for the JSON report and the SVG plot")
 	noLedger := fs.Bool("no-ledger", "INVENTORY_BENCH_NO_LEDGER", false, "run the engine target without the persister")
 	cpuProfile := fs.Bool("cpuprofile", "INVENTORY_BENCH_CPUPROFILE", false, "write a CPU profile of this process during each target's load to --out (go tool pprof)")
+	var rf rehearsalFlags
+	rf.register(fs)
+	compare := len(args) > 0 && args[0] == "compare"
+	if compare {
+		if err := fs.Parse(args[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return errUsage
+		}
+		if fs.NArg() != 2 {
+			fmt.Fprintf(stderr, "usage: inventory bench compare [--tolerance F] A.json B.json\n")
+			return errUsage
+		}
+		return runCompare(fs.Arg(0), fs.Arg(1), *rf.tolerance, stdout)
+	}
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *rf.worker {
+		return runWorker(ctx, *rf.listen, stderr)
+	}
+	onlyHTTP := strings.TrimSpace(*targets) == bench.TargetHTTP
+	if *rf.plan != "" || *rf.stages != "" || *rf.workerURLs != "" || onlyHTTP {
+		return runRehearsal(ctx, &rf, rehearsalDefaults{scenario: *scenario, rate: *rate, duration: *duration, workers: *workers,
+			stock: *stock, stores: *stores, skus: *skus, holdTTL: *holdTTL, chunk: *chunk,
+			ledgerSchema: *ledgerSchema, databaseURL: cfg.DatabaseURL},
+			*url, *token, *out, stdout, stderr, strings.TrimSpace("inventory bench "+strings.Join(args, " ")))
 	}
 	if err := cfg.validate(); err != nil {
 		return err

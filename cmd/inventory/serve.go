@@ -148,7 +148,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			engine.NewTransferWorker(e, engine.TransferWorkerConfig{Logger: log.Named("transfers")}).Run})
 	}
 	if d.pool != nil {
-		hcfg.Ledger = persist.NewLedger(d.pool)
+		ledger := persist.NewLedger(d.pool)
+		hcfg.Ledger, hcfg.LowStock = ledger, ledger
 		checks.Ledger = d.pool
 		rec, err := persist.NewReconciler(e, d.pool, persist.ReconcilerConfig{Interval: *reconcileEvery, Logger: log.Named("reconciler")})
 		if err != nil {
@@ -184,7 +185,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		} else {
 			log.Warn("rebuilder off: a partition without its readiness marker stays unavailable until a rebuilder runs")
 		}
-		shared = append(shared, admin.RebuildCollector(rebuildStats(rebuilds...)))
+		rstats := rebuildStats(rebuilds...)
+		shared = append(shared, admin.RebuildCollector(rstats))
+		checks.Rebuild = rstats
+		hcfg.Rebuild = rstats
 	}
 	if err := admin.Register(reg, shared...); err != nil {
 		return err

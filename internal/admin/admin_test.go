@@ -147,6 +147,27 @@ func TestWorkerReadiness(t *testing.T) {
 	require.Contains(t, rd.Checks["postgres"], "unreachable")
 }
 
+// While partitions are not ready, /readyz shows the rebuilds' progress;
+// once every partition is ready it shows none.
+func TestReadinessShowsRebuildProgress(t *testing.T) {
+	t.Parallel()
+	e := world(t)
+	st := admin.RebuildStats{Partitions: 2, Items: 1200, Rebuilding: 1, RoundSeconds: 3.25}
+	c := admin.Checks{Engine: e, Partitions: true, Rebuild: func() admin.RebuildStats { return st }}
+	require.NoError(t, testsupport.RedisClient(t, 0).Del(t.Context(), e.ReadyKey(0), e.ReadyKey(2)).Err())
+	rd := c.Check(t.Context(), time.Now())
+	require.Equal(t, 503, rd.Code())
+	require.Equal(t, &admin.RebuildProgress{NotReady: 2, Rebuilding: 1, Rebuilt: 2, ItemsRestored: 1200, Seconds: 3.25}, rd.Rebuild)
+	require.Equal(t, "not ready: [0 2] (rebuilding 1; 2 partitions and 1200 items restored; 3.2s)", rd.Checks["partitions"])
+
+	require.NoError(t, e.MarkReady(t.Context(), 0))
+	require.NoError(t, e.MarkReady(t.Context(), 2))
+	st.Rebuilding = 0
+	rd = c.Check(t.Context(), time.Now())
+	require.Equal(t, 200, rd.Code())
+	require.Nil(t, rd.Rebuild)
+}
+
 func TestPersisterCollector(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
@@ -173,10 +194,13 @@ func TestReconcilerAndRebuildCollectors(t *testing.T) {
 	rs := admin.ReconcilerStats{
 		Runs:     map[admin.RunKey]int64{{Mode: "repair", Outcome: "clean"}: 3, {Mode: "check", Outcome: "drift"}: 1},
 		Findings: map[string]int64{"redis_behind": 2, "corrupt": 0}, ItemsChecked: 40, LastRun: last,
+		Running: true, RunPartitions: 16, RunPartitionsDone: 5, RunItemsChecked: 31000, RunSeconds: 2.5,
 	}
 	require.NoError(t, admin.Register(reg,
 		admin.ReconcilerCollector(func() admin.ReconcilerStats { return rs }),
-		admin.RebuildCollector(func() admin.RebuildStats { return admin.RebuildStats{Partitions: 2, Items: 30, Reservations: 4} })))
+		admin.RebuildCollector(func() admin.RebuildStats {
+			return admin.RebuildStats{Partitions: 2, Items: 30, Reservations: 4, Rebuilding: 1, Seconds: 2.5, RoundSeconds: 1.5}
+		})))
 	body := scrape(t, reg)
 	for _, want := range []string{
 		`inventory_reconciler_runs_total{mode="repair",outcome="clean"} 3`,
@@ -185,9 +209,17 @@ func TestReconcilerAndRebuildCollectors(t *testing.T) {
 		`inventory_reconciler_findings_total{kind="corrupt"} 0`,
 		`inventory_reconciler_items_checked_total 40`,
 		`inventory_reconciler_last_run_timestamp_seconds 1.7000000005e+09`,
+		`inventory_reconciler_running 1`,
+		`inventory_reconciler_run_items_checked 31000`,
+		`inventory_reconciler_run_partitions{state="done"} 5`,
+		`inventory_reconciler_run_partitions{state="total"} 16`,
+		`inventory_reconciler_run_seconds 2.5`,
 		`inventory_rebuild_partitions_total 2`,
 		`inventory_rebuild_items_restored_total 30`,
 		`inventory_rebuild_reservations_restored_total 4`,
+		`inventory_rebuild_partitions_in_progress 1`,
+		`inventory_rebuild_seconds_total 2.5`,
+		`inventory_rebuild_round_seconds 1.5`,
 	} {
 		require.Regexp(t, `(?m)^`+regexp.QuoteMeta(want)+`$`, body)
 	}

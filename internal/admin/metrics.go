@@ -179,6 +179,15 @@ type ReconcilerStats struct {
 	ItemsChecked int64
 	// LastRun is when the last run finished; zero before the first.
 	LastRun time.Time
+	// Running is true while a run is in progress; the Run fields follow
+	// it (or, between runs, tell about the last one).
+	Running bool
+	// RunPartitions and RunPartitionsDone count the run's partitions and
+	// those finished; RunItemsChecked the items compared so far;
+	// RunSeconds how long it has run.
+	RunPartitions, RunPartitionsDone int
+	RunItemsChecked                  int64
+	RunSeconds                       float64
 }
 
 // RunKey labels a count of reconciliation runs.
@@ -192,19 +201,27 @@ func ReconcilerCollector(f func() ReconcilerStats) prometheus.Collector {
 
 var (
 	descRuns = prometheus.NewDesc("inventory_reconciler_runs_total",
-		"Reconciliation runs finished by this process, by mode (check, repair) and outcome (clean, drift, failed).", []string{"mode", "outcome"}, nil)
+		"Reconciliation runs finished by this process, by mode (check, repair) and outcome (clean, drift, failed, cancelled).", []string{"mode", "outcome"}, nil)
 	descFindings = prometheus.NewDesc("inventory_reconciler_findings_total",
 		"Differences between Redis and the ledger found by this process's reconciliation runs, by kind.", []string{"kind"}, nil)
 	descChecked = prometheus.NewDesc("inventory_reconciler_items_checked_total",
 		"Items compared by this process's reconciliation runs.", nil, nil)
 	descLastRun = prometheus.NewDesc("inventory_reconciler_last_run_timestamp_seconds",
 		"Unix time at which this process's last reconciliation run finished (absent before the first).", nil, nil)
+	descRunning = prometheus.NewDesc("inventory_reconciler_running",
+		"1 while this process runs a reconciliation, else 0.", nil, nil)
+	descRunChecked = prometheus.NewDesc("inventory_reconciler_run_items_checked",
+		"Items the reconciliation run in progress (or the last one) has compared so far.", nil, nil)
+	descRunParts = prometheus.NewDesc("inventory_reconciler_run_partitions",
+		"Partitions of the reconciliation run in progress (or the last one), by state: done or total.", []string{"state"}, nil)
+	descRunSeconds = prometheus.NewDesc("inventory_reconciler_run_seconds",
+		"How long the reconciliation run in progress has run, or how long the last one ran.", nil, nil)
 )
 
 type reconcilerCollector struct{ f func() ReconcilerStats }
 
 func (c *reconcilerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRuns, descFindings, descChecked, descLastRun} {
+	for _, d := range []*prometheus.Desc{descRuns, descFindings, descChecked, descLastRun, descRunning, descRunChecked, descRunParts, descRunSeconds} {
 		ch <- d
 	}
 }
@@ -228,6 +245,15 @@ func (c *reconcilerCollector) Collect(ch chan<- prometheus.Metric) {
 	if !st.LastRun.IsZero() {
 		ch <- prometheus.MustNewConstMetric(descLastRun, prometheus.GaugeValue, float64(st.LastRun.UnixMilli())/1000)
 	}
+	running := 0.0
+	if st.Running {
+		running = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descRunning, prometheus.GaugeValue, running)
+	ch <- prometheus.MustNewConstMetric(descRunChecked, prometheus.GaugeValue, float64(st.RunItemsChecked))
+	ch <- prometheus.MustNewConstMetric(descRunParts, prometheus.GaugeValue, float64(st.RunPartitionsDone), "done")
+	ch <- prometheus.MustNewConstMetric(descRunParts, prometheus.GaugeValue, float64(st.RunPartitions), "total")
+	ch <- prometheus.MustNewConstMetric(descRunSeconds, prometheus.GaugeValue, st.RunSeconds)
 }
 
 // RebuildStats is what the metrics show of the rebuilds of partitions from
@@ -235,9 +261,17 @@ func (c *reconcilerCollector) Collect(ch chan<- prometheus.Metric) {
 type RebuildStats struct {
 	// Partitions counts partitions rebuilt.
 	Partitions int64
-	// Items and Reservations count the items and open reservations those
-	// rebuilds restored into Redis.
+	// Items and Reservations count the items and open reservations
+	// restored into Redis, as they are restored.
 	Items, Reservations int64
+	// Rebuilding counts the partitions being rebuilt now.
+	Rebuilding int64
+	// Seconds is the time spent rebuilding partitions, summed over them.
+	Seconds float64
+	// RoundSeconds is how long the current round of rebuilds has run, or,
+	// between rounds, how long the last one took until every partition of
+	// it was ready.
+	RoundSeconds float64
 }
 
 // RebuildCollector exports the process's rebuilds, read from f at scrape
@@ -253,6 +287,12 @@ var (
 		"Items restored into Redis from the ledger by this process's rebuilds.", nil, nil)
 	descRestoredHolds = prometheus.NewDesc("inventory_rebuild_reservations_restored_total",
 		"Open reservations restored into Redis from the ledger by this process's rebuilds.", nil, nil)
+	descRebuilding = prometheus.NewDesc("inventory_rebuild_partitions_in_progress",
+		"Partitions this process is rebuilding from the ledger now.", nil, nil)
+	descRebuildSeconds = prometheus.NewDesc("inventory_rebuild_seconds_total",
+		"Seconds this process spent rebuilding partitions, summed over partitions rebuilt at once.", nil, nil)
+	descRoundSeconds = prometheus.NewDesc("inventory_rebuild_round_seconds",
+		"Seconds since the current round of rebuilds began (every partition found not ready at once), or how long the last round took until all of them were ready.", nil, nil)
 )
 
 type rebuildCollector struct{ f func() RebuildStats }
@@ -261,6 +301,9 @@ func (c *rebuildCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRebuilt
 	ch <- descRestoredItems
 	ch <- descRestoredHolds
+	ch <- descRebuilding
+	ch <- descRebuildSeconds
+	ch <- descRoundSeconds
 }
 
 func (c *rebuildCollector) Collect(ch chan<- prometheus.Metric) {
@@ -268,4 +311,7 @@ func (c *rebuildCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRebuilt, prometheus.CounterValue, float64(st.Partitions))
 	ch <- prometheus.MustNewConstMetric(descRestoredItems, prometheus.CounterValue, float64(st.Items))
 	ch <- prometheus.MustNewConstMetric(descRestoredHolds, prometheus.CounterValue, float64(st.Reservations))
+	ch <- prometheus.MustNewConstMetric(descRebuilding, prometheus.GaugeValue, float64(st.Rebuilding))
+	ch <- prometheus.MustNewConstMetric(descRebuildSeconds, prometheus.CounterValue, st.Seconds)
+	ch <- prometheus.MustNewConstMetric(descRoundSeconds, prometheus.GaugeValue, st.RoundSeconds)
 }

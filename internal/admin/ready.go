@@ -39,6 +39,26 @@ type Checks struct {
 	// partition whose writes keep failing shows as degraded (still ready:
 	// the events wait in Redis).
 	Persister func() PersisterStats
+	// Rebuild, when set, reports the rebuilds of this process: while
+	// partitions are not ready, or being rebuilt, the answer shows their
+	// progress.
+	Rebuild func() RebuildStats
+}
+
+// RebuildProgress is the progress of rebuilds in /readyz, shown while
+// partitions are not ready or being rebuilt.
+type RebuildProgress struct {
+	// NotReady counts the partitions without their readiness marker.
+	NotReady int `json:"partitions_not_ready"`
+	// Rebuilding counts the partitions this process is rebuilding now.
+	Rebuilding int64 `json:"partitions_rebuilding"`
+	// Rebuilt counts the partitions this process has rebuilt since it
+	// started.
+	Rebuilt int64 `json:"partitions_rebuilt"`
+	// ItemsRestored counts the items restored so far.
+	ItemsRestored int64 `json:"items_restored"`
+	// Seconds is how long the current round of rebuilds has run.
+	Seconds float64 `json:"seconds"`
 }
 
 // Readiness is the answer of /readyz.
@@ -51,6 +71,9 @@ type Readiness struct {
 	Checks map[string]string `json:"checks,omitempty"`
 	// Degraded lists the failing persister partitions.
 	Degraded []FailingPartition `json:"degraded,omitempty"`
+	// Rebuild shows the rebuilds' progress while partitions are not ready
+	// or being rebuilt (when the process rebuilds).
+	Rebuild *RebuildProgress `json:"rebuild,omitempty"`
 }
 
 // Readiness statuses.
@@ -78,6 +101,7 @@ func ShuttingDown() *Readiness { return &Readiness{Status: StatusShuttingDown} }
 func (c *Checks) Check(ctx context.Context, now time.Time) *Readiness {
 	checks := map[string]string{}
 	ok := true
+	notReadyCount := 0
 	if err := c.Engine.Ping(ctx); err != nil {
 		checks["redis"] = "unreachable: " + err.Error()
 		ok = false
@@ -94,6 +118,7 @@ func (c *Checks) Check(ctx context.Context, now time.Time) *Readiness {
 			}
 			if len(notReady) > 0 {
 				checks["partitions"] = fmt.Sprintf("not ready: %v", notReady)
+				notReadyCount = len(notReady)
 				ok = false
 			} else {
 				checks["partitions"] = "ok"
@@ -109,6 +134,16 @@ func (c *Checks) Check(ctx context.Context, now time.Time) *Readiness {
 		checks["postgres"] = "ok"
 	}
 	r := &Readiness{Status: StatusReady, Checks: checks}
+	if c.Rebuild != nil {
+		if st := c.Rebuild(); notReadyCount > 0 || st.Rebuilding > 0 {
+			r.Rebuild = &RebuildProgress{NotReady: notReadyCount, Rebuilding: st.Rebuilding, Rebuilt: st.Partitions,
+				ItemsRestored: st.Items, Seconds: st.RoundSeconds}
+			if notReadyCount > 0 {
+				checks["partitions"] += fmt.Sprintf(" (rebuilding %d; %d partitions and %d items restored; %.1fs)",
+					st.Rebuilding, st.Partitions, st.Items, st.RoundSeconds)
+			}
+		}
+	}
 	if c.Persister != nil {
 		if failing := FailingPartitions(c.Persister(), now); len(failing) == 0 {
 			checks["persister"] = "ok"

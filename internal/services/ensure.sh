@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ensure.sh: make sure Redis and PostgreSQL answer on their default loopback
 # ports. Uses running ones; else starts installed ones; else installs them
-# from Debian's packages (needs root). Exits non-zero when one cannot be had.
+# from Debian's packages (needs root). Also installs Chromium, which the
+# dashboard's browser tests drive (internal/browser), when it is absent.
+# Exits non-zero when one cannot be had.
 set -u
 
 log() { echo "services: $*" >&2; }
@@ -71,7 +73,15 @@ ensure_test_db() {
 		psql -h 127.0.0.1 -U postgres -d postgres -c "create database $db" >/dev/null
 }
 
+# ensure_chromium installs Debian's chromium for the browser tests.
+ensure_chromium() {
+	if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${CHROMIUM:-}" ]; then return 0; fi
+	log "installing chromium (for the dashboard's browser tests)"
+	apt_install chromium
+}
+
 rc=0
+ensure_chromium || { log "chromium is not installed: the browser tests will fail"; rc=1; }
 ensure_redis || { log "Redis is not reachable on 127.0.0.1:6379"; rc=1; }
 if ensure_pg; then
 	ensure_test_db || { log "cannot create the database test"; rc=1; }
