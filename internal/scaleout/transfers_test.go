@@ -43,7 +43,9 @@ func TestTransfersAcrossAFailover(t *testing.T) {
 
 	wctx, stopWorker := context.WithCancel(ctx)
 	defer stopWorker()
-	go func() { _ = engine.NewTransferWorker(d.e, engine.TransferWorkerConfig{Interval: 100 * time.Millisecond}).Run(wctx) }()
+	go func() {
+		_ = engine.NewTransferWorker(d.e, engine.TransferWorkerConfig{Interval: 100 * time.Millisecond}).Run(wctx)
+	}()
 
 	stop := make(chan struct{})
 	var ok atomic.Int64
