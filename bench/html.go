@@ -151,7 +151,7 @@ th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
 <div class="muted">{{.R.Started.Format "2006-01-02 15:04:05Z"}} against {{.R.URL}}, {{.R.Processes}} load process(es); {{.Mode}}.<br>
 {{.R.Machine.CPUs}} CPUs ({{.R.Machine.CPUModel}}), load {{printf "%.2f" .R.Machine.Load1}} at start, {{.R.Machine.GoVersion}}{{if .R.Command}}<br><code>{{.R.Command}}</code>{{end}}</div>
 {{if .R.Passed}}<div class="verdict vp">passed: every invariant and every threshold held</div>{{else}}<div class="verdict vf">FAILED{{range .R.Violations}}<br>{{.}}{{end}}{{range .R.Thresholds}}{{if not .Held}}<br>threshold {{.Text}}: measured {{.Detail}}{{end}}{{end}}</div>{{end}}
-<p>{{.R.Iterations}} iterations in {{printf "%.1f" .R.Seconds}} s; {{.R.Late}} ({{printf "%.2f" .LatePct}}%) sent late for want of an in-flight slot; send delay p99 {{ms .R.SendDelay.P99}} ms; at most {{.R.MaxInFlight}} requests in flight.</p>
+<p>{{.R.Iterations}} iterations in {{printf "%.1f" .R.Seconds}} s; {{.R.Late}} ({{printf "%.2f" .LatePct}}%) sent late for want of an in-flight slot; send delay p99 {{ms .R.SendDelay.P99}} ms; at most {{.R.MaxInFlight}} requests in flight.{{if gt .R.Processes 1}} The {{.R.Processes}} load processes began within {{printf "%.1f" .R.StartSpread}} ms of each other.{{end}}</p>
 {{if .R.Thresholds}}<h2>Thresholds</h2><table><tr><th>threshold</th><th>measured</th><th>verdict</th></tr>
 {{range .R.Thresholds}}<tr><td><code>{{.Text}}</code></td><td>{{.Detail}}</td><td>{{if .Held}}<span class="pass">held</span>{{else}}<span class="fail">FAILED</span>{{end}}</td></tr>{{end}}</table>{{end}}
 <h2>Throughput</h2>{{.Rate}}

@@ -61,6 +61,9 @@ func runPart(ctx context.Context, a assignment, emit func(progress)) (*tally, er
 		start = time.Now() // told to start in the past: start now
 	}
 	r.start = start
+	// When this process really began: the start time, or later when the
+	// timer fired late.
+	r.t.FirstStart, r.t.LastStart = time.Now(), time.Now()
 	dur := p.Duration()
 	lctx, cancel := context.WithTimeout(ctx, dur+p.Client.Timeout+5*time.Second)
 	defer cancel()

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -312,9 +313,13 @@ func (p Plan) validate() error {
 	if sum == 0 {
 		return fmt.Errorf("plan: Mix: weigh at least one operation")
 	}
-	for _, t := range p.Thresholds {
-		if _, err := ParseThreshold(t); err != nil {
+	for _, ts := range p.Thresholds {
+		t, err := ParseThreshold(ts)
+		if err != nil {
 			return fmt.Errorf("plan: Thresholds: %w", err)
+		}
+		if t.Stage != "" && !slices.ContainsFunc(p.Stages, func(s Stage) bool { return s.Name == t.Stage }) {
+			return fmt.Errorf("plan: Thresholds: %q names no stage of the plan", ts)
 		}
 	}
 	return nil

@@ -26,8 +26,12 @@ func WriteRehearsalSummary(w io.Writer, r *Rehearsal) error {
 	if r.Plan.Client.ClosedLoop > 0 {
 		mode = fmt.Sprintf("closed loop: %d workers, latency from each send", r.Plan.Client.ClosedLoop)
 	}
-	fmt.Fprintf(&b, "%s; %d iterations in %.1fs; %d (%.2f%%) sent late for want of an in-flight slot; send delay p99 %.3f ms; at most %d in flight\n\n",
+	fmt.Fprintf(&b, "%s; %d iterations in %.1fs; %d (%.2f%%) sent late for want of an in-flight slot; send delay p99 %.3f ms; at most %d in flight\n",
 		mode, r.Iterations, r.Seconds, r.Late, pct(r.Late, r.Iterations), r.SendDelay.P99, r.MaxInFlight)
+	if r.Processes > 1 {
+		fmt.Fprintf(&b, "the %d load processes began within %.1f ms of each other\n", r.Processes, r.StartSpread)
+	}
+	fmt.Fprintln(&b)
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "stage\top\trequests\trate/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\t")
 	for _, s := range r.Stages {

@@ -116,8 +116,12 @@ type Rehearsal struct {
 	// because every in-flight slot was taken; SendDelay how long after it
 	// was due each was sent; MaxInFlight the most requests in flight at
 	// once (summed over the processes).
-	Iterations  int64   `json:"iterations"`
-	Late        int64   `json:"late"`
+	Iterations int64 `json:"iterations"`
+	Late       int64 `json:"late"`
+	// StartSpread is how far apart, in ms, the load processes began the
+	// schedule, by their clocks: the timers' lateness (and, across
+	// machines, the clocks' disagreement the start time cannot see).
+	StartSpread float64 `json:"start_spread_ms"`
 	SendDelay   Latency `json:"send_delay"`
 	MaxInFlight int     `json:"max_in_flight"`
 	// Total sums every operation; Ops is per operation.
@@ -362,6 +366,7 @@ func durationOf(stages []Stage) time.Duration {
 func summarise(r *Rehearsal, t *tally, sched schedule, start time.Time) {
 	p := r.Plan
 	r.Iterations, r.Late, r.MaxInFlight = t.Iterations, t.Late, t.MaxInFlight
+	r.StartSpread = float64(t.LastStart.Sub(t.FirstStart).Microseconds()) / 1000
 	r.SendDelay = latencyOf(t.SendDelay.Histogram)
 	r.Seconds = float64(len(t.Seconds))
 	if last := r.Finished.Sub(start).Seconds(); last > 0 && last < r.Seconds {

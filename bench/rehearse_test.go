@@ -50,9 +50,9 @@ func TestRehearsalCountsAStallFromWhenRequestsWereDue(t *testing.T) {
 	r := rehearse(t, stub, plan(t, `
 name: stall
 start_rate: 200
-stages: [{duration: 3s, rate: 200}]
+stages: [{name: hold, duration: 3s, rate: 200}]
 catalog: {stores: 2, skus: 5, on_hand: 100000}
-thresholds: ["checkout.p99<50ms", "errors<0.1%", "oversold==0", "late==0"]
+thresholds: ["checkout.p99<50ms", "errors<0.1%", "oversold==0", "late==0", "hold:p50<5s"]
 `))
 	require.Equal(t, int64(600), r.Iterations, "3 s at 200/s is 600 iterations, whatever the server does")
 	require.Equal(t, int64(600), stub.Checkouts.Load())
@@ -72,7 +72,7 @@ thresholds: ["checkout.p99<50ms", "errors<0.1%", "oversold==0", "late==0"]
 	for _, th := range r.Thresholds {
 		held[th.Text] = th.Held
 	}
-	require.Equal(t, map[string]bool{"checkout.p99<50ms": false, "errors<0.1%": true, "oversold==0": true, "late==0": true}, held)
+	require.Equal(t, map[string]bool{"checkout.p99<50ms": false, "errors<0.1%": true, "oversold==0": true, "late==0": true, "hold:p50<5s": true}, held)
 	require.False(t, r.Passed, "a failing threshold fails the run")
 	require.NotEmpty(t, r.Metrics, "the stub's /metrics was sampled")
 	require.Equal(t, 12.0, r.Metrics[0].StreamLength)
@@ -142,6 +142,7 @@ thresholds: ["errors==0"]
 	require.Equal(t, int64(450), r.Iterations)
 	require.Equal(t, int64(450), stub.Checkouts.Load())
 	require.Equal(t, 3, r.Processes)
+	require.Less(t, r.StartSpread, 1000.0, "one start time for all: they begin together (bounded by timer lateness on a loaded machine)")
 	require.Equal(t, int64(450), r.Ops[bench.OpCheckout].Latency.Count, "the merged histogram holds every request")
 	require.Equal(t, int64(150), r.Stages[0].Total.Count)
 	require.Equal(t, int64(300), r.Stages[1].Total.Count)
@@ -160,6 +161,8 @@ unknown: 1`,
 thresholds: ["p99<fast"]`,
 		`stages: [{duration: 1s, rate: 10}]
 hot: {share: 0.5, zipf: 1.2}`,
+		`stages: [{duration: 1s, rate: 10}]
+thresholds: ["peak:p99<1s"]`,
 	} {
 		_, err := bench.ParsePlan([]byte(bad))
 		require.Error(t, err, bad)
@@ -173,18 +176,20 @@ hot: {share: 0.5, zipf: 1.2}`,
 
 func TestParseThreshold(t *testing.T) {
 	for in, want := range map[string]bench.Threshold{
-		"checkout.p99<50ms": {Op: "checkout", Metric: "p99", Cmp: "<", Value: 50},
-		"p999 <= 1s":        {Metric: "p999", Cmp: "<=", Value: 1000},
-		"errors<0.1%":       {Metric: "errors", Cmp: "<", Value: 0.001},
-		"oversold==0":       {Metric: "oversold", Cmp: "==", Value: 0},
-		"read.rate>=900":    {Op: "read", Metric: "rate", Cmp: ">=", Value: 900},
+		"checkout.p99<50ms":            {Op: "checkout", Metric: "p99", Cmp: "<", Value: 50},
+		"p999 <= 1s":                   {Metric: "p999", Cmp: "<=", Value: 1000},
+		"errors<0.1%":                  {Metric: "errors", Cmp: "<", Value: 0.001},
+		"oversold==0":                  {Metric: "oversold", Cmp: "==", Value: 0},
+		"read.rate>=900":               {Op: "read", Metric: "rate", Cmp: ">=", Value: 900},
+		"cool-down: checkout.p99<80ms": {Stage: "cool-down", Op: "checkout", Metric: "p99", Cmp: "<", Value: 80},
+		"peak:errors<1%":               {Stage: "peak", Metric: "errors", Cmp: "<", Value: 0.01},
 	} {
 		got, err := bench.ParseThreshold(in)
 		require.NoError(t, err, in)
 		want.Text = strings.TrimSpace(in)
 		require.Equal(t, want, got, in)
 	}
-	for _, bad := range []string{"p99<50kg", "nope.p99<1ms", "oversold<1%", "latency<3", "checkout.late<1%"} {
+	for _, bad := range []string{"p99<50kg", "nope.p99<1ms", "oversold<1%", "latency<3", "checkout.late<1%", "peak:checkout.errors<1%", "peak:oversold==0"} {
 		_, err := bench.ParseThreshold(bad)
 		require.Error(t, err, bad)
 	}

@@ -87,6 +87,10 @@ type tally struct {
 	SendDelay hist `json:"send_delay"`
 	// MaxInFlight is the most requests in flight at once seen.
 	MaxInFlight int `json:"max_in_flight"`
+	// FirstStart and LastStart are when the load processes began their
+	// schedule (one process: the same), by their own clocks.
+	FirstStart time.Time `json:"first_start"`
+	LastStart  time.Time `json:"last_start"`
 	// Books is what the successful and unknown writes did to each item,
 	// for the checker (index: store×SKUs + sku).
 	Books map[int]*book `json:"books"`
@@ -298,6 +302,12 @@ func (t *tally) merge(o *tally) {
 	t.MaxInFlight += o.MaxInFlight
 	t.Holds += o.Holds
 	t.LastHold = max(t.LastHold, o.LastHold)
+	if t.FirstStart.IsZero() || o.FirstStart.Before(t.FirstStart) {
+		t.FirstStart = o.FirstStart
+	}
+	if o.LastStart.After(t.LastStart) {
+		t.LastStart = o.LastStart
+	}
 	for name, x := range o.Ops {
 		y := t.op(name)
 		y.OK += x.OK

@@ -21,16 +21,20 @@ import (
 // breaking 0 <= reserved <= on_hand after the run) and violations (every
 // broken invariant). An operation prefix (checkout., reserve., commit.,
 // release., read., availability., adjust., bulk.) narrows a latency, errors,
-// refused or rate metric to that operation; without one it covers all.
+// refused or rate metric to that operation; without one it covers all. A
+// stage prefix ("peak:checkout.p99<50ms") narrows a latency, rate or errors
+// metric to the requests due during that stage (errors over all
+// operations only).
 type Threshold struct {
 	Text   string  `json:"text"`
+	Stage  string  `json:"stage,omitempty"`
 	Op     string  `json:"op,omitempty"`
 	Metric string  `json:"metric"`
 	Cmp    string  `json:"cmp"`
 	Value  float64 `json:"value"` // in the metric's base unit: ms, a fraction, per second, a count
 }
 
-var thresholdRE = regexp.MustCompile(`^\s*(?:([a-z]+)\.)?([a-z0-9]+)\s*(<=|>=|==|<|>)\s*([0-9.]+)\s*(us|µs|ms|s|%)?\s*$`)
+var thresholdRE = regexp.MustCompile(`^\s*(?:([^:<>=]+):)?\s*(?:([a-z]+)\.)?([a-z0-9]+)\s*(<=|>=|==|<|>)\s*([0-9.]+)\s*(us|µs|ms|s|%)?\s*$`)
 
 var latencyMetrics = map[string]float64{"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9, "max": 100, "mean": -1}
 
@@ -40,12 +44,12 @@ func ParseThreshold(s string) (Threshold, error) {
 	if m == nil {
 		return Threshold{}, fmt.Errorf("threshold %q: want [op.]metric<value[unit], e.g. checkout.p99<50ms", s)
 	}
-	t := Threshold{Text: strings.TrimSpace(s), Op: m[1], Metric: m[2], Cmp: m[3]}
-	v, err := strconv.ParseFloat(m[4], 64)
+	t := Threshold{Text: strings.TrimSpace(s), Stage: strings.TrimSpace(m[1]), Op: m[2], Metric: m[3], Cmp: m[4]}
+	v, err := strconv.ParseFloat(m[5], 64)
 	if err != nil {
 		return Threshold{}, fmt.Errorf("threshold %q: %w", s, err)
 	}
-	unit := m[5]
+	unit := m[6]
 	if t.Op != "" && !contains(allOps, t.Op) {
 		return Threshold{}, fmt.Errorf("threshold %q: unknown operation %q (one of %s)", s, t.Op, strings.Join(allOps, ", "))
 	}
@@ -83,6 +87,9 @@ func ParseThreshold(s string) (Threshold, error) {
 	default:
 		return Threshold{}, fmt.Errorf("threshold %q: unknown metric %q", s, t.Metric)
 	}
+	if t.Stage != "" && !isLatency && t.Metric != "rate" && (t.Metric != "errors" || t.Op != "") {
+		return Threshold{}, fmt.Errorf("threshold %q: a stage narrows a latency, a rate or all operations' errors", s)
+	}
 	t.Value = v
 	return t, nil
 }
@@ -111,7 +118,20 @@ func (t Threshold) evaluate(r *Rehearsal) ThresholdResult {
 		}
 	default:
 		s := r.Total
-		if t.Op != "" {
+		if t.Stage != "" {
+			s = nil
+			for _, st := range r.Stages {
+				if st.Name == t.Stage {
+					s = st.Total
+					if t.Op != "" {
+						s = st.Ops[t.Op]
+					}
+				}
+			}
+			if s == nil {
+				s = &OpSummary{}
+			}
+		} else if t.Op != "" {
 			s = r.Ops[t.Op]
 			if s == nil {
 				s = &OpSummary{}

@@ -59,7 +59,7 @@ type server struct {
 
 // newServer starts a real API on a loopback port over real Redis, with its
 // own key prefix.
-func newServer(t *testing.T) *server {
+func newServer(t *testing.T, tweak ...func(*httpapi.Config)) *server {
 	t.Helper()
 	rdb := testsupport.RedisClient(t, 0)
 	prefix := testsupport.IsolatedPrefix(t, rdb)
@@ -71,8 +71,12 @@ func newServer(t *testing.T) *server {
 	keys, err := httpapi.ParseKeys(tokAdmin + ":admin," + tokS1 + ":store:s1")
 	require.NoError(t, err)
 	srv := &server{e: e, ledger: &fakeLedger{}, rec: &fakeReconciler{}}
-	s, err := httpapi.New(httpapi.Config{Engine: e, Keys: keys, Ledger: srv.ledger, Reconciler: srv.rec,
-		Heartbeat: 200 * time.Millisecond, EventPoll: 20 * time.Millisecond})
+	cfg := httpapi.Config{Engine: e, Keys: keys, Ledger: srv.ledger, Reconciler: srv.rec,
+		Heartbeat: 200 * time.Millisecond, EventPoll: 20 * time.Millisecond}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	s, err := httpapi.New(cfg)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

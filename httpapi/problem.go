@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/webhook"
 )
 
 // ProblemTypeBase starts the type URI of every problem this API answers;
@@ -121,6 +122,8 @@ func problemFor(err error) *Problem {
 			with("reservation_status", nhe.Status)
 	case errors.Is(err, engine.ErrReservationNotHeld):
 		return problem(http.StatusConflict, "reservation-not-held", "the reservation is not held")
+	case errors.Is(err, webhook.ErrNotFound):
+		return problem(http.StatusNotFound, "not-found", "no webhook has this id")
 	case errors.As(err, &nfe) && engine.ValidID(nfe.What):
 		// Outside the reservation routes (which say so themselves), what
 		// is not found is an item: the engine names its SKU.

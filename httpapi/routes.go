@@ -69,6 +69,16 @@ func (s *Server) routes() {
 	a.Post("/v1/transfers/:id/cancel", api(s.cancelTransfer)...)
 	a.Get("/v1/stores/:store/items/:sku/promise", api(s.promise)...)
 	a.Get("/v1/items/:sku/promise", api(s.chainPromise)...)
+	a.Get("/v1/admin/operations", api(s.operations)...)
+	a.Get("/v1/admin/findings", api(s.listFindings)...)
+	a.Get("/v1/admin/findings/:id", api(s.getFinding)...)
+	a.Post("/v1/admin/findings/:id/resolve", api(s.resolveFinding)...)
+	a.Post("/v1/admin/findings/:id/dismiss", api(s.dismissFinding)...)
+	a.Post("/v1/webhooks", api(s.createWebhook)...)
+	a.Get("/v1/webhooks", api(s.listWebhooks)...)
+	a.Get("/v1/webhooks/:id", api(s.getWebhook)...)
+	a.Delete("/v1/webhooks/:id", api(s.deleteWebhook)...)
+	a.Get("/v1/webhooks/:id/deliveries", api(s.webhookDeliveries)...)
 }
 
 // tracing is the OpenTelemetry middleware of Config.Tracing: a server span

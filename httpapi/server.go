@@ -51,9 +51,16 @@ type Config struct {
 	Ledger Ledger
 	// Reconciler serves POST /v1/admin/reconcile; nil: 503.
 	Reconciler Reconciler
+	// Webhooks serves /v1/webhooks (webhook.Store); nil: 503.
+	Webhooks Webhooks
 	// LowStock serves GET /v1/stores/{store}/low-stock (persist.Ledger);
 	// nil when the ledger is off (503).
 	LowStock LowStock
+	// Inbox serves the conflict inbox (GET /v1/admin/findings, …);
+	// Operations serves GET /v1/admin/operations. nil when the ledger is
+	// off (503).
+	Inbox      Inbox
+	Operations Operations
 	// Logger receives request errors and, with AccessLog, the access log;
 	// every line of a request carries its id (request_id). Defaults to
 	// zap.NewNop().

@@ -82,6 +82,12 @@ type PersisterConfig struct {
 	// TrimInterval is the least time between two trims of one stream.
 	// Defaults to 1s.
 	TrimInterval time.Duration
+	// Downstream names the other consumer groups on the streams whose
+	// unacknowledged entries are never trimmed either: the webhook workers'
+	// and the Kafka relay's. A group that does not exist on a stream is
+	// not waited for. Defaults to DownstreamGroups; an empty, non-nil list
+	// waits for none.
+	Downstream []string
 	// RetryMin and RetryMax bound the exponential backoff after a failed
 	// write (PostgreSQL or Redis unreachable). Default to 100ms and 5s.
 	RetryMin, RetryMax time.Duration
@@ -146,6 +152,11 @@ func (c PersisterConfig) withDefaults(e *engine.Engine) PersisterConfig {
 	}
 	if c.TrimInterval == 0 {
 		c.TrimInterval = time.Second
+	}
+	if c.Downstream == nil {
+		c.Downstream = DownstreamGroups
+	} else {
+		c.Downstream = append([]string(nil), c.Downstream...)
 	}
 	if c.RetryMin == 0 {
 		c.RetryMin = 100 * time.Millisecond
@@ -662,8 +673,17 @@ func (p *Persister) deadLetter(ctx context.Context, st *partition, m engine.Stre
 // entry's fields prefixed with "f:".
 func DeadLetterKey(e *engine.Engine, p int) string { return e.DeadLetterKey(p) }
 
+// DownstreamGroups are the consumer groups besides the persister's that
+// read the partition streams (the webhook workers', webhook.DefaultGroup,
+// and the Kafka relay's): the persister trims no entry one of them has not
+// acknowledged, as it trims none it has not persisted itself. A group that
+// is no longer read must be destroyed (XGROUP DESTROY, see the README), or
+// the stream grows until writes meet the high watermark.
+var DownstreamGroups = []string{"webhooks", "relay"}
+
 // trim removes persisted entries older than the retention window, or beyond
-// RetentionCount, never at or above the persisted floor (XTRIM MINID: new
+// RetentionCount, never at or above the persisted floor, nor the floor of a
+// Downstream group (XTRIM MINID: new
 // entries always get higher ids, so a concurrent XADD is never trimmed).
 func (p *Persister) trim(ctx context.Context, st *partition) error {
 	gs, ok, err := p.e.GroupState(ctx, st.id, p.cfg.Group)
@@ -686,6 +706,15 @@ func (p *Persister) trim(ctx context.Context, st *partition) error {
 	}
 	if gs.Floor.Less(cut) {
 		cut = gs.Floor
+	}
+	for _, g := range p.cfg.Downstream {
+		ds, ok, err := p.e.GroupState(ctx, st.id, g)
+		if err != nil {
+			return err
+		}
+		if ok && ds.Floor.Less(cut) {
+			cut = ds.Floor
+		}
 	}
 	if cut.IsZero() {
 		return nil

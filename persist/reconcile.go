@@ -169,6 +169,14 @@ type ReconcilerConfig struct {
 	Clock func() time.Time
 	// Logger receives the reconciler's logs. Defaults to zap.NewNop().
 	Logger *zap.Logger
+	// Repaired, when set, hears of the stock changes a repair made that no
+	// stream event announced, so the webhooks' crossings fire from
+	// reconciliation too (webhook.Store.Enqueue): the RECONCILE event that
+	// brings the ledger to Redis' state (redis_ahead), and, when Redis is
+	// restored from the ledger (redis_behind, corrupt), a RECONCILE event
+	// from Redis' state before to the ledger's (an item Redis did not have
+	// is not announced). Its error is logged; the repair stands.
+	Repaired func(ctx context.Context, events []engine.Event) error
 }
 
 func (c ReconcilerConfig) withDefaults(e *engine.Engine) ReconcilerConfig {
@@ -620,4 +628,14 @@ func refusedBy(err error, what string) (action string, ok bool) {
 		return "", false
 	}
 	return "none: PostgreSQL refused " + what + ": " + err.Error(), true
+}
+
+// repaired tells Repaired of ev, if it is set.
+func (r *Reconciler) repaired(ctx context.Context, ev engine.Event) {
+	if r.cfg.Repaired == nil {
+		return
+	}
+	if err := r.cfg.Repaired(ctx, []engine.Event{ev}); err != nil {
+		r.log.Warn("announce a repair", zap.String("store", ev.Store), zap.String("sku", ev.SKU), zap.Error(err))
+	}
 }

@@ -123,6 +123,7 @@ func (r *Reconciler) reconcileLedger(ctx context.Context, runID int64, ref engin
 	op := "reconcile:" + strconv.FormatInt(runID, 10)
 	n := it.Version - base.Version
 	rows := make([][]any, 0, n)
+	var last engine.Event
 	for v := base.Version + 1; v <= it.Version; v++ {
 		ev := engine.Event{Store: ref.Store, SKU: ref.SKU, Version: v, Type: engine.EventReconcile,
 			OnHand: base.OnHand, Reserved: base.Reserved, States: base.States,
@@ -136,6 +137,7 @@ func (r *Reconciler) reconcileLedger(ctx context.Context, runID int64, ref engin
 			ev.States = it.States
 			ev.ReorderPoint, ev.MaxPerCustomer, ev.SafetyStock = it.ReorderPoint, it.MaxPerCustomer, it.SafetyStock
 			ev.Reason = fmt.Sprintf("reconciliation run %d: brings the ledger to Redis' state", runID)
+			last = ev
 		}
 		rows = append(rows, eventRow(&ev))
 	}
@@ -159,6 +161,9 @@ func (r *Reconciler) reconcileLedger(ctx context.Context, runID int64, ref engin
 	}
 	if err != nil {
 		return false, fmt.Errorf("reconcile ledger of %s/%s: %w", ref.Store, ref.SKU, err)
+	}
+	if ok {
+		r.repaired(ctx, last)
 	}
 	return ok, nil
 }

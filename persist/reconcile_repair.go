@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -81,6 +83,9 @@ func (r *Reconciler) restoreRedis(ctx context.Context, rep *Report, f Finding, e
 			if n > 0 {
 				f.Action += fmt.Sprintf(", with %d open reservations", n)
 			}
+			if f.Before != nil {
+				r.repaired(ctx, restoreEvent(rep.RunID, f, r.cfg.Clock()))
+			}
 		case errors.As(err, &vm):
 			f.Action = fmt.Sprintf("none: the item changed meanwhile (now version %d); the next run decides", vm.Current)
 		default:
@@ -132,4 +137,19 @@ func (r *Reconciler) restoreHolds(ctx context.Context, ref engine.ItemRef) (int,
 		n++
 	}
 	return n, nil
+}
+
+// restoreEvent is the change a restore of Redis from the ledger made, as
+// Repaired hears of it: a RECONCILE event of the ledger's version from
+// Redis' state before (f.Before) to the ledger's (f.After). It is not
+// written anywhere: the ledger already holds that version's event.
+func restoreEvent(runID int64, f Finding, now time.Time) engine.Event {
+	b, a := f.Before, f.After
+	ev := engine.Event{Store: f.Store, SKU: f.SKU, Version: a.Version, Type: engine.EventReconcile,
+		DeltaOnHand: a.OnHand - b.OnHand, DeltaReserved: a.Reserved - b.Reserved, StateDeltas: stateDeltas(b.States, a.States),
+		OnHand: a.OnHand, Reserved: a.Reserved, States: a.States,
+		ReorderPoint: a.ReorderPoint, MaxPerCustomer: a.MaxPerCustomer, SafetyStock: a.SafetyStock,
+		IdempotencyKey: "reconcile:" + strconv.FormatInt(runID, 10), Principal: "reconciler", Time: now.UTC(),
+		Reason: fmt.Sprintf("reconciliation run %d: Redis restored from the ledger", runID)}
+	return ev
 }

@@ -132,6 +132,24 @@ func reconcilerStats(r *persist.Reconciler) func() admin.ReconcilerStats {
 // rebuildStats serves the rebuild collector with the sum of the
 // rebuilds the given sources made (the rebuilder, the reconciler's repair
 // runs).
+// sumRebuilds adds up the rebuilds of the process's rebuilders, for the
+// operations view.
+func sumRebuilds(sources ...func() persist.RebuilderStats) func() persist.RebuilderStats {
+	return func() persist.RebuilderStats {
+		var out persist.RebuilderStats
+		for _, f := range sources {
+			st := f()
+			out.Partitions += st.Partitions
+			out.Items += st.Items
+			out.Reservations += st.Reservations
+			out.Rebuilding += st.Rebuilding
+			out.Seconds += st.Seconds
+			out.RoundSeconds = max(out.RoundSeconds, st.RoundSeconds)
+		}
+		return out
+	}
+}
+
 func rebuildStats(sources ...func() persist.RebuilderStats) func() admin.RebuildStats {
 	return func() admin.RebuildStats {
 		var out admin.RebuildStats

@@ -85,3 +85,20 @@ func TestRehearsalWithThreeWorkerProcesses(t *testing.T) {
 	require.EqualValues(t, 225, r.Histograms["checkout"].TotalCount(), "the merged histogram holds every request")
 	require.True(t, r.Passed)
 }
+
+// TestHTTPTargetAloneRehearses: --targets http alone runs the scenario as a
+// rehearsal: open loop at --rate for --duration, or with no rate a closed
+// loop of --workers.
+func TestHTTPTargetAloneRehearses(t *testing.T) {
+	stub := testsupport.NewStub(t)
+	ctx := context.Background()
+	code, stdout, stderr := runCmd(t, ctx, nil, "bench", "--targets", "http", "--url", stub.URL, "--token", "t",
+		"--rate", "60", "--duration", "1s", "--stock", "1000", "--out", t.TempDir())
+	require.Equal(t, 0, code, stdout+stderr)
+	require.Contains(t, stdout, "open loop")
+	require.EqualValues(t, 60, stub.Checkouts.Load(), "1 s at 60/s")
+	code, stdout, stderr = runCmd(t, ctx, nil, "bench", "--targets", "http", "--url", stub.URL, "--token", "t",
+		"--workers", "4", "--duration", "500ms", "--stock", "1000000", "--out", t.TempDir())
+	require.Equal(t, 0, code, stdout+stderr)
+	require.Contains(t, stdout, "closed loop: 4 workers")
+}

@@ -48,6 +48,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the HTTP API with the persister, reconciler, rebuilder and sweeper (each can be switched off)", runServe},
 		{"persist", "run only the persister: drain the partitions' event streams into the PostgreSQL ledger", runPersist},
+		{"webhooks", "run only the webhook delivery workers: signed deliveries of the events to subscribed endpoints", runWebhooks},
 		{"reconcile", "compare Redis with the ledger once (--mode check|repair) and print the report", runReconcile},
 		{"migrate", "apply pending PostgreSQL schema migrations", runMigrate},
 		{"seed", "load the demo furniture chain (--demo) through the engine", runSeed},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/shelfline/inventory/internal/admin"
 	"github.com/shelfline/inventory/persist"
+	"github.com/shelfline/inventory/webhook"
 )
 
 var errNeedLedger = errors.New("this command needs the ledger: INVENTORY_DATABASE_URL is off")
@@ -138,7 +139,10 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr *os.File) e
 	}
 	defer stop()
 	log := d.log
-	r, err := persist.NewReconciler(d.e, d.pool, persist.ReconcilerConfig{Logger: log.Named("reconciler")})
+	// Repairs announce their crossings to the webhooks (the store only
+	// reads subscriptions and writes deliveries: no target is checked).
+	r, err := persist.NewReconciler(d.e, d.pool, persist.ReconcilerConfig{Logger: log.Named("reconciler"),
+		Repaired: webhook.NewStore(d.pool, webhook.StoreConfig{}).Enqueue})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/shelfline/inventory/httpapi"
 	"github.com/shelfline/inventory/internal/admin"
 	"github.com/shelfline/inventory/persist"
+	"github.com/shelfline/inventory/webhook"
 )
 
 // reconcilerAdapter serves httpapi's Reconciler with the persist one.
@@ -56,8 +57,8 @@ func prepare(ctx context.Context, cfg *config, d *deps, migrate bool) error {
 
 func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error {
 	var cfg config
-	fs := newFlagSet("serve", "Run the HTTP API together with the persister, the reconciler, the rebuilder and the\n"+
-		"reservation sweeper. Each role can be switched off, so API pods and workers can scale apart.", stderr, os.Getenv)
+	fs := newFlagSet("serve", "Run the HTTP API together with the persister, the reconciler, the rebuilder, the\n"+
+		"reservation sweeper and the webhook workers. Each role can be switched off, so API pods and workers can scale apart.", stderr, os.Getenv)
 	cfg.register(fs)
 	cfg.registerAPI(fs)
 	api := fs.Bool("api", "INVENTORY_API", true, "serve the HTTP API on --addr")
@@ -67,6 +68,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	rebuilder := fs.Bool("rebuilder", "INVENTORY_REBUILDER", true, "rebuild partitions whose readiness marker is missing from the ledger")
 	sweeper := fs.Bool("sweeper", "INVENTORY_SWEEPER", true, "expire due reservations")
 	transferWorker := fs.Bool("transfer-worker", "INVENTORY_TRANSFER_WORKER", true, "finish the steps of transfers left undone by a crash, a lost reply or a failover")
+	webhooks := fs.Bool("webhooks", "INVENTORY_WEBHOOKS", true, "run the webhook delivery workers (needs the ledger)")
+	allowPrivate := registerWebhookPrivate(fs)
 	migrate := fs.Bool("migrate", "INVENTORY_MIGRATE", true, "apply pending migrations at start")
 	rate := fs.Float64("rate-limit", "INVENTORY_RATE_LIMIT", 0, "default request rate limit, requests per second, of each token without its own rate= in\n"+
 		"INVENTORY_API_KEYS (token bucket; beyond it 429 with Retry-After); 0 or negative: none, so one token may go at full speed")
@@ -151,11 +154,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		ledger := persist.NewLedger(d.pool)
 		hcfg.Ledger, hcfg.LowStock = ledger, ledger
 		checks.Ledger = d.pool
-		rec, err := persist.NewReconciler(e, d.pool, persist.ReconcilerConfig{Interval: *reconcileEvery, Logger: log.Named("reconciler")})
+		whStore := webhook.NewStore(d.pool, webhook.StoreConfig{AllowPrivate: *allowPrivate})
+		hcfg.Webhooks = whStore
+		rec, err := persist.NewReconciler(e, d.pool, persist.ReconcilerConfig{Interval: *reconcileEvery, Logger: log.Named("reconciler"),
+			Repaired: whStore.Enqueue})
 		if err != nil {
 			return err
 		}
 		hcfg.Reconciler = reconcilerAdapter{rec}
+		if *webhooks {
+			w, err := webhook.NewDispatcher(e, d.pool, webhook.Config{AllowPrivate: *allowPrivate, Logger: log.Named("webhooks")})
+			if err != nil {
+				return err
+			}
+			shared = append(shared, w.Collector())
+			workers = append(workers, worker{"webhooks", w.Run})
+		}
 		// Runs on demand (POST /v1/admin/reconcile) count too.
 		shared = append(shared, admin.ReconcilerCollector(reconcilerStats(rec)))
 		rebuilds := []func() persist.RebuilderStats{func() persist.RebuilderStats { return rec.Stats().Rebuilds }}
@@ -189,6 +203,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		shared = append(shared, admin.RebuildCollector(rstats))
 		checks.Rebuild = rstats
 		hcfg.Rebuild = rstats
+		hcfg.Inbox = persist.NewInbox(e, d.pool)
+		hcfg.Operations = persist.NewOperations(e, d.pool, persist.OperationsConfig{Rebuilds: sumRebuilds(rebuilds...)})
 	}
 	if err := admin.Register(reg, shared...); err != nil {
 		return err

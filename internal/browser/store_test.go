@@ -34,6 +34,18 @@ func TestSaleAppearsLive(t *testing.T) {
 	require.Equal(t, "kept", eval[string](w, `document.querySelector('tr[data-sku="sofa"]').dataset.mark`), "the row was redrawn, not updated")
 	require.Equal(t, "7", eval[string](w, cell("sofa", "on_hand")))
 
+	// Every stock state shows, and moves between states arrive live.
+	for _, col := range []string{"committed", "damaged", "quality_control", "display", "incoming", "safety_stock"} {
+		require.True(t, eval[bool](w, `document.querySelector('th[data-col="`+col+`"]') !== null`), "the %s column shows", col)
+	}
+	st, b = w.call("POST", "/v1/stores/s1/items/sofa/moves", map[string]any{"from": "available", "to": "damaged", "qty": 2, "reason": "scratched"})
+	require.Equal(t, 200, st, "%v", b)
+	st, b = w.call("POST", "/v1/stores/s1/checkout", map[string]any{"lines": []map[string]any{{"sku": "sofa", "qty": 1}}, "fulfilment": "later"})
+	require.Equal(t, 200, st, "%v", b)
+	w.waitJS(5*time.Second, "the moves show", cell("sofa", "damaged")+` === "2" && `+cell("sofa", "committed")+` === "1" && `+cell("sofa", "available")+` === "4"`)
+	require.Equal(t, "7", eval[string](w, cell("sofa", "on_hand")))
+	require.Equal(t, "kept", eval[string](w, `document.querySelector('tr[data-sku="sofa"]').dataset.mark`))
+
 	// Search narrows the rows; sorting by available orders them.
 	require.NoError(t, chromedp.Do(w.ctx, chromedp.SendKeys(chromedp.CSS("#search"), "ch")))
 	w.waitJS(5*time.Second, "search filters", `[...document.querySelectorAll("#items tr")].filter(r => !r.hidden).map(r => r.dataset.sku).join() === "chair"`)
@@ -43,11 +55,12 @@ func TestSaleAppearsLive(t *testing.T) {
 
 	// The drawer: history from the ledger, availability in other stores.
 	w.caughtUp()
+	w.screenshot("store-view")
 	require.NoError(t, chromedp.Do(w.ctx, chromedp.Click(chromedp.CSS(`tr[data-sku="sofa"] td`))))
-	w.waitJS(10*time.Second, "the drawer shows the history", `document.querySelectorAll("#drawer-history li[data-version]").length === 2`)
+	w.waitJS(10*time.Second, "the drawer shows the history", `document.querySelectorAll("#drawer-history li[data-version]").length === 4`)
 	w.waitJS(10*time.Second, "the drawer shows the other stores", `document.querySelector('#drawer-stores tr[data-store="s2"]') !== null`)
 	require.Contains(t, eval[string](w, `document.getElementById("drawer-history").textContent`), "SALE")
-	w.screenshot("store-view")
+	w.screenshot("store-drawer")
 }
 
 // TestGapReloadsOnce: a feed resumed from a position whose events were

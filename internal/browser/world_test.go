@@ -68,7 +68,8 @@ func newWorld(t *testing.T) *world {
 	ledger := persist.NewLedger(w.pool)
 	cfg := httpapi.Config{Engine: e, Keys: keys, Ledger: ledger, LowStock: ledger, Reconciler: reconcilerAdapter{w.rec},
 		Heartbeat: time.Second, EventPoll: 20 * time.Millisecond}
-	configure(&cfg, w)
+	cfg.Inbox = persist.NewInbox(e, w.pool)
+	cfg.Operations = persist.NewOperations(e, w.pool, persist.OperationsConfig{})
 	s, err := httpapi.New(cfg)
 	require.NoError(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -89,9 +90,6 @@ func newWorld(t *testing.T) *world {
 	w.ctx = testsupport.Browser(t, 2*time.Minute)
 	return w
 }
-
-// configure gives the server what later slices add (none yet).
-func configure(*httpapi.Config, *world) {}
 
 // call sends one API request as admin and returns its status and body.
 func (w *world) call(method, path string, body any) (int, map[string]any) {

@@ -33,20 +33,29 @@ func TestEveryRouteForbidsOtherStores(t *testing.T) {
 	type call struct{ query, body string }
 	// What to send on each route, by method and pattern; public routes
 	// have no entry in forbidden.
-	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "GET /openapi.json": true, "GET /": true}
+	public := map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true, "GET /openapi.json": true, "GET /": true, "GET /ui/:file": true}
 	forbidden := map[string]call{
 		"PUT /v1/stores/:store/items/:sku":         {"", `{"on_hand":3}`},
 		"GET /v1/stores/:store/items/:sku":         {"", ""},
 		"GET /v1/stores/:store/items":              {"", ""},
 		"POST /v1/stores/:store/items/:sku/adjust": {"", `{"delta":1}`},
 		"GET /v1/stores/:store/items/:sku/history": {"", ""},
+		"GET /v1/stores/:store/low-stock":          {"", ""},
 		"POST /v1/stores/:store/checkout":          {"", `{"lines":[{"sku":"desk","qty":1}]}`},
 		"POST /v1/stores/:store/reservations":      {"", `{"lines":[{"sku":"desk","qty":1}]}`},
 		"GET /v1/reservations/:id":                 {"", ""},
 		"POST /v1/reservations/:id/commit":         {"", ""},
 		"POST /v1/reservations/:id/release":        {"", ""},
 		"POST /v1/adjustments":                     {"", `{"updates":[{"store":"s2","sku":"desk","delta":1}]}`},
+		"PUT /v1/items":                            {"", `{"items":[{"store":"s2","sku":"desk","on_hand":3}]}`},
+		"POST /v1/stores/:store/items/:sku/moves":  {"", `{"from":"available","to":"damaged","qty":1}`},
+		"POST /v1/stores/:store/fulfilments":       {"", `{"lines":[{"sku":"desk","qty":1}]}`},
 		"POST /v1/admin/reconcile":                 {"?mode=repair", ""},
+		"POST /v1/webhooks":                        {"", `{"url":"https://example.com/hook","events":["low_stock"]}`},
+		"GET /v1/webhooks":                         {"", ""},
+		"GET /v1/webhooks/:id":                     {"", ""},
+		"DELETE /v1/webhooks/:id":                  {"", ""},
+		"GET /v1/webhooks/:id/deliveries":          {"", ""},
 		"GET /v1/events":                           {"?store=s2", ""},
 		"GET /v1/ws":                               {"?store=s2", ""},
 	}

@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
@@ -180,4 +181,23 @@ FROM inventory_events WHERE store_id = $1 AND sku = $2 ORDER BY version`, store,
 		}
 		pv, poh, prs = v, oh, rs
 	}
+}
+
+// AddFinding records a finding as a reconciliation run of its own would
+// (a reconciliation_runs row and a drift_findings row of kind about
+// store/sku at version, with the before and after states as JSON) and
+// returns the finding's id, for tests of the conflict inbox.
+func AddFinding(t testing.TB, pool *pgxpool.Pool, kind, store, sku string, version int64, before, after any) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := json.Marshal(before)
+	require.NoError(t, err)
+	a, err := json.Marshal(after)
+	require.NoError(t, err)
+	var run, id int64
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO reconciliation_runs (mode, started_at, finished_at, findings) VALUES ('repair', now(), now(), 1) RETURNING id`).Scan(&run))
+	require.NoError(t, pool.QueryRow(ctx, `INSERT INTO drift_findings (run_id, kind, store_id, sku, version, before, after, action, detail)
+VALUES ($1, $2, $3, $4, $5, $6, $7, 'none: a person must decide', 'made by a test') RETURNING id`, run, kind, store, sku, version, b, a).Scan(&id))
+	return id
 }

@@ -252,7 +252,8 @@ export function mount(root, ctx, params) {
       const { events } = await api("/v1/stores/" + enc(st.store) + "/items/" + enc(sku) + "/history?limit=50");
       if (st.drawer !== sku) return;
       ul.replaceChildren(...events.map((ev) => el("li", { dataset: { version: ev.version } },
-        `v${ev.version} ${fmtTime(ev.time)} ${ev.type} Δ${signed(ev.delta_on_hand)} → on hand ${ev.on_hand}, reserved ${ev.reserved}` +
+        `v${ev.version} ${fmtTime(ev.time)} ${ev.type}` + (ev.from ? ` ${ev.qty} ${ev.from} → ${ev.to}` : ` Δ${signed(ev.delta_on_hand)}`) +
+        ` → on hand ${ev.on_hand}, reserved ${ev.reserved}` + STATES.slice(1).filter((k) => ev[k]).map((k) => `, ${k.replace("_", " ")} ${ev[k]}`).join("") +
         (ev.reason ? ` “${ev.reason}”` : "") + (ev.principal ? ` by ${ev.principal}` : ""))));
       if (!events.length) ul.replaceChildren(el("li", { class: "muted" }, "no events in the ledger yet"));
     } catch (e) {

@@ -1,0 +1,118 @@
+// Package groupread reads one partition's event stream through a consumer
+// group for the workers that follow the streams besides the persister (the
+// webhook intake, the Kafka relay): the group is made when missing, a
+// consumer's own pending entries (left by a crash) come first, then entries
+// idle on other consumers of the group are taken over, then new ones. The
+// caller acknowledges what it handled; what it does not acknowledge is
+// read again after a restart, so nothing is lost.
+package groupread
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/shelfline/inventory/engine"
+)
+
+// Config configures a Reader.
+type Config struct {
+	// Consumer is the group and this reader's name in it. Required.
+	Consumer engine.Consumer
+	// Count is the most entries one read returns. Defaults to 500.
+	Count int
+	// Block is how long a read waits for new entries. Defaults to 1s.
+	Block time.Duration
+	// ClaimIdle is how long an entry must sit pending on another consumer
+	// before this one takes it over. Defaults to 10s.
+	ClaimIdle time.Duration
+	// ClaimInterval is how often the reader looks for such entries.
+	// Defaults to 1s.
+	ClaimInterval time.Duration
+}
+
+// Reader reads partition P's stream through a consumer group. It is not
+// safe for concurrent use: one goroutine per partition.
+type Reader struct {
+	e       *engine.Engine
+	p       int
+	cfg     Config
+	groupOK bool
+	readOwn bool
+	claimAt engine.StreamID
+	lastClm time.Time
+}
+
+// New returns a reader of partition p's stream.
+func New(e *engine.Engine, p int, cfg Config) *Reader {
+	if cfg.Count == 0 {
+		cfg.Count = 500
+	}
+	if cfg.Block == 0 {
+		cfg.Block = time.Second
+	}
+	if cfg.ClaimIdle == 0 {
+		cfg.ClaimIdle = 10 * time.Second
+	}
+	if cfg.ClaimInterval == 0 {
+		cfg.ClaimInterval = time.Second
+	}
+	return &Reader{e: e, p: p, cfg: cfg, readOwn: true}
+}
+
+// Partition returns the partition read.
+func (r *Reader) Partition() int { return r.p }
+
+// Next returns the next entries to handle, oldest first within each kind:
+// this consumer's own pending entries first (after a restart), entries
+// idle on other consumers when it is time to look, else new entries,
+// waiting up to Block for some. No entries is not an error. A group that
+// disappeared (Redis flushed) is made again and read from the start.
+func (r *Reader) Next(ctx context.Context) ([]engine.StreamEntry, error) {
+	if !r.groupOK {
+		if err := r.e.CreateGroup(ctx, r.p, r.cfg.Consumer.Group); err != nil {
+			return nil, err
+		}
+		r.groupOK, r.readOwn, r.claimAt = true, true, engine.StreamID{}
+	}
+	msgs, err := r.next(ctx)
+	if errors.Is(err, engine.ErrNoGroup) {
+		r.groupOK = false
+	}
+	return msgs, err
+}
+
+func (r *Reader) next(ctx context.Context) ([]engine.StreamEntry, error) {
+	if r.readOwn {
+		msgs, err := r.e.ReadPending(ctx, r.p, r.cfg.Consumer, r.cfg.Count)
+		if err != nil || len(msgs) > 0 {
+			return msgs, err
+		}
+		r.readOwn = false
+	}
+	if time.Since(r.lastClm) >= r.cfg.ClaimInterval {
+		r.lastClm = time.Now()
+		msgs, cursor, err := r.e.ClaimIdle(ctx, r.p, r.cfg.Consumer, r.cfg.ClaimIdle, r.claimAt, r.cfg.Count)
+		if err != nil {
+			return nil, err
+		}
+		r.claimAt = cursor
+		if len(msgs) > 0 {
+			return msgs, nil
+		}
+	}
+	return r.e.ReadNew(ctx, r.p, r.cfg.Consumer, r.cfg.Count, r.cfg.Block)
+}
+
+// Ack acknowledges entries handled.
+func (r *Reader) Ack(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := r.e.Ack(ctx, r.p, r.cfg.Consumer.Group, ids...)
+	return err
+}
+
+// Reread makes the next read start again with this consumer's pending
+// entries: after entries were read but could not be handled.
+func (r *Reader) Reread() { r.readOwn = true }
