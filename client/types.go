@@ -45,6 +45,9 @@ type SetItem struct {
 type Adjustment struct {
 	Delta  int64  `json:"delta"`
 	Reason string `json:"reason,omitempty"`
+	// State is the stock state the delta applies to (damaged, display,
+	// …); empty for available.
+	State string `json:"state,omitempty"`
 }
 
 // Line is one SKU and quantity of a checkout or reservation.
@@ -112,6 +115,7 @@ type BulkSetItem struct {
 	OnHand         int64  `json:"on_hand"`
 	ReorderPoint   *int64 `json:"reorder_point,omitempty"`
 	MaxPerCustomer *int64 `json:"max_per_customer,omitempty"`
+	SafetyStock    *int64 `json:"safety_stock,omitempty"`
 }
 
 // BulkUpdate is one line of BulkAdjust.

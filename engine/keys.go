@@ -84,7 +84,7 @@ func (e *Engine) claimKey(principal, key string) string {
 }
 
 // transferKey is a transfer's record (a hash), in the partition of its
-// destination, which decides the transfer's status (docs/design.md §19).
+// destination, which decides the transfer's status (docs/design.md §20).
 func (e *Engine) transferKey(p int, id string) string { return e.KeyBase(p) + "t:" + id }
 
 // transferOutKey is a transfer's outbound marker (a hash), in the partition

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Available to promise (DESIGN §12, docs/design.md §19.6).
+// Available to promise (DESIGN §12, docs/design.md §20.6).
 
 // Promise answers when a quantity of a SKU can be promised at a store.
 type Promise struct {

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Transfers (docs/design.md §19, DESIGN §11). A transfer brings units to a
+// Transfers (docs/design.md §20, DESIGN §11). A transfer brings units to a
 // location, from another location or from a supplier. Its record lives in
 // the partition of its destination, which decides its status; the source
 // keeps an outbound marker. A transfer from a location is a chain of

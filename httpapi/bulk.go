@@ -127,6 +127,13 @@ func (s *Server) bulkSet(c *fiber.Ctx) error {
 				r.MaxPerCustomer = &b.Items[i].MaxPerCustomer.V
 			}
 		}
+		if l.SafetyStock.Set {
+			if l.SafetyStock.Null {
+				r.ClearSafetyStock = true
+			} else {
+				r.SafetyStock = &b.Items[i].SafetyStock.V
+			}
+		}
 		reqs[i] = r
 	}
 	timeout := s.cfg.RequestTimeout + time.Duration(len(reqs))*time.Millisecond

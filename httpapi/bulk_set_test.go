@@ -33,7 +33,7 @@ func TestBulkSet(t *testing.T) {
 		`{"store":"s1","sku":"sofa","on_hand":12,"reorder_point":3}`,
 		`{"store":"s1","sku":"sofa","on_hand":2}`,
 		`{"store":"s2","sku":"lamp","on_hand":5,"max_per_customer":2}`,
-		`{"store":"s2","sku":"lamp","on_hand":6,"max_per_customer":null}`,
+		`{"store":"s2","sku":"lamp","on_hand":6,"max_per_customer":null,"safety_stock":2}`,
 	}
 	for i := 0; i < 300; i++ {
 		lines = append(lines, fmt.Sprintf(`{"store":"s%d","sku":"k%03d","on_hand":%d}`, i%5, i, i))
@@ -52,6 +52,7 @@ func TestBulkSet(t *testing.T) {
 	require.Equal(t, int64(2), *body.Results[2].Item.MaxPerCustomer)
 	require.Equal(t, 200, body.Results[3].Status)
 	require.Nil(t, body.Results[3].Item.MaxPerCustomer, "null clears")
+	require.Equal(t, int64(2), *body.Results[3].Item.SafetyStock)
 	require.Equal(t, int64(2), body.Results[3].Item.Version)
 	for i := 0; i < 300; i++ {
 		r := body.Results[4+i]

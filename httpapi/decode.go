@@ -239,6 +239,7 @@ type setLine struct {
 	OnHand         Int    `json:"on_hand"`
 	ReorderPoint   Int    `json:"reorder_point"`
 	MaxPerCustomer Int    `json:"max_per_customer"`
+	SafetyStock    Int    `json:"safety_stock"`
 }
 
 type bulkSetBody struct {

@@ -13,7 +13,7 @@ import (
 	"github.com/shelfline/inventory/engine"
 )
 
-// Transfers (DESIGN §11, docs/design.md §19). A store token may create
+// Transfers (DESIGN §11, docs/design.md §20). A store token may create
 // transfers from its store, receive those to its store, cancel those from
 // its store, and read those that touch its store.
 

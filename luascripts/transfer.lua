@@ -1,5 +1,5 @@
 -- transfer.lua: the steps of a transfer between locations, and its reads
--- (docs/design.md §19). A transfer's record lives in the partition of its
+-- (docs/design.md §20). A transfer's record lives in the partition of its
 -- destination (transfer_key), which decides its status: receipts and the
 -- cancel run there, atomically, so they can never both win. The source keeps
 -- an outbound marker (transfer_out_key) in its own partition. A step that

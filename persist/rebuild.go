@@ -597,7 +597,7 @@ func (r *Rebuilder) restore(ctx context.Context, p int, renew func() error) (int
 		return firstErr != nil
 	}
 	batch := make([]engine.ItemState, 0, r.cfg.RestoreBatch)
-	sent := 0
+	renewed := time.Now()
 	send := func() bool {
 		b := batch
 		work <- func() error {
@@ -608,7 +608,10 @@ func (r *Rebuilder) restore(ctx context.Context, p int, renew func() error) (int
 			return nil
 		}
 		batch = make([]engine.ItemState, 0, r.cfg.RestoreBatch)
-		if sent++; sent%16 == 0 || failed() {
+		// The lease is renewed well before it runs out, however slow the
+		// calls are.
+		if time.Since(renewed) > r.cfg.LockTTL/4 || failed() {
+			renewed = time.Now()
 			if err := renew(); err != nil {
 				work <- func() error { return err }
 				return false

@@ -30,6 +30,16 @@ func TestParallelRebuildServesRebuiltPartitions(t *testing.T) {
 		skus = append(skus, fmt.Sprintf("k%d", i))
 	}
 	workload(t, v, 11, 4, 200, stores, skus)
+	// Every stock state and the safety stock must come back too.
+	ss := int64(3)
+	for i, s := range stores {
+		for j, to := range []string{engine.StateDamaged, engine.StateQualityControl, engine.StateDisplay, engine.StateCommitted} {
+			_, err := v.e.Move(ctx, engine.MoveRequest{Store: s, SKU: skus[(i+j)%len(skus)], From: engine.StateAvailable, To: to, Qty: int64(1 + j)}, engine.Op{})
+			require.NoError(t, err)
+		}
+		_, err := v.e.Set(ctx, engine.SetRequest{Store: s, SKU: "k39", OnHand: 400, SafetyStock: &ss}, engine.Op{})
+		require.NoError(t, err)
+	}
 	testsupport.WaitFor(t, 30*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	before := testsupport.RedisItems(t, v.e)
 	require.Len(t, before, len(stores)*len(skus))
@@ -135,7 +145,17 @@ func TestParallelRebuildServesRebuiltPartitions(t *testing.T) {
 		require.Equal(t, b.Reserved, a.Reserved, k)
 		require.Equal(t, b.ReorderPoint, a.ReorderPoint, k)
 		require.Equal(t, b.MaxPerCustomer, a.MaxPerCustomer, k)
+		require.Equal(t, b.SafetyStock, a.SafetyStock, k)
+		require.Equal(t, []int64{b.Committed, b.Damaged, b.QualityControl, b.Display, b.Incoming},
+			[]int64{a.Committed, a.Damaged, a.QualityControl, a.Display, a.Incoming}, k)
 	}
+	states := 0
+	for _, it := range after {
+		if it.Committed > 0 || it.Damaged > 0 || it.QualityControl > 0 || it.Display > 0 {
+			states++
+		}
+	}
+	require.GreaterOrEqual(t, states, len(stores), "items with units in states were rebuilt")
 	testsupport.WaitFor(t, 30*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 	testsupport.CheckLedger(t, v.pool, v.e, persist.LedgerCheck{NoOversell: true})
 }

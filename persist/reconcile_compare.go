@@ -21,8 +21,8 @@ type ledgerItem struct {
 
 const pageItemsSQL = `SELECT store_id, sku, on_hand, reserved, version, reorder_point, max_per_customer, ` + snapStateColumns + `
 FROM inventory_items
-WHERE store_id = ANY($1) AND (store_id, sku) > ($2, $3)
-ORDER BY store_id, sku LIMIT $4`
+WHERE store_id = $1 AND sku > $2
+ORDER BY sku LIMIT $3`
 
 const absentItemsSQL = `SELECT r.store_id, r.sku FROM unnest($1::text[], $2::text[]) AS r(store_id, sku)
 WHERE NOT EXISTS (SELECT 1 FROM inventory_items i WHERE i.store_id = r.store_id AND i.sku = r.sku)`
@@ -68,9 +68,16 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 		return err
 	}
 	var cands []candidate
+	// seen holds the ledger's items compared above, so that only the Redis
+	// items outside it need asking the ledger about below.
+	seen := map[engine.ItemRef]struct{}{}
+	// One store at a time: a page is then one ordered index range of one
+	// table partition, read up to its limit (a row comparison across
+	// several stores made PostgreSQL read and sort the rest of the
+	// partition for every page).
 	after := engine.ItemRef{}
-	for len(stores) > 0 {
-		rows, err := r.pool.Query(ctx, pageItemsSQL, stores, after.Store, after.SKU, r.cfg.BatchSize)
+	for si := 0; si < len(stores); {
+		rows, err := r.pool.Query(ctx, pageItemsSQL, stores[si], after.SKU, r.cfg.BatchSize)
 		if err != nil {
 			return fmt.Errorf("reconcile partition %d: %w", p, err)
 		}
@@ -83,7 +90,8 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 			return fmt.Errorf("reconcile partition %d: %w", p, err)
 		}
 		if len(page) == 0 {
-			break
+			si, after = si+1, engine.ItemRef{}
+			continue
 		}
 		refs := make([]engine.ItemRef, len(page))
 		for i := range page {
@@ -94,6 +102,7 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 			return err
 		}
 		for i := range page {
+			seen[page[i].ref] = struct{}{}
 			if forked[page[i].ref] {
 				continue // settled by the fork phase
 			}
@@ -112,13 +121,18 @@ func (r *Reconciler) partition(ctx context.Context, p int, stores []string, rep 
 		}
 		after = page[len(page)-1].ref
 		if len(page) < r.cfg.BatchSize {
-			break
+			si, after = si+1, engine.ItemRef{}
 		}
 	}
 	err = r.e.ScanItems(ctx, p, r.cfg.BatchSize, func(refs []engine.ItemRef) error {
-		ss, ks := make([]string, len(refs)), make([]string, len(refs))
-		for i, ref := range refs {
-			ss[i], ks[i] = ref.Store, ref.SKU
+		var ss, ks []string
+		for _, ref := range refs {
+			if _, ok := seen[ref]; !ok {
+				ss, ks = append(ss, ref.Store), append(ks, ref.SKU)
+			}
+		}
+		if len(ss) == 0 {
+			return nil
 		}
 		rows, err := r.pool.Query(ctx, absentItemsSQL, ss, ks)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/shelfline/inventory/engine"
 )
 
-// Transfers in the ledger (docs/design.md §19.5). The first event of each
+// Transfers in the ledger (docs/design.md §20.5). The first event of each
 // step of a transfer carries the record of the side that ran it
 // (engine.Event.TransferRecord); the persister keeps the last of each side
 // in the transfers table, in the transaction that writes the events, so a

@@ -114,7 +114,7 @@ type got struct {
 // receiver is a real HTTP endpoint that checks every delivery's signature
 // and records those it accepted; answer decides each answer (nil: 200).
 type receiver struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	secret string
 
@@ -125,7 +125,7 @@ type receiver struct {
 	bad    int
 }
 
-func newReceiver(t *testing.T, secret string, answer func(n int, g got) int) *receiver {
+func newReceiver(t testing.TB, secret string, answer func(n int, g got) int) *receiver {
 	r := &receiver{t: t, secret: secret, answer: answer}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)

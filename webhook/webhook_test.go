@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/engine"
@@ -196,6 +197,29 @@ func TestRetriesUntilSuccess(t *testing.T) {
 	st := d.Stats().Attempts[sub.ID]
 	require.Equal(t, int64(3), st[webhook.OutcomeRetry])
 	require.Equal(t, int64(1), st[webhook.OutcomeDelivered])
+	// the metrics say the same
+	reg := prometheus.NewRegistry()
+	require.NoError(t, reg.Register(d.Collector()))
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					name += "/" + l.GetValue()
+				}
+			}
+			got[name] = m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	require.Equal(t, 3.0, got["inventory_webhook_deliveries_total/retry"])
+	require.Equal(t, 1.0, got["inventory_webhook_deliveries_total/delivered"])
+	require.Equal(t, 0.0, got["inventory_webhook_retry_queue_length"])
+	require.Equal(t, 0.0, got["inventory_webhook_pending_deliveries"])
+	require.Contains(t, got, "inventory_webhook_oldest_undelivered_seconds")
+	require.Contains(t, got, "inventory_webhook_intake_lag_events")
 	// and no more: the next event is the only next request
 	require.NoError(t, v.setErr(t, "s1", "lamp", 3))
 	require.NoError(t, v.sell(t, "s1", "lamp", 3))

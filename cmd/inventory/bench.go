@@ -25,10 +25,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 		"exit status, JSON, HTML and text reports; --worker-urls spreads the load over `inventory bench --worker`\n"+
 		"processes. `inventory bench compare A.json B.json` flags the regressions of B against A.", stderr, os.Getenv)
 	cfg.register(fs)
-	scenario := fs.String("scenario", "INVENTORY_BENCH_SCENARIO", bench.ScenarioFlashSale, "flash-sale, mixed or bulk")
+	scenario := fs.String("scenario", "INVENTORY_BENCH_SCENARIO", bench.ScenarioFlashSale, "flash-sale, mixed, bulk or recovery")
 	targets := fs.String("targets", "INVENTORY_BENCH_TARGETS", "engine,pg-guarded,pg-optimistic", "comma-separated targets, run in this order")
 	fs.Alias("target", "targets")
-	workers := fs.Int("workers", "INVENTORY_BENCH_WORKERS", 0, "concurrent clients: buyers, tills or importers (default 200; 8 for bulk)")
+	workers := fs.Int("workers", "INVENTORY_BENCH_WORKERS", 0, "concurrent clients: buyers, tills or importers (default 200; 8 for bulk; 4 requests in flight for recovery)")
 	fs.Alias("buyers", "workers")
 	duration := fs.Duration("duration", "INVENTORY_BENCH_DURATION", 20*time.Second, "load duration per target")
 	rateFraction := fs.Float64("rate-fraction", "INVENTORY_BENCH_RATE_FRACTION", 0, "also run each target paced at this fraction of the ops/s it reached, e.g. 0.5 for latency at half of peak")
@@ -36,12 +36,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 	maxOps := fs.Int64("max-ops", "INVENTORY_BENCH_MAX_OPS", 0, "bound on each target's operations (default 4×stock+workers for flash-sale, 10M otherwise)")
 	stock := fs.Int64("stock", "INVENTORY_BENCH_STOCK", 0, "flash-sale stock of the hot SKU (default 20000)")
 	qty := fs.Int64("qty", "INVENTORY_BENCH_QTY", 0, "flash-sale units per checkout (default 1)")
-	stores := fs.Int("stores", "INVENTORY_BENCH_STORES", 0, "mixed and bulk: stores (default 30)")
+	stores := fs.Int("stores", "INVENTORY_BENCH_STORES", 0, "mixed, bulk and recovery: stores (default 30)")
 	skus := fs.Int("skus", "INVENTORY_BENCH_SKUS", 0, "mixed: SKUs per store (default 2000)")
 	holdTTL := fs.Duration("hold-ttl", "INVENTORY_BENCH_HOLD_TTL", 0, "mixed: TTL of the holds left to expire (default 2s)")
-	items := fs.Int("items", "INVENTORY_BENCH_BULK_ITEMS", 0, "bulk: items imported (default 20000)")
+	items := fs.Int("items", "INVENTORY_BENCH_BULK_ITEMS", 0, "bulk: items imported (default 20000); recovery: items (default 1000000)")
 	lines := fs.Int("lines", "INVENTORY_BENCH_BULK_LINES", 0, "bulk: adjustment lines (default 200000)")
-	chunk := fs.Int("chunk", "INVENTORY_BENCH_BULK_CHUNK", 0, "bulk: lines per request, at most 1000 (default 1000)")
+	chunk := fs.Int("chunk", "INVENTORY_BENCH_BULK_CHUNK", 0, "bulk: lines per request, at most 1000 (default 1000); recovery: lines per PUT /v1/items, at most 10000 (default 5000)")
 	pgConns := fs.Int("pg-conns", "INVENTORY_BENCH_PG_CONNS", 0, "baselines: PostgreSQL pool size (default 32)")
 	client := fs.String("client", "INVENTORY_BENCH_CLIENT", bench.ClientBuiltin, "flash-sale load client of the HTTP targets (server, bare, http): builtin or wrk")
 	url := fs.String("url", "INVENTORY_BENCH_URL", "", "base URL of a running server, for the http target")
@@ -85,6 +85,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 	if cfg.embedded() || cfg.ledgerOff() {
 		return errors.New("bench needs a real Redis and PostgreSQL (not embedded, not off)")
 	}
+	if *scenario == bench.ScenarioRecovery {
+		return runRecovery(ctx, bench.RecoveryConfig{RedisURL: cfg.RedisURL, DatabaseURL: cfg.DatabaseURL, Partitions: cfg.Partitions,
+			Items: *items, Stores: *stores, Chunk: *chunk, Workers: *workers, OutDir: *out, CPUProfile: *cpuProfile, Progress: stderr,
+			Command: strings.TrimSpace("inventory bench " + strings.Join(args, " "))}, stdout)
+	}
 	bc := bench.Config{
 		Scenario: *scenario, Targets: strings.Split(*targets, ","), Workers: *workers, Duration: *duration,
 		Stock: *stock, RedisURL: cfg.RedisURL, DatabaseURL: cfg.DatabaseURL, Partitions: cfg.Partitions,
@@ -104,5 +109,21 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 		return errBenchFailed
 	}
 	fmt.Fprintf(stdout, "\nreport written to %s\n", *out)
+	return nil
+}
+
+// runRecovery runs the recovery scenario and prints its table; an item
+// that differs from the ledger fails the command.
+func runRecovery(ctx context.Context, rc bench.RecoveryConfig, stdout *os.File) error {
+	rep, err := bench.RunRecovery(ctx, rc)
+	if err != nil {
+		return err
+	}
+	if err := bench.WriteRecoveryTable(stdout, rep); err != nil {
+		return err
+	}
+	if !rep.Passed {
+		return errBenchFailed
+	}
 	return nil
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/shelfline/inventory/persist"
 )
 
-// Transfers under faults (docs/design.md §19): callers die between the two
+// Transfers under faults (docs/design.md §20): callers die between the two
 // halves of a step, replies are lost, Redis restarts empty. Afterwards the
 // transfer workers finish every step exactly once, DESIGN §11's invariant
 // holds over the chain, and the ledger's sums are exact.

@@ -29,6 +29,13 @@ type Config struct {
 	// ClaimInterval is how often the reader looks for such entries.
 	// Defaults to 1s.
 	ClaimInterval time.Duration
+	// TakeOver, when set, makes the reader take every entry pending on any
+	// consumer of the group when it starts (and when the group is made
+	// again), before it reads a new one: for a reader that owns its
+	// partitions alone, whose predecessor under another name died with
+	// entries pending, so that they go out before later ones (the Kafka
+	// relay's order per key).
+	TakeOver bool
 }
 
 // Reader reads partition P's stream through a consumer group. It is not
@@ -39,6 +46,7 @@ type Reader struct {
 	cfg     Config
 	groupOK bool
 	readOwn bool
+	takeAll bool
 	claimAt engine.StreamID
 	lastClm time.Time
 }
@@ -74,6 +82,7 @@ func (r *Reader) Next(ctx context.Context) ([]engine.StreamEntry, error) {
 			return nil, err
 		}
 		r.groupOK, r.readOwn, r.claimAt = true, true, engine.StreamID{}
+		r.takeAll = r.cfg.TakeOver
 	}
 	msgs, err := r.next(ctx)
 	if errors.Is(err, engine.ErrNoGroup) {
@@ -83,6 +92,22 @@ func (r *Reader) Next(ctx context.Context) ([]engine.StreamEntry, error) {
 }
 
 func (r *Reader) next(ctx context.Context) ([]engine.StreamEntry, error) {
+	if r.takeAll {
+		// Claimed entries become this consumer's pending ones, read next
+		// in id order.
+		at := engine.StreamID{}
+		for {
+			_, next, err := r.e.ClaimIdle(ctx, r.p, r.cfg.Consumer, 0, at, r.cfg.Count)
+			if err != nil {
+				return nil, err
+			}
+			if next.IsZero() {
+				break
+			}
+			at = next
+		}
+		r.takeAll, r.readOwn = false, true
+	}
 	if r.readOwn {
 		msgs, err := r.e.ReadPending(ctx, r.p, r.cfg.Consumer, r.cfg.Count)
 		if err != nil || len(msgs) > 0 {

@@ -1,4 +1,4 @@
--- Transfers (docs/design.md §19): the events of a transfer's steps carry its
+-- Transfers (docs/design.md §20): the events of a transfer's steps carry its
 -- id, and the transfers table keeps each transfer's last known record, one
 -- side at a time: the source's outbound marker (src_*) from the events of
 -- the steps at the source, the destination's record (status, lines) from

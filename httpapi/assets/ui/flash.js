@@ -2,7 +2,7 @@
 // units draining live (a chart of the last minutes), sales per second,
 // the refusals the API answered (409 insufficient stock, counted by the
 // server's /metrics for every SKU), and the moment it sold out.
-import { api, enc, el, fmtTime } from "./api.js";
+import { api, enc, el } from "./api.js";
 import { availableOf } from "./store.js";
 
 const WINDOW = 5000; // ms over which sales per second are averaged
@@ -84,7 +84,7 @@ export function mount(root, ctx, params) {
     $("flash-rate").textContent = rate.toFixed(1);
     $("flash-sold").textContent = st.sold;
     $("flash-refusals").textContent = st.refusals0 === null ? "–" : st.refusals;
-    $("flash-soldout").textContent = st.soldOut ? fmtTime(st.soldOut) : "not yet";
+    $("flash-soldout").textContent = st.soldOut ? st.soldOut.toLocaleTimeString(undefined, { hour12: false }) : "not yet";
     $("flash-soldout").classList.toggle("bad", !!st.soldOut);
     draw(now);
   }
