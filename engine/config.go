@@ -59,6 +59,16 @@ type Config struct {
 	// OnBatch, when set, is called with the size of every batch call (for
 	// metrics).
 	OnBatch func(size int)
+	// TransferGrace is how long the second half of a transfer step (expect
+	// after ship, return after cancel) is left to the caller that ran the
+	// first before a TransferWorker may run it. Defaults to 2s.
+	TransferGrace time.Duration
+	// BetweenTransferSteps, when set, runs between the two halves of a
+	// transfer's step (ship then expect, cancel then return) with the
+	// transfer's id; an error stops the caller there, as a crash would, and
+	// leaves the second half to a TransferWorker. For fault-injection
+	// tests; nil otherwise.
+	BetweenTransferSteps func(id string) error
 }
 
 func (c Config) withDefaults() Config {
@@ -95,6 +105,9 @@ func (c Config) withDefaults() Config {
 	if c.GroupTimeout == 0 {
 		c.GroupTimeout = 5 * time.Second
 	}
+	if c.TransferGrace == 0 {
+		c.TransferGrace = 2 * time.Second
+	}
 	return c
 }
 
@@ -116,6 +129,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("engine config: GroupInflight must be at least 1, got %d", c.GroupInflight)
 	case c.GroupLinger < 0 || c.GroupLinger > 10*time.Millisecond:
 		return fmt.Errorf("engine config: GroupLinger must be 0..10ms, got %s", c.GroupLinger)
+	case c.TransferGrace < 0 || c.TransferGrace > time.Hour:
+		return fmt.Errorf("engine config: TransferGrace must be 0..1h, got %s", c.TransferGrace)
 	case c.ReservationRetention < time.Second:
 		return fmt.Errorf("engine config: ReservationRetention must be at least 1s, got %s", c.ReservationRetention)
 	}

@@ -25,6 +25,9 @@ type Engine struct {
 	scripts  *Scripts
 	log      *zap.Logger
 	batchers []*batcher
+	// afterShip, when set (tests), runs between the two halves of a
+	// transfer step; an error stops the caller there, as a crash would.
+	afterShip func(id string) error
 }
 
 // New returns an Engine for cfg. It does not talk to Redis; call Init or
@@ -38,7 +41,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{cfg: cfg, rdb: cfg.Client, scripts: s, log: cfg.Logger}
+	e := &Engine{cfg: cfg, rdb: cfg.Client, scripts: s, log: cfg.Logger, afterShip: cfg.BetweenTransferSteps}
 	e.batchers = make([]*batcher, cfg.Partitions)
 	for p := range e.batchers {
 		e.batchers[p] = &batcher{e: e, p: p}

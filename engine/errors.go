@@ -183,6 +183,14 @@ func interpretCode(code, detail string, orig error) error {
 		return &p
 	case "CONFLICT":
 		return fmt.Errorf("%w: %s", ErrConflict, detail)
+	case "TRANSFER_STATE":
+		return &TransferStateError{Status: detail}
+	case "OVER_RECEIPT":
+		var o []OverReceipt
+		if err := json.Unmarshal([]byte(detail), &o); err != nil {
+			return fmt.Errorf("parse over-receipt %q: %w", detail, err)
+		}
+		return &OverReceiptError{Lines: o}
 	case "CORRUPT":
 		return fmt.Errorf("%w: %s", ErrCorrupt, detail)
 	}

@@ -28,6 +28,8 @@ var eventTypes = map[string]bool{
 	EventSet: true, EventAdjust: true, EventSale: true, EventReserve: true,
 	EventCommit: true, EventRelease: true, EventExpire: true, EventReconcile: true,
 	EventMove: true, EventFulfil: true,
+	EventTransferOut: true, EventTransferExpected: true, EventTransferIn: true, EventTransferLoss: true,
+	EventTransferCancel: true,
 }
 
 // StateDeltas are an event's changes of the states (docs/design.md §2.1);
@@ -76,6 +78,12 @@ type Event struct {
 	Time           time.Time `json:"time"`
 	// ExpiresAt is a RESERVE event's hold expiry; nil on other events.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// TransferID is the transfer of a TRANSFER_* event; empty on others.
+	TransferID string `json:"transfer_id,omitempty"`
+	// TransferRecord is, on the first event of a transfer's step, the
+	// record of the side that ran it after the step (ParseTransferRecord),
+	// which the ledger keeps in its transfers table; empty otherwise.
+	TransferRecord string `json:"-"`
 }
 
 // ParseEvent decodes a stream entry. It fails on an entry that lacks a field
@@ -159,6 +167,8 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 	ev.IdempotencyKey = str("op", false)
 	ev.Reason = str("rsn", false)
 	ev.Principal = str("pr", false)
+	ev.TransferID = str("tid", false)
+	ev.TransferRecord = str("tr", false)
 	if mv := str("mv", false); mv != "" {
 		// a MOVE's "from,to,qty"
 		f := strings.Split(mv, ",")

@@ -82,3 +82,38 @@ func (e *Engine) claimKey(principal, key string) string {
 	p := int(uint32(sum[0])<<8|uint32(sum[1])) % e.cfg.Partitions
 	return e.KeyBase(p) + "claim:" + hex.EncodeToString(sum[:16])
 }
+
+// transferKey is a transfer's record (a hash), in the partition of its
+// destination, which decides the transfer's status (docs/design.md §20).
+func (e *Engine) transferKey(p int, id string) string { return e.KeyBase(p) + "t:" + id }
+
+// transferOutKey is a transfer's outbound marker (a hash), in the partition
+// of its source.
+func (e *Engine) transferOutKey(p int, id string) string { return e.KeyBase(p) + "to:" + id }
+
+// transfersKey is the sorted set of partition p's transfer records by
+// created ms.
+func (e *Engine) transfersKey(p int) string { return e.KeyBase(p) + "tx" }
+
+// storeTransfersKey is the sorted set of the transfers from or to a store,
+// by created ms.
+func (e *Engine) storeTransfersKey(store string) string {
+	return e.KeyBase(e.Partition(store)) + "ts:" + store
+}
+
+// storeIncomingKey is the set of the ids of the in-transit transfers to a
+// store.
+func (e *Engine) storeIncomingKey(store string) string {
+	return e.KeyBase(e.Partition(store)) + "tin:" + store
+}
+
+// TransferPendingKey returns the key of partition p's pending transfer
+// steps (a sorted set: member "<step>:<id>", score due unix ms), which a
+// TransferWorker runs once due.
+func (e *Engine) TransferPendingKey(p int) string { return e.KeyBase(p) + "tpend" }
+
+// transferStepLockKey is the lock a TransferWorker holds while it runs one
+// pending step of partition p.
+func (e *Engine) transferStepLockKey(p int, member string) string {
+	return e.KeyBase(p) + "tlock:" + member
+}

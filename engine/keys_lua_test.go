@@ -14,7 +14,8 @@ import (
 )
 
 // keysMain returns every key the prelude's helpers make for the arguments
-// ARGV[6…] (store, sku, reservation id, idem_key suffix, op id, batch id),
+// ARGV[6…] (store, sku, reservation id, idem_key suffix, op id, batch id,
+// transfer id),
 // as name/value pairs.
 const keysMain = `
 return {
@@ -28,6 +29,12 @@ return {
   'idem_key', idem_key(ARGV[9]),
   'generated_idem_key', generated_idem_key(ARGV[10]),
   'batch_key', batch_key(ARGV[11]),
+  'transfer_key', transfer_key(ARGV[12]),
+  'transfer_out_key', transfer_out_key(ARGV[12]),
+  'transfers_key', transfers_key(),
+  'store_transfers_key', store_transfers_key(ARGV[6]),
+  'store_incoming_key', store_incoming_key(ARGV[6]),
+  'transfer_pending_key', transfer_pending_key(),
 }
 `
 
@@ -57,12 +64,15 @@ func TestLuaKeysMirrorGo(t *testing.T) {
 			require.NoError(t, err)
 			suffix := engine.IdemKeyOf(tc.principal, tc.opID)
 			want := e.KeysForTest(tc.store, tc.sku, tc.rid, suffix, tc.opID, tc.batchID)
+			for k, v := range e.TransferKeysForTest(tc.store, tc.rid) {
+				want[k] = v
+			}
 			for _, h := range helpers {
 				require.Contains(t, want, h[1], "prelude helper %s has no Go counterpart in the test", h[1])
 			}
 			p := e.Partition(tc.store)
 			res, err := sc.Run(ctx, c, []string{e.StreamKey(p)}, 0, 0, 0, 0, 0,
-				tc.store, tc.sku, tc.rid, suffix, tc.opID, tc.batchID).StringSlice()
+				tc.store, tc.sku, tc.rid, suffix, tc.opID, tc.batchID, tc.rid).StringSlice()
 			require.NoError(t, err)
 			got := map[string]string{}
 			for i := 0; i+1 < len(res); i += 2 {

@@ -26,6 +26,8 @@ type Scripts struct {
 	RestoreReservation *redis.Script
 	// Read runs the read operations.
 	Read *redis.Script
+	// Transfer runs the steps and reads of transfers (transfer.lua).
+	Transfer *redis.Script
 	// Unlock deletes a key only while it holds a given value (a lock's
 	// token, an idempotency claim's fingerprint).
 	Unlock *redis.Script
@@ -49,7 +51,7 @@ func newScripts() (*Scripts, error) {
 		dst  **redis.Script
 	}{
 		{"batch", &s.Batch}, {"expire", &s.Expire},
-		{"restore", &s.Restore}, {"restore_reservation", &s.RestoreReservation}, {"read", &s.Read},
+		{"restore", &s.Restore}, {"restore_reservation", &s.RestoreReservation}, {"read", &s.Read}, {"transfer", &s.Transfer},
 		{"unlock", &s.Unlock}, {"extend", &s.Extend},
 	} {
 		src, err := luascripts.Source(x.name)
@@ -63,7 +65,7 @@ func newScripts() (*Scripts, error) {
 
 // all returns every script.
 func (s *Scripts) all() []*redis.Script {
-	all := []*redis.Script{s.Batch, s.Expire, s.Restore, s.RestoreReservation, s.Read, s.Unlock, s.Extend}
+	all := []*redis.Script{s.Batch, s.Expire, s.Restore, s.RestoreReservation, s.Read, s.Transfer, s.Unlock, s.Extend}
 	for _, sc := range s.Ops {
 		all = append(all, sc)
 	}

@@ -79,6 +79,29 @@ redis.call('SET', bkey, table.concat(lines, '\n'), 'PX', OP_TTL)
 return out
 `
 
+// transferMain runs one request of transfer.lua (ARGV[6]): a read
+// (TREADS, after the readiness check) or a step (through run_write, so a
+// step has readiness, idempotency and backpressure like every write).
+const transferMain = `
+local req = cjson.decode(ARGV[6])
+local res
+local rd = TREADS[req.op]
+if rd then
+  if not ready() then
+    res = fail('NOT_READY', '')
+  else
+    res = rd(req)
+  end
+else
+  res = run_write(req)
+end
+flush()
+if res.err then
+  return redis.error_reply(res.err .. ' ' .. res.detail)
+end
+return res
+`
+
 // Prelude returns the source of prelude.lua, which every composed script
 // but unlock starts with: tests run it with a main of their own (the key
 // helpers it defines mirror engine/keys.go).
@@ -92,9 +115,8 @@ func Prelude() (string, error) {
 
 // Source returns the full source of the named composed script: a write
 // operation ("set", "adjust", "checkout", "reserve", "commit", "release",
-// "move", "fulfil"),
-// "batch", "expire", "restore", "restore_reservation", "read", "unlock" or
-// "extend".
+// "move", "fulfil"), "batch", "expire", "restore", "restore_reservation",
+// "read", "transfer", "unlock" or "extend".
 func Source(name string) (string, error) {
 	prelude, err := Prelude()
 	if err != nil {
@@ -121,6 +143,13 @@ func Source(name string) (string, error) {
 		}
 		b.Write(src)
 		b.WriteString(singleMain)
+	case "transfer":
+		src, err := files.ReadFile("transfer.lua")
+		if err != nil {
+			return "", fmt.Errorf("read transfer.lua: %w", err)
+		}
+		b.Write(src)
+		b.WriteString(transferMain)
 	case "unlock", "extend":
 		src, err := files.ReadFile(name + ".lua")
 		if err != nil {

@@ -79,6 +79,23 @@ local function idem_key(suffix) return BASE .. 'idem:' .. suffix end
 local function generated_idem_key(op_id) return BASE .. 'idem:g:' .. op_id end
 -- batch_key: batchKey, the record of a batch call's results.
 local function batch_key(id) return BASE .. 'idem:b:' .. id end
+-- transfer_key: transferKey, a transfer's record, in its destination's
+-- partition (transfer.lua).
+local function transfer_key(id) return BASE .. 't:' .. id end
+-- transfer_out_key: transferOutKey, a transfer's outbound marker, in its
+-- source's partition.
+local function transfer_out_key(id) return BASE .. 'to:' .. id end
+-- transfers_key: transfersKey, the partition's transfer records by created ms.
+local function transfers_key() return BASE .. 'tx' end
+-- store_transfers_key: storeTransfersKey, the transfers from or to a store
+-- by created ms.
+local function store_transfers_key(store) return BASE .. 'ts:' .. store end
+-- store_incoming_key: storeIncomingKey, the ids of the in-transit transfers
+-- to a store.
+local function store_incoming_key(store) return BASE .. 'tin:' .. store end
+-- transfer_pending_key: TransferPendingKey, the steps a TransferWorker runs
+-- once due: member "<step>:<id>", score due ms.
+local function transfer_pending_key() return BASE .. 'tpend' end
 
 local NOW = tonumber(ARGV[1])
 local IDEM_TTL = tonumber(ARGV[2])

@@ -23,7 +23,7 @@ const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS persist_staging (
 	stream_id text,
 	committed bigint, damaged bigint, quality_control bigint, display bigint, incoming bigint, safety_stock bigint,
 	delta_committed bigint, delta_damaged bigint, delta_quality_control bigint, delta_display bigint,
-	delta_incoming bigint, move_from text, move_to text, move_qty bigint,
+	delta_incoming bigint, move_from text, move_to text, move_qty bigint, transfer_id text,
 	held boolean NOT NULL DEFAULT false
 ) ON COMMIT DELETE ROWS`
 
@@ -33,7 +33,7 @@ var stagingColumns = []string{"store_id", "sku", "version", "type",
 	"op_id", "reason", "principal", "occurred_at", "expires_at", "stream_id",
 	"committed", "damaged", "quality_control", "display", "incoming", "safety_stock",
 	"delta_committed", "delta_damaged", "delta_quality_control", "delta_display",
-	"delta_incoming", "move_from", "move_to", "move_qty"}
+	"delta_incoming", "move_from", "move_to", "move_qty", "transfer_id"}
 
 // insertEventsSQL appends the staged events. A row whose (store, sku,
 // version) is already stored is skipped: that is a re-delivery, or a fork
@@ -339,6 +339,9 @@ func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.
 		if _, err := tx.Exec(ctx, upsertItemsSQL); err != nil {
 			return fmt.Errorf("upsert items: %w", err)
 		}
+		if err := writeTransfers(ctx, tx, events); err != nil {
+			return err
+		}
 		if beforeCommit != nil {
 			if err := beforeCommit(ctx, p, events); err != nil {
 				return &hookError{err: err}
@@ -401,7 +404,7 @@ func eventRow(ev *engine.Event) []any {
 		ev.IdempotencyKey, ev.Reason, ev.Principal, ev.Time, x, ev.StreamID,
 		ev.Committed, ev.Damaged, ev.QualityControl, ev.Display, ev.Incoming, ev.SafetyStock,
 		ev.DeltaCommitted, ev.DeltaDamaged, ev.DeltaQualityControl, ev.DeltaDisplay, ev.DeltaIncoming,
-		ev.From, ev.To, ev.Qty}
+		ev.From, ev.To, ev.Qty, ev.TransferID}
 }
 
 // hookError marks an error returned by a failure-injection hook.

@@ -39,7 +39,7 @@ const eventColumns = `store_id, sku, version, type, delta_on_hand, delta_reserve
 	occurred_at, expires_at, stream_id,
 	committed, damaged, quality_control, display, incoming, safety_stock,
 	delta_committed, delta_damaged, delta_quality_control, delta_display, delta_incoming,
-	move_from, move_to, move_qty`
+	move_from, move_to, move_qty, transfer_id`
 
 const historySQL = `SELECT ` + eventColumns + ` FROM inventory_events
 WHERE store_id = $1 AND sku = $2 ORDER BY version DESC LIMIT $3`
@@ -76,7 +76,7 @@ func scanEvent(row pgx.CollectableRow) (engine.Event, error) {
 		&ev.Customer, &ev.IdempotencyKey, &ev.Reason, &ev.Principal, &ev.Time, &expiresAt, &ev.StreamID,
 		&ev.Committed, &ev.Damaged, &ev.QualityControl, &ev.Display, &ev.Incoming, &ev.SafetyStock,
 		&ev.DeltaCommitted, &ev.DeltaDamaged, &ev.DeltaQualityControl, &ev.DeltaDisplay, &ev.DeltaIncoming,
-		&ev.From, &ev.To, &ev.Qty)
+		&ev.From, &ev.To, &ev.Qty, &ev.TransferID)
 	ev.Time = ev.Time.UTC()
 	if expiresAt != nil {
 		t := expiresAt.UTC()

@@ -319,6 +319,13 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 	if err != nil {
 		return err
 	}
+	stores, err := partitionStores(ctx, r.e, r.pool, p)
+	if err != nil {
+		return err
+	}
+	if _, err := restoreTransfers(ctx, r.pool, r.e, p, stores); err != nil {
+		return fmt.Errorf("rebuild partition %d: %w", p, err)
+	}
 	if _, err := r.restoreKeyedOps(ctx, p); err != nil {
 		return err
 	}

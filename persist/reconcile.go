@@ -368,6 +368,9 @@ func (r *Reconciler) reconcile(ctx context.Context, mode Mode) (*Report, error) 
 	if runErr == nil {
 		runErr = r.partitions(ctx, rep, stores)
 	}
+	if runErr == nil {
+		runErr = r.transfers(ctx, rep)
+	}
 	stopLog()
 	if runErr != nil && (r.progress.cancelled() || errors.Is(runErr, context.Canceled)) {
 		runErr = fmt.Errorf("reconcile run %d after %d items: %w", rep.RunID, rep.ItemsChecked, ErrReconcileCancelled)
@@ -421,6 +424,9 @@ func (r *Reconciler) partitions(ctx context.Context, rep *Report, stores map[int
 			err := r.persisterFailures(ctx, p, parts[i])
 			if err == nil {
 				err = r.partition(ctx, p, stores[p], parts[i])
+			}
+			if err == nil {
+				err = r.missingTransfers(ctx, p, stores[p], rep.Mode, parts[i])
 			}
 			if err != nil {
 				fail(err)

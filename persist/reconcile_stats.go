@@ -10,7 +10,7 @@ import (
 // runKinds are the kinds of finding a reconciliation run reports (KindHeldBack
 // is the persister's alone), so that a count of each starts at zero.
 var runKinds = []string{KindRedisMissing, KindRedisBehind, KindRedisAhead, KindCorrupt, KindPartitionNotReady,
-	KindPersisterFailing, KindFork, KindOversold, KindLedgerGap}
+	KindPersisterFailing, KindFork, KindOversold, KindLedgerGap, KindTransferDrift, KindTransferMissing}
 
 // Run outcomes in ReconcilerStats.
 const (

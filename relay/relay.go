@@ -1,5 +1,5 @@
 // Package relay copies every event of the partition streams to a Kafka
-// topic (DESIGN §13, docs/design.md §19): at least once, keyed
+// topic (DESIGN §13, docs/design.md §20): at least once, keyed
 // "<store>/<sku>" so one item's events keep their order in one Kafka
 // partition, through franz-go's idempotent producer. It reads the streams
 // through its own consumer group ("relay") and acknowledges an entry only

@@ -67,6 +67,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	reconcileEvery := fs.Duration("reconcile-interval", "INVENTORY_RECONCILE_INTERVAL", 5*time.Minute, "time between periodic reconciliations")
 	rebuilder := fs.Bool("rebuilder", "INVENTORY_REBUILDER", true, "rebuild partitions whose readiness marker is missing from the ledger")
 	sweeper := fs.Bool("sweeper", "INVENTORY_SWEEPER", true, "expire due reservations")
+	transferWorker := fs.Bool("transfer-worker", "INVENTORY_TRANSFER_WORKER", true, "finish the steps of transfers left undone by a crash, a lost reply or a failover")
 	webhooks := fs.Bool("webhooks", "INVENTORY_WEBHOOKS", true, "run the webhook delivery workers (needs the ledger)")
 	allowPrivate := registerWebhookPrivate(fs)
 	migrate := fs.Bool("migrate", "INVENTORY_MIGRATE", true, "apply pending migrations at start")
@@ -132,7 +133,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	// One registry for the process: the API's /metrics and the admin
 	// address show the same.
 	reg := newRegistry()
-	shared := []prometheus.Collector{admin.StreamCollector(e)}
+	shared := []prometheus.Collector{admin.StreamCollector(e), admin.TransferCollector(e)}
 	checks := admin.Checks{Engine: e, Partitions: *api}
 	hcfg := httpapi.Config{Engine: e, Keys: keys, Logger: log.Named("http"), Version: buildVersion(), Registry: reg,
 		AccessLog: *accessLog, RatePerSecond: *rate, RateBurst: *burst, MaxInFlight: *maxInFlight,
@@ -144,6 +145,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	var workers []worker
 	if *sweeper {
 		workers = append(workers, worker{"sweeper", engine.NewSweeper(e, engine.SweeperConfig{}).Run})
+	}
+	if *transferWorker {
+		workers = append(workers, worker{"transfer-worker",
+			engine.NewTransferWorker(e, engine.TransferWorkerConfig{Logger: log.Named("transfers")}).Run})
 	}
 	if d.pool != nil {
 		ledger := persist.NewLedger(d.pool)

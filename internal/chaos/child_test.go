@@ -36,6 +36,8 @@ func childMain(role string) int {
 	switch role {
 	case "persister":
 		err = childPersister(ctx)
+	case "transfers":
+		err = childTransfers(ctx)
 	default:
 		err = fmt.Errorf("unknown child role %q", role)
 	}

@@ -27,7 +27,12 @@
 //  10. Slow PostgreSQL: TestSlowPostgresLag.
 //  11. Fork after a simulated failover: TestForkAfterFailoverRepaired.
 //  12. Slow and vanishing clients: TestSlowClientsServerResponsive.
-//  13. Stock states (tills, web and later sales, fulfilments, moves, adjusts
+//  13. Processes SIGKILLed between the two halves of transfer steps:
+//     TestTransfersKilledBetweenSteps (the test binary re-executed as
+//     transfer traffic); the transfer worker finishes every step once.
+//  14. Transfers while replies are lost, then Redis restarted empty:
+//     TestTransfersUnderFaults.
+//  15. Stock states (tills, web and later sales, fulfilments, moves, adjusts
 //     in a state) under lost Redis replies and a PostgreSQL outage:
 //     TestStatesUnderFaults (every state's deltas sum exactly to it).
 //
