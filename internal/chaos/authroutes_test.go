@@ -27,6 +27,9 @@ func TestEveryRouteForbidsOtherStores(t *testing.T) {
 	res, err := w.e.Reserve(ctx, engine.ReserveRequest{Store: "s2", Lines: []engine.Line{{SKU: "desk", Qty: 1}}}, engine.Op{})
 	require.NoError(t, err)
 	rid2 := res.Reservation.ID
+	tr, err := w.e.CreateTransfer(ctx, engine.TransferRequest{From: "s2", To: "s3", Lines: []engine.Line{{SKU: "desk", Qty: 1}}}, engine.Op{})
+	require.NoError(t, err)
+	tid := tr.Transfer.ID
 	before, err := w.e.GetItem(ctx, "s2", "desk")
 	require.NoError(t, err)
 
@@ -56,11 +59,23 @@ func TestEveryRouteForbidsOtherStores(t *testing.T) {
 		"GET /v1/webhooks/:id":                     {"", ""},
 		"DELETE /v1/webhooks/:id":                  {"", ""},
 		"GET /v1/webhooks/:id/deliveries":          {"", ""},
+		"POST /v1/transfers":                       {"", `{"from":"s2","to":"s3","lines":[{"sku":"desk","qty":1}]}`},
+		"GET /v1/transfers":                        {"?store=s2", ""},
+		"GET /v1/transfers/:id":                    {"", ""},
+		"POST /v1/transfers/:id/receive":           {"", `{"lines":[{"sku":"desk","received":1}]}`},
+		"POST /v1/transfers/:id/cancel":            {"", ""},
+		"GET /v1/stores/:store/items/:sku/promise": {"?qty=1", ""},
+		"GET /v1/admin/operations":                 {"", ""},
+		"GET /v1/admin/findings":                   {"", ""},
+		"GET /v1/admin/findings/:id":               {"", ""},
+		"POST /v1/admin/findings/:id/resolve":      {"", `{"delta":1,"note":"n"}`},
+		"POST /v1/admin/findings/:id/dismiss":      {"", `{"note":"n"}`},
 		"GET /v1/events":                           {"?store=s2", ""},
 		"GET /v1/ws":                               {"?store=s2", ""},
 	}
 	// Routes that serve every store: a store token sees only its own.
-	scoped := map[string]bool{"GET /v1/stores": true, "GET /v1/items/:sku": true}
+	// (the query each needs)
+	scoped := map[string]string{"GET /v1/stores": "", "GET /v1/items/:sku": "", "GET /v1/items/:sku/promise": "?qty=1"}
 
 	seen := 0
 	for _, r := range api.s.App().GetRoutes(true) {
@@ -68,7 +83,15 @@ func TestEveryRouteForbidsOtherStores(t *testing.T) {
 			continue
 		}
 		name := r.Method + " " + r.Path
-		path := strings.NewReplacer(":store", "s2", ":sku", "desk", ":id", rid2).Replace(r.Path)
+		id := rid2
+		switch {
+		case strings.HasPrefix(r.Path, "/v1/transfers/"):
+			id = tid
+		case strings.HasPrefix(r.Path, "/v1/admin/findings/"):
+			id = "1"
+		}
+		path := strings.NewReplacer(":store", "s2", ":sku", "desk", ":id", id).Replace(r.Path)
+		q, isScoped := scoped[name]
 		switch c, ok := forbidden[name]; {
 		case public[name]:
 			continue
@@ -80,9 +103,9 @@ func TestEveryRouteForbidsOtherStores(t *testing.T) {
 			}
 			resp := api.must(t, r.Method, path+c.query, tokS1, c.body, hdr...)
 			require.Equal(t, http.StatusForbidden, resp.status, "%s with the s1 token: %s", name, resp.body)
-		case scoped[name]:
+		case isScoped:
 			seen++
-			resp := api.must(t, r.Method, path, tokS1, "")
+			resp := api.must(t, r.Method, path+q, tokS1, "")
 			if resp.status == http.StatusOK {
 				require.NotContains(t, resp.body, `"s2"`, "%s with the s1 token shows store s2", name)
 			} else {
