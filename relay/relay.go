@@ -14,8 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,23 +74,11 @@ func (c Config) withDefaults(e *engine.Engine) Config {
 	if c.Topic == "" {
 		c.Topic = DefaultTopic
 	}
-	if c.Partitions == nil {
-		for p := range e.Partitions() {
-			c.Partitions = append(c.Partitions, p)
-		}
-	} else {
-		c.Partitions = append([]int(nil), c.Partitions...)
-	}
+	c.Partitions = groupread.Partitions(e, c.Partitions)
 	if c.Group == "" {
 		c.Group = DefaultGroup
 	}
-	if c.Consumer == "" {
-		host, _ := os.Hostname()
-		if host == "" {
-			host = "relay"
-		}
-		c.Consumer = host + "-" + strconv.Itoa(os.Getpid())
-	}
+	c.Consumer = groupread.ConsumerName(c.Consumer, "relay")
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,23 +78,11 @@ type Config struct {
 }
 
 func (c Config) withDefaults(e *engine.Engine) Config {
-	if c.Partitions == nil {
-		for p := range e.Partitions() {
-			c.Partitions = append(c.Partitions, p)
-		}
-	} else {
-		c.Partitions = append([]int(nil), c.Partitions...)
-	}
+	c.Partitions = groupread.Partitions(e, c.Partitions)
 	if c.Group == "" {
 		c.Group = DefaultGroup
 	}
-	if c.Consumer == "" {
-		host, _ := os.Hostname()
-		if host == "" {
-			host = "webhooks"
-		}
-		c.Consumer = host + "-" + strconv.Itoa(os.Getpid())
-	}
+	c.Consumer = groupread.ConsumerName(c.Consumer, "webhooks")
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
 	}

@@ -10,10 +10,38 @@ package groupread
 import (
 	"context"
 	"errors"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/shelfline/inventory/engine"
 )
+
+// Partitions returns ps, copied, or every partition of e when ps is nil:
+// the default of a worker's set of partitions.
+func Partitions(e *engine.Engine, ps []int) []int {
+	if ps != nil {
+		return append([]int(nil), ps...)
+	}
+	all := make([]int, 0, e.Partitions())
+	for p := range e.Partitions() {
+		all = append(all, p)
+	}
+	return all
+}
+
+// ConsumerName returns name, or when it is empty "<hostname>-<pid>" (with
+// fallback for a host that has no name): the default consumer name.
+func ConsumerName(name, fallback string) string {
+	if name != "" {
+		return name
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = fallback
+	}
+	return host + "-" + strconv.Itoa(os.Getpid())
+}
 
 // Config configures a Reader.
 type Config struct {
