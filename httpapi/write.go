@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -57,7 +56,7 @@ func (s *Server) doWriteTimeout(c *fiber.Ctx, timeout time.Duration, fn func(ctx
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(res.body)
+	b, err := encodeBody(res.body)
 	if err != nil {
 		return err
 	}
