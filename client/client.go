@@ -551,6 +551,27 @@ func (c *Client) Reconcile(ctx context.Context, mode string, opts ...CallOption)
 	return json.RawMessage(r.body), nil
 }
 
+// ReconcileCancel is the answer of CancelReconcile.
+type ReconcileCancel struct {
+	RunID int64 `json:"run_id"`
+	// CancelRequestedAt is when the run was first asked to stop.
+	CancelRequestedAt time.Time `json:"cancel_requested_at"`
+}
+
+// CancelReconcile asks the reconciliation run with this id (the run_id of
+// its report, or of GET /v1/admin/operations' runs) to stop, in whichever
+// process it runs; it stops within about a second and records what it found
+// until then. Asking again is harmless. A *Problem of status 404 for an
+// unknown run, 409 for a run that is over.
+func (c *Client) CancelReconcile(ctx context.Context, run int64, opts ...CallOption) (ReconcileCancel, error) {
+	var out ReconcileCancel
+	r, err := c.call(ctx, http.MethodPost, "/v1/admin/reconcile/"+strconv.FormatInt(run, 10)+"/cancel", nil, nil, opts)
+	if err != nil {
+		return out, err
+	}
+	return out, decode(r, &out)
+}
+
 // Stores lists the stores the token may see.
 func (c *Client) Stores(ctx context.Context) ([]string, error) {
 	r, err := c.call(ctx, http.MethodGet, "/v1/stores", nil, nil, nil)
