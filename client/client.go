@@ -99,6 +99,10 @@ type callOpts struct {
 	key         string
 	ifMatch     string
 	ifNoneMatch string
+	// noKey sends a write without a key (WithoutIdempotencyKey).
+	noKey bool
+	// raw answers a 429 or 503 of the last attempt as a response (Send).
+	raw bool
 }
 
 // WithIdempotencyKey sends key as the call's Idempotency-Key (1–255
@@ -177,7 +181,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		}
 	}
 	key := ""
-	if method == http.MethodPost || method == http.MethodPut {
+	if (method == http.MethodPost || method == http.MethodPut) && !o.noKey {
 		key = o.key
 		if key == "" {
 			key, _ = ctx.Value(ctxKey{}).(string)
@@ -226,6 +230,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 			}
 			wait = c.backoff(attempt)
 		case res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests:
+			if attempt >= c.maxAttempts && o.raw {
+				return res, nil
+			}
 			if attempt >= c.maxAttempts {
 				b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 				res.Body.Close()
