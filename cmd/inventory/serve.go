@@ -30,6 +30,11 @@ func (a reconcilerAdapter) Reconcile(ctx context.Context, mode string) (any, err
 	return a.r.Reconcile(ctx, m)
 }
 
+// CancelRun asks the run to stop (persist.Reconciler.RequestCancel).
+func (a reconcilerAdapter) CancelRun(ctx context.Context, run int64) (any, error) {
+	return a.r.RequestCancel(ctx, run)
+}
+
 func randomToken() string {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
@@ -63,6 +68,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	cfg.registerAPI(fs)
 	api := fs.Bool("api", "INVENTORY_API", true, "serve the HTTP API on --addr")
 	persister := fs.Bool("persister", "INVENTORY_PERSISTER", true, "run the persister (needs the ledger)")
+	maxLag := registerDownstreamMaxLag(fs)
 	reconciler := fs.Bool("reconciler", "INVENTORY_RECONCILER", true, "run periodic reconciliation in repair mode (needs the ledger)")
 	reconcileEvery := fs.Duration("reconcile-interval", "INVENTORY_RECONCILE_INTERVAL", 5*time.Minute, "time between periodic reconciliations")
 	rebuilder := fs.Bool("rebuilder", "INVENTORY_REBUILDER", true, "rebuild partitions whose readiness marker is missing from the ledger")
@@ -177,7 +183,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			workers = append(workers, worker{"reconciler", rec.Run})
 		}
 		if *persister {
-			p, err := persist.NewPersister(e, d.pool, persist.PersisterConfig{Logger: log.Named("persister")})
+			p, err := persist.NewPersister(e, d.pool, persist.PersisterConfig{DownstreamMaxLag: downstreamMaxLag(*maxLag), Logger: log.Named("persister")})
 			if err != nil {
 				return err
 			}
