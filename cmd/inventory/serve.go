@@ -68,6 +68,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	cfg.registerAPI(fs)
 	api := fs.Bool("api", "INVENTORY_API", true, "serve the HTTP API on --addr")
 	persister := fs.Bool("persister", "INVENTORY_PERSISTER", true, "run the persister (needs the ledger)")
+	maxLag := registerDownstreamMaxLag(fs)
 	reconciler := fs.Bool("reconciler", "INVENTORY_RECONCILER", true, "run periodic reconciliation in repair mode (needs the ledger)")
 	reconcileEvery := fs.Duration("reconcile-interval", "INVENTORY_RECONCILE_INTERVAL", 5*time.Minute, "time between periodic reconciliations")
 	rebuilder := fs.Bool("rebuilder", "INVENTORY_REBUILDER", true, "rebuild partitions whose readiness marker is missing from the ledger")
@@ -182,7 +183,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			workers = append(workers, worker{"reconciler", rec.Run})
 		}
 		if *persister {
-			p, err := persist.NewPersister(e, d.pool, persist.PersisterConfig{Logger: log.Named("persister")})
+			p, err := persist.NewPersister(e, d.pool, persist.PersisterConfig{DownstreamMaxLag: downstreamMaxLag(*maxLag), Logger: log.Named("persister")})
 			if err != nil {
 				return err
 			}
