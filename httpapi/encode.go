@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+
 	"github.com/shelfline/inventory/engine"
 )
 
