@@ -76,6 +76,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	transferWorker := fs.Bool("transfer-worker", "INVENTORY_TRANSFER_WORKER", true, "finish the steps of transfers left undone by a crash, a lost reply or a failover")
 	webhooks := fs.Bool("webhooks", "INVENTORY_WEBHOOKS", true, "run the webhook delivery workers (needs the ledger)")
 	allowPrivate := registerWebhookPrivate(fs)
+	retention := registerWebhookRetention(fs)
 	migrate := fs.Bool("migrate", "INVENTORY_MIGRATE", true, "apply pending migrations at start")
 	rate := fs.Float64("rate-limit", "INVENTORY_RATE_LIMIT", 0, "default request rate limit, requests per second, of each token without its own rate= in\n"+
 		"INVENTORY_API_KEYS (token bucket; beyond it 429 with Retry-After); 0 or negative: none, so one token may go at full speed")
@@ -169,7 +170,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		}
 		hcfg.Reconciler = reconcilerAdapter{rec}
 		if *webhooks {
-			w, err := webhook.NewDispatcher(e, d.pool, webhook.Config{AllowPrivate: *allowPrivate, Logger: log.Named("webhooks")})
+			w, err := webhook.NewDispatcher(e, d.pool, webhook.Config{AllowPrivate: *allowPrivate,
+				Retention: webhookRetention(*retention), Logger: log.Named("webhooks")})
 			if err != nil {
 				return err
 			}
