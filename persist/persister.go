@@ -437,9 +437,11 @@ type partition struct {
 	// partition failing.
 	published, reported bool
 	// persisted records, per acknowledged batch, its highest id and the
-	// running count of entries acknowledged, to find the RetentionCount cut.
+	// running count of entries acknowledged, to find the RetentionCount cut;
+	// before is the running count before persisted[0].
 	persisted []mark
 	total     int64
+	before    int64
 	// epoch is the readiness marker read before the entries being written
 	// (heal.go).
 	epoch string
@@ -482,7 +484,7 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 			if errors.Is(err, engine.ErrNoGroup) {
 				log.Info("stream or consumer group gone, recreating it", zap.Error(err))
 				groupOK = false
-				st.persisted, st.total, st.claimAt = nil, 0, engine.StreamID{}
+				st.persisted, st.total, st.before, st.claimAt = nil, 0, 0, engine.StreamID{}
 				continue
 			}
 			p.failed(ctx, st, err, log)
@@ -740,13 +742,21 @@ func (p *Persister) trim(ctx context.Context, st *partition) error {
 	now := p.cfg.Clock()
 	cut := engine.StreamID{Ms: uint64(max(now.Add(-p.cfg.RetentionWindow).UnixMilli(), 0))}
 	// The RetentionCount cut: the oldest batch mark after which at most
-	// RetentionCount entries were acknowledged by this worker.
+	// RetentionCount entries were acknowledged by this worker, when keeping
+	// that batch too would keep more than RetentionCount (while fewer were
+	// acknowledged, the window alone decides).
 	for i, m := range st.persisted {
 		if st.total-m.cum <= p.cfg.RetentionCount {
-			if c := m.id.Next(); cut.Less(c) {
-				cut = c
+			prev := st.before
+			if i > 0 {
+				prev = st.persisted[i-1].cum
 			}
-			st.persisted = st.persisted[i:]
+			if st.total-prev > p.cfg.RetentionCount {
+				if c := m.id.Next(); cut.Less(c) {
+					cut = c
+				}
+			}
+			st.persisted, st.before = st.persisted[i:], prev
 			break
 		}
 	}

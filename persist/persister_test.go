@@ -168,6 +168,32 @@ func TestPersisterPoisonEntryGoesToDeadLetter(t *testing.T) {
 	testsupport.WaitFor(t, 10*time.Second, "the next event", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 }
 
+// Fewer persisted entries than RetentionCount, all within the window: the
+// stream keeps every one (a feed resuming from an early id finds it); past
+// the count, the oldest go.
+func TestPersisterKeepsEntriesBelowRetentionCount(t *testing.T) {
+	t.Parallel()
+	v := newEnv(t, envOpt{partitions: 1})
+	ctx := context.Background()
+	set := func(n int) {
+		for i := 0; i < n; i++ {
+			_, err := v.e.Set(ctx, engine.SetRequest{Store: "s1", SKU: "a", OnHand: int64(i + 1)}, engine.Op{})
+			require.NoError(t, err)
+		}
+	}
+	set(6)
+	_, _ = v.startPersister(t, persist.PersisterConfig{BatchSize: 2, Linger: -1, RetentionCount: 10})
+	testsupport.WaitFor(t, 10*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
+	// Trims run every TrimInterval: let several pass with every batch
+	// acknowledged (a wait for nothing to happen).
+	time.Sleep(10 * testsupport.FastPersister(persist.PersisterConfig{}).TrimInterval)
+	require.EqualValues(t, 6, v.rdb.XLen(ctx, v.e.StreamKey(0)).Val())
+	set(10)
+	testsupport.WaitFor(t, 10*time.Second, "trim to the retention count", func() bool {
+		return v.rdb.XLen(ctx, v.e.StreamKey(0)).Val() == 10
+	})
+}
+
 func TestPersisterTrimsBehindPersistedOnly(t *testing.T) {
 	t.Parallel()
 	v := newEnv(t, envOpt{partitions: 1})
