@@ -219,6 +219,7 @@ type Server struct {
 	limiter *rateLimiter
 	slots   *feedSlots
 	notify  *notifier
+	refused *refusals
 
 	inFlight atomic.Int64
 	// streams is the number of open feeds (slots holds them by token).
@@ -252,6 +253,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.slots = newFeedSlots(cfg.MaxStreams, cfg.MaxStreamsPerToken)
 	s.notify = newNotifier(cfg.Engine, cfg.EventPoll, cfg.Logger, s.done)
+	s.refused = newRefusals(cfg.Engine, cfg.Logger, s.done)
 	m, err := newMetrics(cfg.Registry, s)
 	if err != nil {
 		return nil, err
