@@ -27,8 +27,8 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 	if err := requireJSON(c, false); err != nil {
 		return err
 	}
-	var b bulkBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	b, err := decodeBulkAdjust(c.Body(), MaxBulk)
+	if err != nil {
 		return err
 	}
 	if len(b.Updates) == 0 || len(b.Updates) > MaxBulk {
@@ -78,7 +78,11 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 				s.m.countProblem(p)
 			}
 		}
-		return result{status: http.StatusOK, body: fiber.Map{"results": out}, replayed: anyReplayed}, nil
+		b, err := encodeBulkResults(out)
+		if err != nil {
+			return result{}, err
+		}
+		return result{status: http.StatusOK, raw: b, replayed: anyReplayed}, nil
 	})
 }
 
@@ -95,8 +99,8 @@ func (s *Server) bulkSet(c *fiber.Ctx) error {
 	if err := requireJSON(c, false); err != nil {
 		return err
 	}
-	var b bulkSetBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	b, err := decodeBulkSet(c.Body(), engine.MaxBulkSetLines)
+	if err != nil {
 		return err
 	}
 	if len(b.Items) == 0 || len(b.Items) > engine.MaxBulkSetLines {
@@ -162,6 +166,10 @@ func (s *Server) bulkSet(c *fiber.Ctx) error {
 			out[i] = bulkResult{Status: p.Status, Error: p}
 			s.m.countProblem(p)
 		}
-		return result{status: http.StatusOK, body: fiber.Map{"results": out}, replayed: anyReplayed}, nil
+		b, err := encodeBulkResults(out)
+		if err != nil {
+			return result{}, err
+		}
+		return result{status: http.StatusOK, raw: b, replayed: anyReplayed}, nil
 	})
 }

@@ -30,6 +30,11 @@ func (a reconcilerAdapter) Reconcile(ctx context.Context, mode string) (any, err
 	return a.r.Reconcile(ctx, m)
 }
 
+// CancelRun asks the run to stop (persist.Reconciler.RequestCancel).
+func (a reconcilerAdapter) CancelRun(ctx context.Context, run int64) (any, error) {
+	return a.r.RequestCancel(ctx, run)
+}
+
 func randomToken() string {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
@@ -63,6 +68,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	cfg.registerAPI(fs)
 	api := fs.Bool("api", "INVENTORY_API", true, "serve the HTTP API on --addr")
 	persister := fs.Bool("persister", "INVENTORY_PERSISTER", true, "run the persister (needs the ledger)")
+	maxLag := registerDownstreamMaxLag(fs)
 	reconciler := fs.Bool("reconciler", "INVENTORY_RECONCILER", true, "run periodic reconciliation in repair mode (needs the ledger)")
 	reconcileEvery := fs.Duration("reconcile-interval", "INVENTORY_RECONCILE_INTERVAL", 5*time.Minute, "time between periodic reconciliations")
 	rebuilder := fs.Bool("rebuilder", "INVENTORY_REBUILDER", true, "rebuild partitions whose readiness marker is missing from the ledger")
@@ -70,6 +76,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	transferWorker := fs.Bool("transfer-worker", "INVENTORY_TRANSFER_WORKER", true, "finish the steps of transfers left undone by a crash, a lost reply or a failover")
 	webhooks := fs.Bool("webhooks", "INVENTORY_WEBHOOKS", true, "run the webhook delivery workers (needs the ledger)")
 	allowPrivate := registerWebhookPrivate(fs)
+	retention := registerWebhookRetention(fs)
 	migrate := fs.Bool("migrate", "INVENTORY_MIGRATE", true, "apply pending migrations at start")
 	rate := fs.Float64("rate-limit", "INVENTORY_RATE_LIMIT", 0, "default request rate limit, requests per second, of each token without its own rate= in\n"+
 		"INVENTORY_API_KEYS (token bucket; beyond it 429 with Retry-After); 0 or negative: none, so one token may go at full speed")
@@ -163,7 +170,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		}
 		hcfg.Reconciler = reconcilerAdapter{rec}
 		if *webhooks {
-			w, err := webhook.NewDispatcher(e, d.pool, webhook.Config{AllowPrivate: *allowPrivate, Logger: log.Named("webhooks")})
+			w, err := webhook.NewDispatcher(e, d.pool, webhook.Config{AllowPrivate: *allowPrivate,
+				Retention: webhookRetention(*retention), Logger: log.Named("webhooks")})
 			if err != nil {
 				return err
 			}
@@ -177,7 +185,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			workers = append(workers, worker{"reconciler", rec.Run})
 		}
 		if *persister {
-			p, err := persist.NewPersister(e, d.pool, persist.PersisterConfig{Logger: log.Named("persister")})
+			p, err := persist.NewPersister(e, d.pool, persist.PersisterConfig{DownstreamMaxLag: downstreamMaxLag(*maxLag), Logger: log.Named("persister")})
 			if err != nil {
 				return err
 			}
