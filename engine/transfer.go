@@ -665,23 +665,37 @@ type TransferFilter struct {
 // and the cursor of the next page ("" at the end). Errors:
 // *ValidationError, ErrPartitionNotReady.
 func (e *Engine) ListTransfers(ctx context.Context, f TransferFilter) ([]Transfer, string, error) {
+	f, err := ValidTransferFilter(f)
+	if err != nil {
+		return nil, "", err
+	}
+	return e.listTransfers(ctx, f)
+}
+
+// ValidTransferFilter checks a filter and fills in its default limit.
+// Errors: *ValidationError.
+func ValidTransferFilter(f TransferFilter) (TransferFilter, error) {
 	if f.Store != "" && !ValidID(f.Store) {
-		return nil, "", invalid("store", "must match %s", idRE)
+		return f, invalid("store", "must match %s", idRE)
 	}
 	switch f.Status {
 	case "", TransferInTransit, TransferReceived, TransferCancelled:
 	default:
-		return nil, "", invalid("status", "must be in_transit, received or cancelled")
+		return f, invalid("status", "must be in_transit, received or cancelled")
 	}
 	if f.Limit == 0 {
 		f.Limit = 100
 	}
 	if f.Limit < 1 || f.Limit > MaxListLimit {
-		return nil, "", invalid("limit", "must be 1..%d", MaxListLimit)
+		return f, invalid("limit", "must be 1..%d", MaxListLimit)
 	}
 	if err := validTransferCursor(f.Cursor); err != nil {
-		return nil, "", err
+		return f, err
 	}
+	return f, nil
+}
+
+func (e *Engine) listTransfers(ctx context.Context, f TransferFilter) ([]Transfer, string, error) {
 	out := []Transfer{}
 	keep := func(w TransferRecord) {
 		t := w.transfer()
