@@ -415,7 +415,14 @@ func summarise(r *Rehearsal, t *tally, sched schedule, start time.Time) {
 				continue
 			}
 			l := latencyOf(o.Stages[i].Histogram)
-			sum.Ops[name] = &OpSummary{Count: l.Count, Rate: float64(l.Count) / ss.d, Latency: l}
+			os := &OpSummary{Count: l.Count, Rate: float64(l.Count) / ss.d, Latency: l}
+			if i < len(o.StageErrors) {
+				os.Errors = o.StageErrors[i]
+			}
+			if os.Count > 0 {
+				os.ErrorRate = float64(os.Errors) / float64(os.Count)
+			}
+			sum.Ops[name] = os
 			tot.Merge(o.Stages[i].Histogram)
 		}
 		sum.Total.Latency = latencyOf(tot.Histogram)
