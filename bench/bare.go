@@ -37,6 +37,11 @@ type BareServer struct {
 
 // StartBareServer starts a bare server on a loopback port, with keys under
 // prefix, accepting token. Stop it with Stop.
+// checkoutBody is the body of a checkout as the bare server reads it.
+type checkoutBody struct {
+	Lines []Line `json:"lines"`
+}
+
 func StartBareServer(rdb redis.UniversalClient, prefix, token string) (*BareServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -112,7 +117,7 @@ func newBareTarget(ctx context.Context, cfg Config, run string) (*bareTarget, er
 		rdb.Close()
 		return nil, err
 	}
-	return &bareTarget{httpClient: newHTTPClient(srv.URL(), token, cfg.Workers), srv: srv, rdb: rdb, prefix: prefix}, nil
+	return &bareTarget{httpClient: newHTTPClient(srv.URL(), token, cfg.Workers, 0), srv: srv, rdb: rdb, prefix: prefix}, nil
 }
 
 func (t *bareTarget) Seed(ctx context.Context, items []SeedItem) error {

@@ -3,38 +3,49 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/shelfline/inventory/client"
 )
 
-// httpClient drives the HTTP API (docs/design.md §12) of a server at base with a
-// bearer token, over a keep-alive client with an idle connection per worker.
+// httpClient drives the HTTP API (docs/design.md §12) of a server at base
+// through the Go client (client/) with a bearer token, over keep-alive
+// connections, one per worker. The measured calls (api) are sent once,
+// without an Idempotency-Key unless the plan asks for keys (the runner then
+// sends its own and retries itself), so every attempt is timed and tallied
+// by the harness; the untimed ones (seeding, reading back: slow) wait out
+// 429 and 503 with the client's retries.
 type httpClient struct {
 	base   string
-	auth   string
-	hc     *http.Client
+	auth   string // "Bearer <token>", for wrk
+	api    *client.Client
+	slow   *client.Client
 	ledger *pgLedger // the server's ledger, when the run was told its schema
 }
 
-func newHTTPClient(base, token string, workers int) *httpClient {
-	tr := &http.Transport{
-		Proxy:               nil,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        workers + 64,
-		MaxIdleConnsPerHost: workers + 64,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
-		ForceAttemptHTTP2:   false,
+// newHTTPClient returns a client of the API at base with up to workers+64
+// keep-alive connections; timeout bounds each call (0: 30s).
+func newHTTPClient(base, token string, workers int, timeout time.Duration) *httpClient {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
 	}
+	conns := client.WithMaxConns(workers + 64)
 	return &httpClient{base: strings.TrimRight(base, "/"), auth: "Bearer " + token,
-		hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+		api: client.New(base, token, conns, client.WithTimeout(timeout), client.WithMaxAttempts(1)),
+		// About a minute of retries, as the harness always waited.
+		slow: client.New(base, token, conns, client.WithTimeout(timeout), client.WithMaxAttempts(40), client.WithBackoffCap(2*time.Second)),
+	}
+}
+
+// closeIdle closes the idle connections of both clients.
+func (c *httpClient) closeIdle() {
+	c.api.CloseIdleConnections()
+	c.slow.CloseIdleConnections()
 }
 
 // response is a request's status and body.
@@ -42,6 +53,9 @@ type response struct {
 	status int
 	body   []byte
 }
+
+// noKey sends a measured write without an Idempotency-Key.
+var noKey = client.WithoutIdempotencyKey()
 
 // do sends one request; a body of nil sends none. Transport failures come
 // back as *opError with the outcome unknown when the request may have been a
@@ -52,40 +66,40 @@ func (c *httpClient) do(ctx context.Context, method, path string, body any) (res
 
 // doKey is do with an Idempotency-Key header when key is not empty.
 func (c *httpClient) doKey(ctx context.Context, method, path string, body any, key string) (response, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return response{}, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return response{}, err
-	}
-	req.Header.Set("Authorization", c.auth)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	opt := noKey
 	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
+		opt = client.WithIdempotencyKey(key)
 	}
-	resp, err := c.hc.Do(req)
-	write := method != http.MethodGet
+	a, err := c.api.Send(ctx, method, path, body, opt)
 	if err != nil {
-		kind := kindTransport
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			kind = kindTimeout
-		}
-		return response{}, &opError{Kind: kind, Unknown: write, Err: err}
+		return response{}, transportErr(err, method != http.MethodGet)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return response{}, &opError{Kind: kindTransport, Unknown: write, Err: err}
+	return response{status: a.Status, body: a.Body}, nil
+}
+
+// transportErr is the harness's error of a call that got no answer.
+func transportErr(err error, write bool) error {
+	kind := kindTransport
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		kind = kindTimeout
 	}
-	return response{status: resp.StatusCode, body: b}, nil
+	return &opError{Kind: kind, Unknown: write, Err: err}
+}
+
+// harnessErr maps an error of a typed client call to the harness's kinds,
+// as statusErr does an answer.
+func harnessErr(err error, write bool) error {
+	if err == nil {
+		return nil
+	}
+	if p := client.ProblemOf(err); p != nil {
+		return problemErr(p, write)
+	}
+	return transportErr(err, write)
+}
+
+func problemErr(p *client.Problem, write bool) error {
+	return statusErr(response{status: p.Status, body: []byte(p.Type + " " + p.Detail)}, write)
 }
 
 // statusErr maps a non-2xx answer to the harness's kinds.
@@ -131,21 +145,13 @@ func (c *httpClient) call(ctx context.Context, method, path string, body any) (r
 
 // patient sends a request that is safe to repeat (a read, an absolute
 // set) outside the measured load, waiting out 429 and 503 answers (a
-// server's rate limit or backpressure) for up to a minute.
+// server's rate limit or backpressure) for about a minute.
 func (c *httpClient) patient(ctx context.Context, method, path string, body any) (response, error) {
-	deadline := time.Now().Add(time.Minute)
-	for attempt := 1; ; attempt++ {
-		r, err := c.do(ctx, method, path, body)
-		if err != nil || (r.status != http.StatusTooManyRequests && r.status != http.StatusServiceUnavailable) || time.Now().After(deadline) {
-			return r, err
-		}
-		wait := min(time.Duration(attempt)*50*time.Millisecond, 2*time.Second)
-		select {
-		case <-ctx.Done():
-			return r, ctx.Err()
-		case <-time.After(wait):
-		}
+	a, err := c.slow.Send(ctx, method, path, body)
+	if err != nil {
+		return response{}, transportErr(err, method != http.MethodGet)
 	}
+	return response{status: a.Status, body: a.Body}, nil
 }
 
 func (c *httpClient) Seed(ctx context.Context, items []SeedItem) error {
@@ -162,75 +168,71 @@ func (c *httpClient) Seed(ctx context.Context, items []SeedItem) error {
 	})
 }
 
-type checkoutBody struct {
-	Lines []Line `json:"lines"`
+func clientLines(lines []Line) []client.Line {
+	out := make([]client.Line, len(lines))
+	for i, l := range lines {
+		out[i] = client.Line{SKU: l.SKU, Qty: l.Qty}
+	}
+	return out
 }
 
 func (c *httpClient) Checkout(ctx context.Context, store string, lines []Line) error {
-	_, err := c.call(ctx, http.MethodPost, "/v1/stores/"+url.PathEscape(store)+"/checkout", checkoutBody{Lines: lines})
-	return err
+	_, err := c.api.Checkout(ctx, store, client.CheckoutRequest{Lines: clientLines(lines)}, noKey)
+	return harnessErr(err, true)
 }
 
 func (c *httpClient) Adjust(ctx context.Context, store, sku string, delta int64) error {
-	_, err := c.call(ctx, http.MethodPost, itemPath(store, sku)+"/adjust", map[string]any{"delta": delta, "reason": "restock"})
-	return err
+	_, err := c.api.Adjust(ctx, store, sku, client.Adjustment{Delta: delta, Reason: "restock"}, noKey)
+	return harnessErr(err, true)
 }
 
 func (c *httpClient) Get(ctx context.Context, store, sku string) error {
-	_, err := c.call(ctx, http.MethodGet, itemPath(store, sku), nil)
-	return err
+	_, err := c.api.GetItem(ctx, store, sku)
+	return harnessErr(err, false)
 }
 
 func (c *httpClient) Reserve(ctx context.Context, store string, lines []Line, ttl int) (string, error) {
-	r, err := c.call(ctx, http.MethodPost, "/v1/stores/"+url.PathEscape(store)+"/reservations",
-		map[string]any{"lines": lines, "ttl_seconds": ttl})
+	r, err := c.api.Reserve(ctx, store, client.ReserveRequest{Lines: clientLines(lines), TTLSeconds: ttl}, noKey)
 	if err != nil {
-		return "", err
+		return "", harnessErr(err, true)
 	}
-	var res struct {
-		ID string `json:"id"`
+	if r.ID == "" {
+		return "", &opError{Kind: kindOther, Unknown: true, Err: errors.New("reservation reply without an id")}
 	}
-	if err := json.Unmarshal(r.body, &res); err != nil || res.ID == "" {
-		return "", &opError{Kind: kindOther, Unknown: true, Err: fmt.Errorf("reservation reply %q: %v", snippet(r.body), err)}
-	}
-	return res.ID, nil
+	return r.ID, nil
 }
 
 func (c *httpClient) Commit(ctx context.Context, id string) error {
-	_, err := c.call(ctx, http.MethodPost, "/v1/reservations/"+url.PathEscape(id)+"/commit", nil)
-	return err
+	_, err := c.api.Commit(ctx, id, noKey)
+	return harnessErr(err, true)
 }
 
 func (c *httpClient) Release(ctx context.Context, id string) error {
-	_, err := c.call(ctx, http.MethodPost, "/v1/reservations/"+url.PathEscape(id)+"/release", nil)
-	return err
+	_, err := c.api.Release(ctx, id, noKey)
+	return harnessErr(err, true)
 }
 
 func (c *httpClient) BulkAdjust(ctx context.Context, updates []Update) ([]error, error) {
-	type line struct {
-		Update
-		Reason string `json:"reason"`
-	}
-	ls := make([]line, len(updates))
+	ls := make([]client.BulkUpdate, len(updates))
 	for i, u := range updates {
-		ls[i] = line{Update: u, Reason: "import"}
+		ls[i] = client.BulkUpdate{Store: u.Store, SKU: u.SKU, Delta: u.Delta, Reason: "import"}
 	}
-	r, err := c.call(ctx, http.MethodPost, "/v1/adjustments", map[string]any{"updates": ls})
+	res, err := c.api.BulkAdjust(ctx, ls, noKey)
 	if err != nil {
-		return nil, err
+		return nil, harnessErr(err, true)
 	}
-	var res struct {
-		Results []struct {
-			Status int             `json:"status"`
-			Error  json.RawMessage `json:"error"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(r.body, &res); err != nil || len(res.Results) != len(updates) {
-		return nil, &opError{Kind: kindOther, Unknown: true, Err: fmt.Errorf("bulk reply of %d results for %d lines: %v", len(res.Results), len(updates), err)}
+	if len(res.Results) != len(updates) {
+		return nil, &opError{Kind: kindOther, Unknown: true, Err: fmt.Errorf("bulk reply of %d results for %d lines", len(res.Results), len(updates))}
 	}
 	out := make([]error, len(updates))
 	for i, x := range res.Results {
-		out[i] = statusErr(response{status: x.Status, body: x.Error}, true)
+		switch {
+		case x.Status >= 200 && x.Status < 300:
+		case x.Error != nil:
+			out[i] = problemErr(x.Error, true)
+		default:
+			out[i] = statusErr(response{status: x.Status}, true)
+		}
 	}
 	return out, nil
 }
@@ -240,23 +242,12 @@ func (c *httpClient) Items(ctx context.Context, refs []SeedItem) ([]ItemState, e
 	err := parallel(ctx, len(refs), 32, func(ctx context.Context, i int) error {
 		ref := refs[i]
 		out[i] = ItemState{Store: ref.Store, SKU: ref.SKU}
-		r, err := c.patient(ctx, http.MethodGet, itemPath(ref.Store, ref.SKU), nil)
-		if err != nil {
-			return err
-		}
-		if r.status == http.StatusNotFound {
+		it, err := c.slow.GetItem(ctx, ref.Store, ref.SKU)
+		switch {
+		case client.IsNotFound(err):
 			return nil
-		}
-		if err := statusErr(r, false); err != nil {
-			return fmt.Errorf("read %s/%s: %w", ref.Store, ref.SKU, err)
-		}
-		var it struct {
-			OnHand   int64 `json:"on_hand"`
-			Reserved int64 `json:"reserved"`
-			Version  int64 `json:"version"`
-		}
-		if err := json.Unmarshal(r.body, &it); err != nil {
-			return fmt.Errorf("read %s/%s: %w", ref.Store, ref.SKU, err)
+		case err != nil:
+			return fmt.Errorf("read %s/%s: %w", ref.Store, ref.SKU, harnessErr(err, false))
 		}
 		out[i].OnHand, out[i].Reserved, out[i].Version, out[i].Found = it.OnHand, it.Reserved, it.Version, true
 		return nil
@@ -273,7 +264,7 @@ func (c *httpClient) CheckLedger(ctx context.Context, items []ItemState) ([]stri
 }
 
 func (c *httpClient) Close(ctx context.Context) error {
-	c.hc.CloseIdleConnections()
+	c.closeIdle()
 	if c.ledger != nil {
 		return c.ledger.drop(ctx)
 	}
@@ -289,7 +280,7 @@ func (c *httpClient) HasLedger() bool { return c.ledger != nil }
 // on a connection that stays open just the same).
 func (c *httpClient) Warm(ctx context.Context, n int) {
 	_ = parallel(ctx, n, n, func(ctx context.Context, _ int) error {
-		_, _ = c.do(ctx, http.MethodGet, "/healthz", nil)
+		_, _ = c.api.Send(ctx, http.MethodGet, "/healthz", nil)
 		return nil
 	})
 }

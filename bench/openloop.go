@@ -41,9 +41,8 @@ func runPart(ctx context.Context, a assignment, emit func(progress)) (*tally, er
 	if p.Client.ClosedLoop > 0 {
 		inflight = p.Client.ClosedLoop/a.Of + 1
 	}
-	c := newHTTPClient(a.URL, a.Token, inflight)
-	c.hc.Timeout = p.Client.Timeout
-	defer c.hc.CloseIdleConnections()
+	c := newHTTPClient(a.URL, a.Token, inflight, p.Client.Timeout)
+	defer c.closeIdle()
 	r := newRunner(p, a.Run, c)
 	// Open the connections the load will start with before it starts.
 	c.Warm(ctx, min(inflight, 64))

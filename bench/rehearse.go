@@ -209,8 +209,8 @@ func Rehearse(ctx context.Context, cfg RehearsalConfig) (*Rehearsal, error) {
 	p := cfg.Plan
 	r := &Rehearsal{Name: p.Name, Run: randomHex(4), Command: cfg.Command, URL: cfg.URL, Started: time.Now().UTC(), Machine: machine(), Plan: p,
 		Processes: max(1, len(cfg.Workers))}
-	c := newHTTPClient(cfg.URL, cfg.Token, 64)
-	defer c.hc.CloseIdleConnections()
+	c := newHTTPClient(cfg.URL, cfg.Token, 64, 0)
+	defer c.closeIdle()
 	seed := rehearsalSeed(p, r.Run)
 	fmt.Fprintf(cfg.Progress, "[%s] seeding %d items in %d stores\n", p.Name, len(seed), p.Catalog.Stores)
 	if err := seedItems(ctx, c, seed, p.Customers.Limit); err != nil {

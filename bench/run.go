@@ -208,7 +208,7 @@ func newTarget(ctx context.Context, cfg Config, run, name string) (target, error
 	case TargetServer:
 		return newServerTarget(ctx, cfg, run)
 	case TargetHTTP:
-		c := newHTTPClient(cfg.URL, cfg.Token, cfg.Workers)
+		c := newHTTPClient(cfg.URL, cfg.Token, cfg.Workers, 0)
 		if cfg.LedgerSchema != "" {
 			l, err := newPGLedger(ctx, cfg.DatabaseURL, cfg.LedgerSchema, false)
 			if err != nil {

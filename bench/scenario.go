@@ -124,7 +124,18 @@ func flashSale(ctx context.Context, cfg Config, name, run string, t target) (*ou
 	lines := []Line{{SKU: sku, Qty: cfg.Qty}}
 	var o *outcome
 	if base, auth, isHTTP := httpEndpoint(t); isHTTP && cfg.Client == ClientWrk {
+		var stopProfile func()
+		if l := cfg.load(name, t); l.profile != "" {
+			if stop, err := startProfile(l.profile); err != nil {
+				fmt.Fprintf(cfg.Progress, "[%s] no CPU profile: %v\n", name, err)
+			} else {
+				stopProfile = stop
+			}
+		}
 		c, err := runWrk(ctx, cfg, name, base, auth, store, lines)
+		if stopProfile != nil {
+			stopProfile()
+		}
 		if err != nil {
 			return nil, err
 		}

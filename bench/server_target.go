@@ -66,7 +66,7 @@ func newServerTarget(ctx context.Context, cfg Config, run string) (*serverTarget
 	sctx, stop := context.WithCancel(context.Background())
 	t := &serverTarget{eng: eng, stop: stop, done: make(chan error, 1)}
 	go func() { t.done <- srv.Serve(sctx, ln) }()
-	t.httpClient = newHTTPClient("http://"+ln.Addr().String(), token, cfg.Workers)
+	t.httpClient = newHTTPClient("http://"+ln.Addr().String(), token, cfg.Workers, 0)
 	t.httpClient.ledger = eng.ledger
 	return t, nil
 }
@@ -85,7 +85,7 @@ func (t *serverTarget) Close(ctx context.Context) error {
 	case <-time.After(15 * time.Second):
 		errs = append(errs, errors.New("server did not stop within 15s"))
 	}
-	t.httpClient.hc.CloseIdleConnections()
+	t.httpClient.closeIdle()
 	errs = append(errs, t.eng.Close(ctx))
 	return errors.Join(errs...)
 }

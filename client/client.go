@@ -99,6 +99,10 @@ type callOpts struct {
 	key         string
 	ifMatch     string
 	ifNoneMatch string
+	// noKey sends a write without a key (WithoutIdempotencyKey).
+	noKey bool
+	// raw answers a 429 or 503 of the last attempt as a response (Send).
+	raw bool
 }
 
 // WithIdempotencyKey sends key as the call's Idempotency-Key (1–255
@@ -177,7 +181,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		}
 	}
 	key := ""
-	if method == http.MethodPost || method == http.MethodPut {
+	if (method == http.MethodPost || method == http.MethodPut) && !o.noKey {
 		key = o.key
 		if key == "" {
 			key, _ = ctx.Value(ctxKey{}).(string)
@@ -226,6 +230,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 			}
 			wait = c.backoff(attempt)
 		case res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusTooManyRequests:
+			if attempt >= c.maxAttempts && o.raw {
+				return res, nil
+			}
 			if attempt >= c.maxAttempts {
 				b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 				res.Body.Close()
@@ -549,6 +556,27 @@ func (c *Client) Reconcile(ctx context.Context, mode string, opts ...CallOption)
 		return nil, errors.New("inventory API: the reconcile report is not JSON")
 	}
 	return json.RawMessage(r.body), nil
+}
+
+// ReconcileCancel is the answer of CancelReconcile.
+type ReconcileCancel struct {
+	RunID int64 `json:"run_id"`
+	// CancelRequestedAt is when the run was first asked to stop.
+	CancelRequestedAt time.Time `json:"cancel_requested_at"`
+}
+
+// CancelReconcile asks the reconciliation run with this id (the run_id of
+// its report, or of GET /v1/admin/operations' runs) to stop, in whichever
+// process it runs; it stops within about a second and records what it found
+// until then. Asking again is harmless. A *Problem of status 404 for an
+// unknown run, 409 for a run that is over.
+func (c *Client) CancelReconcile(ctx context.Context, run int64, opts ...CallOption) (ReconcileCancel, error) {
+	var out ReconcileCancel
+	r, err := c.call(ctx, http.MethodPost, "/v1/admin/reconcile/"+strconv.FormatInt(run, 10)+"/cancel", nil, nil, opts)
+	if err != nil {
+		return out, err
+	}
+	return out, decode(r, &out)
 }
 
 // Stores lists the stores the token may see.

@@ -20,6 +20,7 @@ import (
 	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/httpapi"
 	"github.com/shelfline/inventory/internal/testsupport"
+	"github.com/shelfline/inventory/persist"
 )
 
 const (
@@ -48,6 +49,17 @@ type fakeReconciler struct{ runs atomic.Int32 }
 func (r *fakeReconciler) Reconcile(_ context.Context, mode string) (any, error) {
 	r.runs.Add(1)
 	return map[string]any{"mode": mode, "drift": []any{}}, nil
+}
+
+// CancelRun knows run 7 as running and run 6 as over.
+func (r *fakeReconciler) CancelRun(_ context.Context, run int64) (any, error) {
+	switch run {
+	case 7:
+		return persist.CancelRequest{RunID: 7, CancelRequestedAt: time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC)}, nil
+	case 6:
+		return nil, persist.ErrRunFinished
+	}
+	return nil, persist.ErrRunNotFound
 }
 
 type server struct {
@@ -291,6 +303,14 @@ func TestMethods(t *testing.T) {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(rep, &m))
 	require.Equal(t, "repair", m["mode"])
+
+	cr, err := c.CancelReconcile(ctx, 7)
+	require.NoError(t, err)
+	require.Equal(t, client.ReconcileCancel{RunID: 7, CancelRequestedAt: time.Date(2026, 12, 1, 5, 0, 0, 0, time.UTC)}, cr)
+	_, err = c.CancelReconcile(ctx, 6)
+	require.True(t, client.IsConflict(err), "%v", err)
+	_, err = c.CancelReconcile(ctx, 8)
+	require.True(t, client.IsNotFound(err), "%v", err)
 }
 
 func TestProblems(t *testing.T) {

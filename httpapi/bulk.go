@@ -27,8 +27,8 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 	if err := requireJSON(c, false); err != nil {
 		return err
 	}
-	var b bulkBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	b, err := decodeBulkAdjust(c.Body(), MaxBulk)
+	if err != nil {
 		return err
 	}
 	if len(b.Updates) == 0 || len(b.Updates) > MaxBulk {
@@ -95,8 +95,8 @@ func (s *Server) bulkSet(c *fiber.Ctx) error {
 	if err := requireJSON(c, false); err != nil {
 		return err
 	}
-	var b bulkSetBody
-	if err := decodeStrict(c.Body(), &b); err != nil {
+	b, err := decodeBulkSet(c.Body(), engine.MaxBulkSetLines)
+	if err != nil {
 		return err
 	}
 	if len(b.Items) == 0 || len(b.Items) > engine.MaxBulkSetLines {

@@ -44,7 +44,27 @@ func (n *Int) UnmarshalJSON(b []byte) error {
 
 // decodeStrict decodes one JSON object from body into dst: unknown members,
 // wrong types and trailing data are errors, reported as a 400 problem.
+//
+// A body that passes a one-pass scan of its member names (exact, single,
+// known: membersOK) decodes with one json.Unmarshal; any other body, and any
+// that Unmarshal refuses, takes the slow path below, which finds and words
+// the error. Both paths accept and refuse the same bodies; the fast one only
+// saves a well-formed request the two decoders and the token walk (a third
+// of the HTTP handler's CPU on a checkout).
 func decodeStrict(body []byte, dst any) error {
+	if t := reflect.TypeOf(dst); t.Kind() == reflect.Pointer && membersOK(body, t.Elem()) {
+		if json.Unmarshal(body, dst) == nil {
+			return nil
+		}
+		// Unmarshal may have filled part of dst: start again from its zero
+		// value, so the slow path sees what a first decode would.
+		reflect.ValueOf(dst).Elem().SetZero()
+	}
+	return decodeStrictSlow(body, dst)
+}
+
+// decodeStrictSlow is decodeStrict's path that words the error.
+func decodeStrictSlow(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("the request body is empty; a JSON object is expected")
 	}

@@ -370,7 +370,7 @@ func (s *Server) reconcile(c *fiber.Ctx) error {
 		if op.IdempotencyKey == "" {
 			rep, err := s.cfg.Reconciler.Reconcile(ctx, mode)
 			if err != nil {
-				return result{}, err
+				return result{}, reconcileProblem(err)
 			}
 			return result{status: http.StatusOK, body: rep}, nil
 		}
@@ -385,7 +385,7 @@ func (s *Server) reconcile(c *fiber.Ctx) error {
 		rep, err := s.cfg.Reconciler.Reconcile(ctx, mode)
 		if err != nil {
 			s.e.GiveBack(op)
-			return result{}, err
+			return result{}, reconcileProblem(err)
 		}
 		b, err := json.Marshal(rep)
 		if err != nil {

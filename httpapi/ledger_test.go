@@ -21,6 +21,11 @@ func (a reconcilerAdapter) Reconcile(ctx context.Context, mode string) (any, err
 	return a.r.Reconcile(ctx, m)
 }
 
+// CancelRun asks the run to stop (persist.Reconciler.RequestCancel).
+func (a reconcilerAdapter) CancelRun(ctx context.Context, run int64) (any, error) {
+	return a.r.RequestCancel(ctx, run)
+}
+
 // TestLedgerRoutes runs the API with the real ledger: the persister drains
 // the streams, history reads PostgreSQL, reconcile runs on demand, and
 // readiness covers PostgreSQL.

@@ -62,6 +62,7 @@ func (s *Server) routes() {
 	a.Put("/v1/items", api(s.bulkSet)...)
 	a.Get("/v1/items/:sku", api(s.availability)...)
 	a.Post("/v1/admin/reconcile", api(s.reconcile)...)
+	a.Post("/v1/admin/reconcile/:run/cancel", api(s.cancelReconcile)...)
 	a.Post("/v1/transfers", api(s.createTransfer)...)
 	a.Get("/v1/transfers", api(s.listTransfers)...)
 	a.Get("/v1/transfers/:id", api(s.getTransfer)...)

@@ -165,6 +165,10 @@ type ReconcilerConfig struct {
 	// ProgressInterval is how often a run logs its progress. Defaults to
 	// 10s.
 	ProgressInterval time.Duration
+	// CancelPollInterval is how often a run checks its record for a
+	// cancellation asked from another process (RequestCancel). Defaults to
+	// 1s.
+	CancelPollInterval time.Duration
 	// Clock returns the current time. Defaults to time.Now.
 	Clock func() time.Time
 	// Logger receives the reconciler's logs. Defaults to zap.NewNop().
@@ -203,6 +207,9 @@ func (c ReconcilerConfig) withDefaults(e *engine.Engine) ReconcilerConfig {
 	if c.ProgressInterval == 0 {
 		c.ProgressInterval = 10 * time.Second
 	}
+	if c.CancelPollInterval == 0 {
+		c.CancelPollInterval = time.Second
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -228,6 +235,8 @@ func (c ReconcilerConfig) validate(e *engine.Engine) error {
 		return fmt.Errorf("reconciler config: Parallel must be 1..256, got %d", c.Parallel)
 	case c.ProgressInterval < time.Millisecond:
 		return fmt.Errorf("reconciler config: ProgressInterval must be at least 1ms, got %s", c.ProgressInterval)
+	case c.CancelPollInterval < time.Millisecond:
+		return fmt.Errorf("reconciler config: CancelPollInterval must be at least 1ms, got %s", c.CancelPollInterval)
 	}
 	return nil
 }
@@ -359,8 +368,10 @@ func (r *Reconciler) reconcile(ctx context.Context, mode Mode) (*Report, error) 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r.progress.begin(cancel, len(r.cfg.Partitions))
+	r.progress.begin(rep.RunID, cancel, len(r.cfg.Partitions))
 	defer r.progress.end()
+	stopWatch := r.watchCancel(ctx, rep.RunID)
+	defer stopWatch()
 	r.log.Info("reconciliation run started", zap.Int64(logRunID, rep.RunID), zap.String(logMode, string(mode)),
 		zap.Int(logPartitions, len(r.cfg.Partitions)), zap.Int(logParallel, r.cfg.Parallel))
 	stopLog := r.logProgress(ctx, rep.RunID)
@@ -505,6 +516,7 @@ type RunProgress struct {
 type runProgress struct {
 	mu             sync.Mutex
 	running        bool
+	run            int64
 	start          time.Time
 	took           time.Duration
 	stop           context.CancelFunc
@@ -514,10 +526,10 @@ type runProgress struct {
 	checked        atomic.Int64
 }
 
-func (g *runProgress) begin(stop context.CancelFunc, partitions int) {
+func (g *runProgress) begin(run int64, stop context.CancelFunc, partitions int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.running, g.start, g.stop, g.wasCancelled = true, time.Now(), stop, false
+	g.running, g.run, g.start, g.stop, g.wasCancelled = true, run, time.Now(), stop, false
 	g.partitions, g.partitionsDone = partitions, 0
 	g.checked.Store(0)
 }
@@ -545,6 +557,16 @@ func (g *runProgress) cancel() bool {
 	g.wasCancelled = true
 	g.stop()
 	return true
+}
+
+// cancelRun cancels the run in progress if it is run.
+func (g *runProgress) cancelRun(run int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.running && g.stop != nil && g.run == run {
+		g.wasCancelled = true
+		g.stop()
+	}
 }
 
 func (g *runProgress) cancelled() bool {

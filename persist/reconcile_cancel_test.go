@@ -37,11 +37,17 @@ func TestReconcileCancelled(t *testing.T) {
 	}
 	testsupport.WaitFor(t, 30*time.Second, "catch up", func() bool { return testsupport.LedgerCaughtUp(t, v.pool, v.e) })
 
-	rec, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{BatchSize: 10, Parallel: 2, ProgressInterval: 5 * time.Millisecond})
+	rec, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{BatchSize: 10, Parallel: 2, ProgressInterval: 5 * time.Millisecond,
+		CancelPollInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
 	require.False(t, rec.Cancel(), "no run to cancel")
+	// other stands for another process: its RequestCancel reaches the run
+	// only through the run's record.
+	other, err := persist.NewReconciler(v.e, v.pool, persist.ReconcilerConfig{})
+	require.NoError(t, err)
+	var cancelledRuns []int64
 
-	for _, how := range []string{"Cancel", "context"} {
+	for _, how := range []string{"Cancel", "context", "RequestCancel"} {
 		t.Run(how, func(t *testing.T) {
 			reached := make(chan struct{})
 			var once sync.Once
@@ -75,10 +81,20 @@ func TestReconcileCancelled(t *testing.T) {
 			_, err := rec.Reconcile(ctx, persist.ModeCheck)
 			require.ErrorIs(t, err, persist.ErrReconcileInProgress, "one run at a time")
 
-			if how == "Cancel" {
+			switch how {
+			case "Cancel":
 				require.True(t, rec.Cancel())
-			} else {
+			case "context":
 				cancel()
+			case "RequestCancel":
+				var run int64
+				require.NoError(t, v.pool.QueryRow(ctx, `SELECT id FROM reconciliation_runs WHERE finished_at IS NULL`).Scan(&run))
+				req, err := other.RequestCancel(ctx, run)
+				require.NoError(t, err)
+				require.Equal(t, run, req.RunID)
+				again, err := other.RequestCancel(ctx, run)
+				require.NoError(t, err, "asking twice is harmless")
+				require.Equal(t, req.CancelRequestedAt, again.CancelRequestedAt, "the first request's time stays")
 			}
 			select {
 			case err := <-done:
@@ -92,13 +108,18 @@ func TestReconcileCancelled(t *testing.T) {
 			var msg string
 			require.NoError(t, v.pool.QueryRow(ctx, `SELECT error FROM reconciliation_runs WHERE id = $1`, rep.RunID).Scan(&msg))
 			require.Contains(t, msg, "cancelled")
+			cancelledRuns = append(cancelledRuns, rep.RunID)
 		})
 	}
+	_, err = other.RequestCancel(ctx, cancelledRuns[0])
+	require.ErrorIs(t, err, persist.ErrRunFinished)
+	_, err = other.RequestCancel(ctx, 1<<40)
+	require.ErrorIs(t, err, persist.ErrRunNotFound)
 	runs := map[string]int64{}
 	for _, rc := range rec.Stats().Runs {
 		runs[string(rc.Mode)+"/"+rc.Outcome] = rc.Runs
 	}
-	require.Equal(t, map[string]int64{"repair/cancelled": 2}, runs)
+	require.Equal(t, map[string]int64{"repair/cancelled": 3}, runs)
 
 	// The lock is free: the next run checks every item and finds them in
 	// order (the sales made meanwhile included, once persisted).

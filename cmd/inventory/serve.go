@@ -30,6 +30,11 @@ func (a reconcilerAdapter) Reconcile(ctx context.Context, mode string) (any, err
 	return a.r.Reconcile(ctx, m)
 }
 
+// CancelRun asks the run to stop (persist.Reconciler.RequestCancel).
+func (a reconcilerAdapter) CancelRun(ctx context.Context, run int64) (any, error) {
+	return a.r.RequestCancel(ctx, run)
+}
+
 func randomToken() string {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {

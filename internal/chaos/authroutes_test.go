@@ -54,6 +54,7 @@ func TestEveryRouteForbidsOtherStores(t *testing.T) {
 		"POST /v1/stores/:store/items/:sku/moves":  {"", `{"from":"available","to":"damaged","qty":1}`},
 		"POST /v1/stores/:store/fulfilments":       {"", `{"lines":[{"sku":"desk","qty":1}]}`},
 		"POST /v1/admin/reconcile":                 {"?mode=repair", ""},
+		"POST /v1/admin/reconcile/:run/cancel":     {"", ""},
 		"POST /v1/webhooks":                        {"", `{"url":"https://example.com/hook","events":["low_stock"]}`},
 		"GET /v1/webhooks":                         {"", ""},
 		"GET /v1/webhooks/:id":                     {"", ""},
@@ -90,7 +91,7 @@ func TestEveryRouteForbidsOtherStores(t *testing.T) {
 		case strings.HasPrefix(r.Path, "/v1/admin/findings/"):
 			id = "1"
 		}
-		path := strings.NewReplacer(":store", "s2", ":sku", "desk", ":id", id).Replace(r.Path)
+		path := strings.NewReplacer(":store", "s2", ":sku", "desk", ":id", id, ":run", "1").Replace(r.Path)
 		q, isScoped := scoped[name]
 		switch c, ok := forbidden[name]; {
 		case public[name]:
