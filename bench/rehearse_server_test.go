@@ -49,7 +49,7 @@ thresholds: ["errors==0", "oversold==0", "violations==0"]
 	require.NoError(t, WriteRehearsalSummary(&sum, r))
 	t.Log("\n" + progress.String() + "\n" + sum.String())
 	require.Equal(t, int64(120), r.Iterations)
-	for _, op := range mixOps {
+	for _, op := range []string{OpCheckout, OpReserve, OpRead, OpAvailability, OpAdjust, OpBulk} {
 		require.Positive(t, r.Ops[op].Count, op)
 	}
 	require.Positive(t, r.Ops[OpCheckout].Kinds[kindPurchaseLimit]+r.Ops[OpReserve].Kinds[kindPurchaseLimit], "six customers with a limit of 2 meet it")

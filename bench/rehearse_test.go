@@ -239,5 +239,28 @@ func TestExamplePlanParses(t *testing.T) {
 	require.Len(t, p.Stages, 5)
 	require.Equal(t, 15*time.Second, p.Duration())
 	require.True(t, p.Client.Idempotency)
-	require.Len(t, p.Thresholds, 5)
+	require.Len(t, p.Thresholds, 6)
+	require.Positive(t, p.Mix.Transfer, "transfers are in the mix")
+}
+
+// TestWorkerToken: a worker started with a token refuses an assignment
+// without it (401, no load sent) and runs one that carries it.
+func TestWorkerToken(t *testing.T) {
+	stub := testsupport.NewStub(t)
+	srv := httptest.NewServer(&bench.Worker{Token: "s3cret"})
+	t.Cleanup(srv.Close)
+	p := plan(t, `
+stages: [{duration: 1s, rate: 20}]
+catalog: {stores: 1, skus: 2, on_hand: 1000}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := bench.Rehearse(ctx, bench.RehearsalConfig{Plan: p, URL: stub.URL, Token: "t", Workers: []string{srv.URL},
+		OutDir: t.TempDir(), StartDelay: 300 * time.Millisecond, WorkerToken: "wrong"})
+	require.ErrorContains(t, err, "401")
+	require.Zero(t, stub.Checkouts.Load(), "no load without the token")
+	r, err := bench.Rehearse(ctx, bench.RehearsalConfig{Plan: p, URL: stub.URL, Token: "t", Workers: []string{srv.URL},
+		OutDir: t.TempDir(), StartDelay: 300 * time.Millisecond, WorkerToken: "s3cret"})
+	require.NoError(t, err)
+	require.Equal(t, int64(10), r.Iterations)
 }
