@@ -123,6 +123,12 @@ func (e *Engine) restoreTransfer(ctx context.Context, p int, s TransferState, on
 	}
 	sides := 0
 	pending := e.rdb.Pipeline()
+	if !onlyMissing && e.Partition(d.To) == p && d.Status == "" && d.From != "" && s.SrcState == "returned" {
+		// The ledger lost both the expect and the cancel here but has the
+		// source's return: nothing of it is in this partition's stock;
+		// the record comes back cancelled, without events.
+		d.Status = TransferCancelled
+	}
 	if e.Partition(d.To) == p && d.Status != "" && !d.Source() {
 		hs, err := fields(d.Status, d.Lines)
 		if err != nil {
