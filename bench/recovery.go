@@ -394,6 +394,11 @@ func (r *recoveryRun) load(ctx context.Context) error {
 	return nil
 }
 
+var (
+	createdMark  = []byte(`{"status":201,"item":{`)
+	onHandMember = []byte(`"on_hand":`)
+)
+
 // putItems sends one PUT /v1/items and counts its lines: created, refused,
 // and refused for backpressure.
 func (r *recoveryRun) putItems(ctx context.Context, body []byte) (created, refused, shed int64, err error) {
@@ -408,12 +413,22 @@ func (r *recoveryRun) putItems(ctx context.Context, body []byte) (created, refus
 		return 0, 0, 0, fmt.Errorf("PUT /v1/items: %w", err)
 	}
 	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
+	var buf bytes.Buffer
+	if res.ContentLength > 0 {
+		buf.Grow(int(res.ContentLength))
+	}
+	if _, err := buf.ReadFrom(res.Body); err != nil {
 		return 0, 0, 0, fmt.Errorf("PUT /v1/items: %w", err)
 	}
+	b := buf.Bytes()
 	if res.StatusCode != http.StatusOK {
 		return 0, 0, 0, fmt.Errorf("PUT /v1/items: %d %s", res.StatusCode, b)
+	}
+	// Every line created: the answer holds one such mark per line (the
+	// server writes each result's status before its item), and the load
+	// client spends none of the machine's two cores decoding 5,000 items.
+	if n := int64(bytes.Count(b, createdMark)); n == int64(bytes.Count(body, onHandMember)) {
+		return n, 0, 0, nil
 	}
 	var out struct {
 		Results []struct {

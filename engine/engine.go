@@ -103,3 +103,8 @@ func (e *Engine) PartitionReady(ctx context.Context, p int) (bool, error) {
 	}
 	return n == 1, nil
 }
+
+// StreamHighWatermark returns the number of entries in a partition's event
+// stream at which writes are refused (Config.StreamHighWatermark); zero or
+// less when there is none.
+func (e *Engine) StreamHighWatermark() int64 { return e.cfg.StreamHighWatermark }

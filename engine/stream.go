@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -455,4 +456,51 @@ func (e *Engine) PersisterHealth(ctx context.Context, p int) (map[string][]byte,
 		out[w] = []byte(r)
 	}
 	return out, nil
+}
+
+// StreamGroup is one consumer group of a partition's stream.
+type StreamGroup struct {
+	// Name is the group's name.
+	Name string
+	// State is where it stands (GroupState).
+	State GroupState
+}
+
+// StreamGroups returns the consumer groups of partition p's stream, by name;
+// none when the stream does not exist.
+func (e *Engine) StreamGroups(ctx context.Context, p int) ([]StreamGroup, error) {
+	key := e.StreamKey(p)
+	gs, err := e.rdb.XInfoGroups(ctx, key).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") || errors.Is(err, redis.Nil) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("groups of %s: %w", key, err)
+	}
+	out := make([]StreamGroup, 0, len(gs))
+	for _, g := range gs {
+		st, ok, err := e.GroupState(ctx, p, g.Name)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, StreamGroup{Name: g.Name, State: st})
+		}
+	}
+	slices.SortFunc(out, func(a, b StreamGroup) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// DestroyGroup removes consumer group from partition p's stream (XGROUP
+// DESTROY), with its pending entries; it reports whether there was one.
+func (e *Engine) DestroyGroup(ctx context.Context, p int, group string) (bool, error) {
+	key := e.StreamKey(p)
+	n, err := e.rdb.XGroupDestroy(ctx, key, group).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") || errors.Is(err, redis.Nil) {
+			return false, nil
+		}
+		return false, fmt.Errorf("destroy consumer group %s of %s: %w", group, key, err)
+	}
+	return n > 0, nil
 }

@@ -78,7 +78,11 @@ func (s *Server) bulkAdjust(c *fiber.Ctx) error {
 				s.m.countProblem(p)
 			}
 		}
-		return result{status: http.StatusOK, body: fiber.Map{"results": out}, replayed: anyReplayed}, nil
+		b, err := encodeBulkResults(out)
+		if err != nil {
+			return result{}, err
+		}
+		return result{status: http.StatusOK, raw: b, replayed: anyReplayed}, nil
 	})
 }
 
@@ -162,6 +166,10 @@ func (s *Server) bulkSet(c *fiber.Ctx) error {
 			out[i] = bulkResult{Status: p.Status, Error: p}
 			s.m.countProblem(p)
 		}
-		return result{status: http.StatusOK, body: fiber.Map{"results": out}, replayed: anyReplayed}, nil
+		b, err := encodeBulkResults(out)
+		if err != nil {
+			return result{}, err
+		}
+		return result{status: http.StatusOK, raw: b, replayed: anyReplayed}, nil
 	})
 }

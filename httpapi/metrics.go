@@ -111,6 +111,9 @@ func (s *Server) metricsHandler() fiber.Handler {
 // and whether the persister's writes of it keep failing.
 type PersisterPartition = admin.PersisterPartition
 
+// DownstreamReleases is one downstream group's releases in PersisterStats.
+type DownstreamReleases = admin.DownstreamReleases
+
 // persisterStats returns the persister's state as the admin package's
 // collectors and checks take it, or nil when the server has none.
 func (s *Server) persisterStats() func() admin.PersisterStats {

@@ -139,6 +139,9 @@ type PersisterStats struct {
 	// Partitions is each partition's lag and health, exported on /metrics;
 	// a failing one shows on /readyz as degraded.
 	Partitions []PersisterPartition
+	// Downstream is, per downstream consumer group released from holding
+	// the streams' trimming, its releases (exported on /metrics).
+	Downstream map[string]DownstreamReleases
 }
 
 func (c Config) withDefaults() Config {

@@ -18,6 +18,8 @@ import (
 type result struct {
 	status int
 	body   any
+	// raw, when set, is the body already encoded (body is then unused).
+	raw []byte
 	// version, when positive, is sent as the ETag.
 	version int64
 	loc     string
@@ -57,9 +59,11 @@ func (s *Server) doWriteTimeout(c *fiber.Ctx, timeout time.Duration, fn func(ctx
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(res.body)
-	if err != nil {
-		return err
+	b := res.raw
+	if b == nil {
+		if b, err = json.Marshal(res.body); err != nil {
+			return err
+		}
 	}
 	st := response{Status: res.status, Loc: res.loc, Body: b}
 	if res.version > 0 {

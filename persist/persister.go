@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -88,6 +89,16 @@ type PersisterConfig struct {
 	// not waited for. Defaults to DownstreamGroups; an empty, non-nil list
 	// waits for none.
 	Downstream []string
+	// DownstreamMaxLag bounds that wait: a Downstream group whose oldest
+	// unacknowledged entry is older than this stops holding the partition's
+	// trimming until it has caught up (downstream.go). Defaults to 24h;
+	// negative never releases a group for its lag.
+	DownstreamMaxLag time.Duration
+	// DownstreamMaxBacklog is the most entries a Downstream group may leave
+	// unacknowledged on a partition and still hold its trimming. Defaults
+	// to half the engine's stream high watermark (250000 when it has none);
+	// negative never releases a group for its backlog.
+	DownstreamMaxBacklog int64
 	// RetryMin and RetryMax bound the exponential backoff after a failed
 	// write (PostgreSQL or Redis unreachable). Default to 100ms and 5s.
 	RetryMin, RetryMax time.Duration
@@ -158,6 +169,15 @@ func (c PersisterConfig) withDefaults(e *engine.Engine) PersisterConfig {
 	} else {
 		c.Downstream = append([]string(nil), c.Downstream...)
 	}
+	if c.DownstreamMaxLag == 0 {
+		c.DownstreamMaxLag = DefaultDownstreamMaxLag
+	}
+	if c.DownstreamMaxBacklog == 0 {
+		c.DownstreamMaxBacklog = 250000
+		if w := e.StreamHighWatermark(); w > 0 {
+			c.DownstreamMaxBacklog = max(w/2, 1)
+		}
+	}
 	if c.RetryMin == 0 {
 		c.RetryMin = 100 * time.Millisecond
 	}
@@ -178,6 +198,9 @@ func (c PersisterConfig) withDefaults(e *engine.Engine) PersisterConfig {
 	}
 	return c
 }
+
+// DefaultDownstreamMaxLag is PersisterConfig.DownstreamMaxLag's default.
+const DefaultDownstreamMaxLag = 24 * time.Hour
 
 func (c PersisterConfig) validate(e *engine.Engine) error {
 	if err := validPartitions("persister", c.Partitions, e); err != nil {
@@ -240,6 +263,9 @@ type PersisterStats struct {
 	Lag map[int]int64 `json:"lag"`
 	// Partitions is, per owned partition, its lag and health.
 	Partitions map[int]PartitionStats `json:"partitions"`
+	// Downstream is, per Downstream group ever released on an owned
+	// partition, its releases (see PersisterConfig.DownstreamMaxLag).
+	Downstream map[string]DownstreamStats `json:"downstream,omitempty"`
 }
 
 // PartitionStats is one owned partition's lag and health.
@@ -281,6 +307,11 @@ type Persister struct {
 
 	mu     sync.Mutex
 	health map[int]*partitionHealth
+	// released is, per downstream group, the partitions where it holds no
+	// trimming now; releases counts the times it stopped holding one
+	// (downstream.go).
+	released map[string]map[int]bool
+	releases map[string]int64
 }
 
 // partitionHealth is what Stats reports of one partition, under mu.
@@ -340,6 +371,17 @@ func (p *Persister) Stats() PersisterStats {
 			ps.Failing = now.Sub(since) >= p.cfg.FailingAfter
 		}
 		s.Partitions[part] = ps
+	}
+	for g, n := range p.releases {
+		ds := DownstreamStats{Releases: n}
+		for part := range p.released[g] {
+			ds.Released = append(ds.Released, part)
+		}
+		slices.Sort(ds.Released)
+		if s.Downstream == nil {
+			s.Downstream = map[string]DownstreamStats{}
+		}
+		s.Downstream[g] = ds
 	}
 	return s
 }
@@ -401,6 +443,9 @@ type partition struct {
 	// epoch is the readiness marker read before the entries being written
 	// (heal.go).
 	epoch string
+	// released holds the Downstream groups that hold none of the
+	// partition's trimming now (downstream.go).
+	released map[string]bool
 }
 
 type mark struct {
@@ -676,9 +721,10 @@ func DeadLetterKey(e *engine.Engine, p int) string { return e.DeadLetterKey(p) }
 // DownstreamGroups are the consumer groups besides the persister's that
 // read the partition streams (the webhook workers', webhook.DefaultGroup,
 // and the Kafka relay's): the persister trims no entry one of them has not
-// acknowledged, as it trims none it has not persisted itself. A group that
-// is no longer read must be destroyed (XGROUP DESTROY, see the README), or
-// the stream grows until writes meet the high watermark.
+// acknowledged, as it trims none it has not persisted itself, within a
+// bound (PersisterConfig.DownstreamMaxLag and DownstreamMaxBacklog): a
+// group nobody reads any more is released after DownstreamMaxLag, and
+// `inventory groups forget NAME` removes it.
 var DownstreamGroups = []string{"webhooks", "relay"}
 
 // trim removes persisted entries older than the retention window, or beyond
@@ -707,14 +753,9 @@ func (p *Persister) trim(ctx context.Context, st *partition) error {
 	if gs.Floor.Less(cut) {
 		cut = gs.Floor
 	}
-	for _, g := range p.cfg.Downstream {
-		ds, ok, err := p.e.GroupState(ctx, st.id, g)
-		if err != nil {
-			return err
-		}
-		if ok && ds.Floor.Less(cut) {
-			cut = ds.Floor
-		}
+	cut, err = p.downstreamCut(ctx, st, cut, now)
+	if err != nil {
+		return err
 	}
 	if cut.IsZero() {
 		return nil

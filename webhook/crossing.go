@@ -50,12 +50,13 @@ func itemBefore(ev *engine.Event) engine.Item {
 //   - out_of_stock: available went from above 0 to 0;
 //   - back_in_stock: available went from 0 to above 0, on an item that
 //     existed before (its version is above 1);
-//   - transfer: a transfer's status changed (TRANSFER_* events), instead of
-//     the others.
+//   - transfer: a transfer's status changed (TRANSFER_* events), last.
+//
+// A transfer's events are stock events too (DESIGN §13: stock_changed is
+// every event, and the crossings fire from every path that changes stock,
+// transfers included), so they fire stock_changed and their crossings as
+// well as transfer.
 func Names(ev *engine.Event) []string {
-	if strings.HasPrefix(ev.Type, "TRANSFER_") {
-		return []string{NameTransfer}
-	}
 	names := []string{NameStockChanged}
 	before, after := itemBefore(ev).Available, itemAfter(ev).Available
 	if rp := ev.ReorderPoint; rp != nil && before > *rp && after <= *rp {
@@ -66,6 +67,9 @@ func Names(ev *engine.Event) []string {
 	}
 	if before == 0 && after > 0 && ev.Version > 1 {
 		names = append(names, NameBackInStock)
+	}
+	if strings.HasPrefix(ev.Type, "TRANSFER_") {
+		names = append(names, NameTransfer)
 	}
 	return names
 }

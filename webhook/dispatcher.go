@@ -70,6 +70,17 @@ type Config struct {
 	// Refresh is how often the subscriptions are read to start and stop
 	// the endpoints' senders. Defaults to 1s.
 	Refresh time.Duration
+	// Retention is how long a delivered or failed delivery stays in the log
+	// after it was written; the workers then delete it (prune.go). Pending
+	// deliveries are never deleted. Defaults to DefaultRetention (7 days);
+	// negative keeps every row.
+	Retention time.Duration
+	// PruneInterval is how often a worker deletes the rows past Retention.
+	// Defaults to 1h.
+	PruneInterval time.Duration
+	// PruneBatch is the most rows one delete statement removes. Defaults to
+	// 10000.
+	PruneBatch int
 	// AllowPrivate lets deliveries connect to loopback, private and
 	// link-local addresses. Defaults to false.
 	AllowPrivate bool
@@ -116,6 +127,15 @@ func (c Config) withDefaults(e *engine.Engine) Config {
 	if c.Refresh == 0 {
 		c.Refresh = time.Second
 	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.PruneInterval == 0 {
+		c.PruneInterval = time.Hour
+	}
+	if c.PruneBatch == 0 {
+		c.PruneBatch = pruneBatch
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -145,6 +165,8 @@ func (c Config) validate(e *engine.Engine) error {
 		return errors.New("webhook config: Concurrency must be positive")
 	case c.Poll <= 0 || c.Refresh <= 0:
 		return errors.New("webhook config: Poll and Refresh must be positive")
+	case c.PruneInterval <= 0 || c.PruneBatch < 1:
+		return errors.New("webhook config: PruneInterval and PruneBatch must be positive")
 	}
 	return nil
 }
@@ -170,6 +192,9 @@ type Stats struct {
 	Unparsed int64
 	// Queued counts delivery rows written.
 	Queued int64
+	// Pruned counts delivered and failed rows this worker deleted past
+	// Retention.
+	Pruned int64
 }
 
 // Dispatcher runs the delivery workers: per partition an intake that turns
@@ -185,7 +210,7 @@ type Dispatcher struct {
 	log   *zap.Logger
 	send  *sender
 
-	events, unparsed, queued atomic.Int64
+	events, unparsed, queued, pruned atomic.Int64
 
 	mu       sync.Mutex
 	attempts map[string]map[string]int64
@@ -213,7 +238,7 @@ func NewDispatcher(e *engine.Engine, pool *pgxpool.Pool, cfg Config) (*Dispatche
 
 // Stats returns a snapshot of the counters. Safe for concurrent use.
 func (d *Dispatcher) Stats() Stats {
-	s := Stats{Events: d.events.Load(), Unparsed: d.unparsed.Load(), Queued: d.queued.Load(),
+	s := Stats{Events: d.events.Load(), Unparsed: d.unparsed.Load(), Queued: d.queued.Load(), Pruned: d.pruned.Load(),
 		Attempts: map[string]map[string]int64{}}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -250,10 +275,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			d.intake(ctx, p)
 		}()
 	}
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		d.supervise(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		d.prune(ctx)
 	}()
 	wg.Wait()
 	return nil

@@ -61,6 +61,8 @@ var (
 	descIntake = prometheus.NewDesc("inventory_webhook_intake_lag_events",
 		"Events of the partition's stream the webhook workers have not read yet.", []string{"partition"}, nil)
 	descUnparsed = prometheus.NewDesc("inventory_webhook_unparsed_events_total", "Stream entries that did not parse, acknowledged without a delivery.", nil, nil)
+	descPruned   = prometheus.NewDesc("inventory_webhook_pruned_deliveries_total",
+		"Delivered and failed webhook deliveries this worker deleted from the log past INVENTORY_WEBHOOK_DELIVERY_RETENTION.", nil, nil)
 )
 
 // Collector exports the dispatcher's metrics: its attempts by endpoint and
@@ -71,7 +73,7 @@ func (d *Dispatcher) Collector() prometheus.Collector { return collector{d} }
 type collector struct{ d *Dispatcher }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDeliveries, descPending, descRetrying, descOldest, descIntake, descUnparsed} {
+	for _, d := range []*prometheus.Desc{descDeliveries, descPending, descRetrying, descOldest, descIntake, descUnparsed, descPruned} {
 		ch <- d
 	}
 }
@@ -84,6 +86,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descUnparsed, prometheus.CounterValue, float64(s.Unparsed))
+	ch <- prometheus.MustNewConstMetric(descPruned, prometheus.CounterValue, float64(s.Pruned))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if q, err := c.d.Queue(ctx); err == nil {

@@ -110,6 +110,12 @@ func persisterStats(p *persist.Persister) func() admin.PersisterStats {
 			}
 			out.Partitions = append(out.Partitions, hp)
 		}
+		for g, ds := range st.Downstream {
+			if out.Downstream == nil {
+				out.Downstream = map[string]admin.DownstreamReleases{}
+			}
+			out.Downstream[g] = admin.DownstreamReleases{Releases: ds.Releases, ReleasedPartitions: len(ds.Released)}
+		}
 		return out
 	}
 }

@@ -73,7 +73,7 @@ type readmeRow struct {
 }
 
 // connecting are the commands that "all" stands for in the table.
-var connecting = []string{"serve", "persist", "webhooks", "relay", "reconcile", "migrate", "seed", "bench"}
+var connecting = []string{"serve", "persist", "webhooks", "relay", "groups", "reconcile", "migrate", "seed", "bench"}
 
 func readmeTable(t *testing.T) map[string]readmeRow {
 	t.Helper()

@@ -50,6 +50,7 @@ func commands() []command {
 		{"persist", "run only the persister: drain the partitions' event streams into the PostgreSQL ledger", runPersist},
 		{"webhooks", "run only the webhook delivery workers: signed deliveries of the events to subscribed endpoints", runWebhooks},
 		{"relay", "copy every event to a Kafka topic (--kafka-brokers, --kafka-topic), keyed <store>/<sku>, at least once", runRelay},
+		{"groups", "list the consumer groups of the event streams; `groups forget NAME` removes a relay or webhooks group no longer read", runGroups},
 		{"reconcile", "compare Redis with the ledger once (--mode check|repair) and print the report", runReconcile},
 		{"migrate", "apply pending PostgreSQL schema migrations", runMigrate},
 		{"seed", "load the demo furniture chain (--demo) through the engine", runSeed},

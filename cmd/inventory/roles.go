@@ -8,11 +8,28 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/shelfline/inventory/internal/admin"
 	"github.com/shelfline/inventory/persist"
 	"github.com/shelfline/inventory/webhook"
 )
+
+// registerDownstreamMaxLag adds --downstream-max-lag to fs.
+func registerDownstreamMaxLag(fs *flagSet) *time.Duration {
+	return fs.Duration("downstream-max-lag", "INVENTORY_DOWNSTREAM_MAX_LAG", persist.DefaultDownstreamMaxLag,
+		"the persister trims no stream entry the webhooks or relay consumer group has not acknowledged, unless the\n"+
+			"group's oldest unacknowledged entry is older than this: then the group stops holding the trimming (logged,\n"+
+			"counted in inventory_persister_downstream_releases_total) until it catches up; 0 waits without bound")
+}
+
+// downstreamMaxLag is the persister's DownstreamMaxLag for the flag's value.
+func downstreamMaxLag(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
 
 var errNeedLedger = errors.New("this command needs the ledger: INVENTORY_DATABASE_URL is off")
 
@@ -51,6 +68,7 @@ func runPersist(ctx context.Context, args []string, _, stderr *os.File) error {
 	cfg.register(fs)
 	own := fs.String("own", "INVENTORY_PERSIST_OWN", "", "partitions this worker drains, e.g. 0-7 or 0,2,4 (default all)")
 	consumer := fs.String("consumer", "INVENTORY_PERSIST_CONSUMER", "", "consumer name in the group (default <hostname>-<pid>)")
+	maxLag := registerDownstreamMaxLag(fs)
 	adminAddr := registerAdmin(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -79,7 +97,8 @@ func runPersist(ctx context.Context, args []string, _, stderr *os.File) error {
 	if err := persist.Migrate(ctx, d.pool); err != nil {
 		return err
 	}
-	p, err := persist.NewPersister(d.e, d.pool, persist.PersisterConfig{Partitions: parts, Consumer: *consumer, Logger: log.Named("persister")})
+	p, err := persist.NewPersister(d.e, d.pool, persist.PersisterConfig{Partitions: parts, Consumer: *consumer,
+		DownstreamMaxLag: downstreamMaxLag(*maxLag), Logger: log.Named("persister")})
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	cfg.registerAPI(fs)
 	api := fs.Bool("api", "INVENTORY_API", true, "serve the HTTP API on --addr")
 	persister := fs.Bool("persister", "INVENTORY_PERSISTER", true, "run the persister (needs the ledger)")
+	maxLag := registerDownstreamMaxLag(fs)
 	reconciler := fs.Bool("reconciler", "INVENTORY_RECONCILER", true, "run periodic reconciliation in repair mode (needs the ledger)")
 	reconcileEvery := fs.Duration("reconcile-interval", "INVENTORY_RECONCILE_INTERVAL", 5*time.Minute, "time between periodic reconciliations")
 	rebuilder := fs.Bool("rebuilder", "INVENTORY_REBUILDER", true, "rebuild partitions whose readiness marker is missing from the ledger")
@@ -78,6 +79,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			"(reads then come from the ledger); 0 keeps them in Redis for good")
 	webhooks := fs.Bool("webhooks", "INVENTORY_WEBHOOKS", true, "run the webhook delivery workers (needs the ledger)")
 	allowPrivate := registerWebhookPrivate(fs)
+	retention := registerWebhookRetention(fs)
 	migrate := fs.Bool("migrate", "INVENTORY_MIGRATE", true, "apply pending migrations at start")
 	rate := fs.Float64("rate-limit", "INVENTORY_RATE_LIMIT", 0, "default request rate limit, requests per second, of each token without its own rate= in\n"+
 		"INVENTORY_API_KEYS (token bucket; beyond it 429 with Retry-After); 0 or negative: none, so one token may go at full speed")
@@ -179,7 +181,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 		}
 		hcfg.Reconciler = reconcilerAdapter{rec}
 		if *webhooks {
-			w, err := webhook.NewDispatcher(e, d.pool, webhook.Config{AllowPrivate: *allowPrivate, Logger: log.Named("webhooks")})
+			w, err := webhook.NewDispatcher(e, d.pool, webhook.Config{AllowPrivate: *allowPrivate,
+				Retention: webhookRetention(*retention), Logger: log.Named("webhooks")})
 			if err != nil {
 				return err
 			}
@@ -193,7 +196,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 			workers = append(workers, worker{"reconciler", rec.Run})
 		}
 		if *persister {
-			p, err := persist.NewPersister(e, d.pool, persist.PersisterConfig{Logger: log.Named("persister")})
+			p, err := persist.NewPersister(e, d.pool, persist.PersisterConfig{DownstreamMaxLag: downstreamMaxLag(*maxLag), Logger: log.Named("persister")})
 			if err != nil {
 				return err
 			}

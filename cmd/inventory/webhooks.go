@@ -4,11 +4,27 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/shelfline/inventory/internal/admin"
 	"github.com/shelfline/inventory/persist"
 	"github.com/shelfline/inventory/webhook"
 )
+
+// registerWebhookRetention adds --webhook-delivery-retention to fs.
+func registerWebhookRetention(fs *flagSet) *time.Duration {
+	return fs.Duration("webhook-delivery-retention", "INVENTORY_WEBHOOK_DELIVERY_RETENTION", webhook.DefaultRetention,
+		"how long a delivered or failed webhook delivery stays in the delivery log; the workers then delete it\n"+
+			"(hourly; pending deliveries are never deleted); 0 keeps every delivery")
+}
+
+// webhookRetention is the dispatcher's Retention for the flag's value.
+func webhookRetention(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
 
 // registerWebhookPrivate adds --webhook-allow-private to fs.
 func registerWebhookPrivate(fs *flagSet) *bool {
@@ -25,6 +41,7 @@ func runWebhooks(ctx context.Context, args []string, _, stderr *os.File) error {
 	own := fs.String("own", "INVENTORY_WEBHOOKS_OWN", "", "partitions whose events this worker reads, e.g. 0-7 or 0,2,4 (default all)")
 	consumer := fs.String("consumer", "INVENTORY_WEBHOOKS_CONSUMER", "", "consumer name in the group (default <hostname>-<pid>)")
 	allowPrivate := registerWebhookPrivate(fs)
+	retention := registerWebhookRetention(fs)
 	adminAddr := registerAdmin(fs)
 	if err := parse(fs, args); err != nil {
 		return err
@@ -54,7 +71,7 @@ func runWebhooks(ctx context.Context, args []string, _, stderr *os.File) error {
 		return err
 	}
 	w, err := webhook.NewDispatcher(d.e, d.pool, webhook.Config{Partitions: parts, Consumer: *consumer,
-		AllowPrivate: *allowPrivate, Logger: log.Named("webhooks")})
+		AllowPrivate: *allowPrivate, Retention: webhookRetention(*retention), Logger: log.Named("webhooks")})
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,17 @@ type PersisterStats struct {
 	// Partitions is each partition's lag and health, exported on /metrics;
 	// a failing one shows on /readyz as degraded.
 	Partitions []PersisterPartition
+	// Downstream is, per downstream consumer group (webhooks, relay) that
+	// was ever released from holding the streams' trimming, the times it
+	// was, and on how many partitions it holds nothing now.
+	Downstream map[string]DownstreamReleases
+}
+
+// DownstreamReleases is one downstream group's entry in
+// PersisterStats.Downstream.
+type DownstreamReleases struct {
+	Releases           int64
+	ReleasedPartitions int
 }
 
 // PersisterPartition is one partition's state in PersisterStats.
@@ -132,11 +143,16 @@ var (
 		"1 while the persister's writes of the partition's events have kept failing past its threshold, else 0.", []string{"partition"}, nil)
 	descSinceOK = prometheus.NewDesc("inventory_persister_seconds_since_success",
 		"Seconds since the persister last wrote a batch of the partition or found nothing left to write.", []string{"partition"}, nil)
+	descDownReleases = prometheus.NewDesc("inventory_persister_downstream_releases_total",
+		"Times a downstream consumer group stopped holding a partition's trimming: its oldest unacknowledged entry was older than "+
+			"INVENTORY_DOWNSTREAM_MAX_LAG, or it had too many unacknowledged; those entries are trimmed and it never reads them.", []string{"group"}, nil)
+	descDownReleased = prometheus.NewDesc("inventory_persister_downstream_released_partitions",
+		"Partitions of this persister where the downstream consumer group holds no trimming now (released, not caught up yet).", []string{"group"}, nil)
 )
 
 func (c *persisterCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLag, descPersisted, descBatches, descDead, descErrors, descBatchSize,
-		descPartLag, descFailing, descSinceOK} {
+		descPartLag, descFailing, descSinceOK, descDownReleases, descDownReleased} {
 		ch <- d
 	}
 }
@@ -163,6 +179,10 @@ func (c *persisterCollector) Collect(ch chan<- prometheus.Metric) {
 		if !p.LastSuccess.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descSinceOK, prometheus.GaugeValue, max(now.Sub(p.LastSuccess).Seconds(), 0), part)
 		}
+	}
+	for g, d := range st.Downstream {
+		ch <- prometheus.MustNewConstMetric(descDownReleases, prometheus.CounterValue, float64(d.Releases), g)
+		ch <- prometheus.MustNewConstMetric(descDownReleased, prometheus.GaugeValue, float64(d.ReleasedPartitions), g)
 	}
 }
 
