@@ -1,11 +1,15 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // clkTck is the kernel's clock ticks per second in /proc (USER_HZ), 100 on
@@ -72,8 +76,47 @@ func sampleCPU() cpuSample {
 			s.procs[g] += secs
 		}
 	}
+	if f := redisCPU.Load(); f != nil {
+		if secs, ok := (*f)(); ok {
+			s.procs["redis"] = secs
+		}
+	}
 	s.ok = true
 	return s
+}
+
+// redisCPU, when set, reads the CPU seconds of the run's Redis server
+// (INFO cpu): exact for that server, where the sum of every redis-server
+// process on the machine also counts other servers'.
+var redisCPU atomic.Pointer[func() (float64, bool)]
+
+// watchRedisCPU makes sampleCPU read Redis' CPU from rdb's INFO cpu; the
+// returned function stops it.
+func watchRedisCPU(rdb redis.UniversalClient) func() {
+	f := func() (float64, bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		info, err := rdb.Info(ctx, "cpu").Result()
+		if err != nil {
+			return 0, false
+		}
+		var secs float64
+		n := 0
+		for _, line := range strings.Split(info, "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+				x, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return 0, false
+				}
+				secs += x
+				n++
+			}
+		}
+		return secs, n == 2
+	}
+	redisCPU.Store(&f)
+	return func() { redisCPU.CompareAndSwap(&f, nil) }
 }
 
 // cpuUse is the CPU each group used between two samples, in percent of one

@@ -57,14 +57,10 @@ type response struct {
 // noKey sends a measured write without an Idempotency-Key.
 var noKey = client.WithoutIdempotencyKey()
 
-// do sends one request; a body of nil sends none. Transport failures come
-// back as *opError with the outcome unknown when the request may have been a
-// write that landed.
-func (c *httpClient) do(ctx context.Context, method, path string, body any) (response, error) {
-	return c.doKey(ctx, method, path, body, "")
-}
-
-// doKey is do with an Idempotency-Key header when key is not empty.
+// doKey sends one request, with an Idempotency-Key header when key is not
+// empty; a body of nil sends none. Transport failures come back as *opError
+// with the outcome unknown when the request may have been a write that
+// landed.
 func (c *httpClient) doKey(ctx context.Context, method, path string, body any, key string) (response, error) {
 	opt := noKey
 	if key != "" {
@@ -133,14 +129,6 @@ func snippet(b []byte) string {
 
 func itemPath(store, sku string) string {
 	return "/v1/stores/" + url.PathEscape(store) + "/items/" + url.PathEscape(sku)
-}
-
-func (c *httpClient) call(ctx context.Context, method, path string, body any) (response, error) {
-	r, err := c.do(ctx, method, path, body)
-	if err != nil {
-		return r, err
-	}
-	return r, statusErr(r, method != http.MethodGet)
 }
 
 // patient sends a request that is safe to repeat (a read, an absolute

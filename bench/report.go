@@ -77,11 +77,14 @@ func WriteSummary(w io.Writer, r *Report) error {
 	for _, res := range r.Results {
 		if len(res.CPU) > 0 {
 			fmt.Fprintf(&b, "%s CPU during the load (%% of one core): %s\n", res.Target, cpuString(res.CPU, r.Machine.CPUs))
+			if len(res.CPUPerOp) > 0 {
+				fmt.Fprintf(&b, "%s CPU per %s (µs): %s\n", res.Target, strings.TrimSuffix(res.Unit, "s"), perOpString(res.CPUPerOp))
+			}
 			cpuShown = true
 		}
 	}
 	if cpuShown {
-		fmt.Fprintf(&b, "(redis and postgres count all their clients' work, not only this run's: on a shared machine, compare them with what the target touches)\n")
+		fmt.Fprintf(&b, "(redis is the CPU of the run's Redis server from its INFO cpu, every client's work included: give the run a Redis of its own (--redis-url) to see only the run's; postgres counts all its processes)\n")
 	}
 	for _, res := range r.Results {
 		if v, ok := res.Extra["persisted_events_per_sec"].(float64); ok {
@@ -175,6 +178,16 @@ func write(dir string, r *Report) (map[string]string, error) {
 		return nil, err
 	}
 	return files, nil
+}
+
+func perOpString(per map[string]float64) string {
+	var parts []string
+	for _, k := range []string{"bench_process", "inventory_servers", "redis", "postgres", "load_tool"} {
+		if v, ok := per[k]; ok && v >= 0.05 {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, v))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func cpuString(cpu map[string]float64, cpus int) string {

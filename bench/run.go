@@ -73,8 +73,11 @@ type TargetResult struct {
 	// bench process (the load client and any in-process target), Redis,
 	// PostgreSQL, an outside load tool, and the machine in all (a 2-core
 	// machine tops out at 200). Empty outside Linux.
-	CPU    map[string]float64 `json:"cpu_percent,omitempty"`
-	Passed bool               `json:"passed"`
+	CPU map[string]float64 `json:"cpu_percent,omitempty"`
+	// CPUPerOp is the same CPU per successful operation, in µs: what one
+	// sale costs each process (docs/design.md §16).
+	CPUPerOp map[string]float64 `json:"cpu_us_per_op,omitempty"`
+	Passed   bool               `json:"passed"`
 }
 
 // Run runs the scenario against every target in turn, checks each, and
@@ -87,6 +90,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{Scenario: cfg.Scenario, Command: cfg.Command, Run: randomHex(4), Started: cfg.Now().UTC(), Machine: machine(), Params: params(cfg)}
+	if rdb, err := newRedis(ctx, cfg.RedisURL, 1); err == nil {
+		defer rdb.Close()
+		defer watchRedisCPU(rdb)()
+	}
 	for _, name := range cfg.Targets {
 		if ctx.Err() != nil {
 			break
@@ -166,8 +173,24 @@ func runTarget(ctx context.Context, cfg Config, run, name string) *TargetResult 
 	if res.Violations == nil {
 		res.Violations = []string{}
 	}
+	res.CPUPerOp = cpuPerOp(res.CPU, res.Throughput)
 	res.Passed = len(res.Violations) == 0
 	return res
+}
+
+// cpuPerOp turns CPU in percent of one core into µs per successful
+// operation at throughput ops/s.
+func cpuPerOp(cpu map[string]float64, throughput float64) map[string]float64 {
+	if len(cpu) == 0 || throughput <= 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range cpu {
+		if k != "machine" {
+			out[k] = v / 100 / throughput * 1e6
+		}
+	}
+	return out
 }
 
 func runOne(ctx context.Context, cfg Config, run, name string) (o *outcome, err error) {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/shelfline/inventory/internal/testsupport"
@@ -191,8 +192,9 @@ func slicesContains(s []string, v string) bool {
 }
 
 // live is the built binary running on real Redis and PostgreSQL: serve
-// (API and admin address) and persist (admin address), each on free
-// ports, for the probes to ask.
+// (API and admin address), and persist, webhooks and relay (admin address;
+// the relay's Kafka is franz-go's in-process kfake), each on free ports, for
+// the probes to ask.
 type live struct {
 	base map[string]string // "serve api", "serve admin", "persist admin" → base URL
 }
@@ -209,8 +211,8 @@ func startLive(t *testing.T, bin string) *live {
 		"INVENTORY_LOG_LEVEL=warn",
 	}
 	l := &live{base: map[string]string{}}
-	start := func(command string, roles ...string) {
-		e := append([]string{}, env...)
+	start := func(command string, extra []string, roles ...string) {
+		e := append(append([]string{}, env...), extra...)
 		for _, r := range roles {
 			addr := testsupport.FreeAddr(t)
 			l.base[command+" "+r] = "http://" + addr
@@ -248,8 +250,13 @@ func startLive(t *testing.T, bin string) *live {
 			return code == 200
 		})
 	}
-	start("serve", "api", "admin")
-	start("persist", "admin")
+	start("serve", nil, "api", "admin")
+	start("persist", nil, "admin")
+	start("webhooks", nil, "admin")
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "inventory.events"))
+	require.NoError(t, err)
+	t.Cleanup(kafka.Close)
+	start("relay", []string{"INVENTORY_KAFKA_BROKERS=" + strings.Join(kafka.ListenAddrs(), ",")}, "admin")
 	return l
 }
 
@@ -278,7 +285,7 @@ func (c *checker) askProbes(l *live) {
 		require.NotEmpty(c.t, role, "%s: port %s is neither the API's (INVENTORY_ADDR=%s) nor the admin address (INVENTORY_ADMIN_ADDR=%s) of inventory %s",
 			p.where, p.port, p.proc.env["INVENTORY_ADDR"], p.proc.env["INVENTORY_ADMIN_ADDR"], p.proc.args[0])
 		cmd := p.proc.args[0]
-		if cmd != "persist" {
+		if _, ok := l.base[cmd+" admin"]; !ok {
 			cmd = "serve"
 		}
 		base, ok := l.base[cmd+" "+role]
@@ -522,6 +529,7 @@ func (c *checker) compose(file string, img *image) {
 	require.Contains(t, str(m(services["postgres"])["image"]), "postgres", file)
 
 	apis, persisters := 0, 0
+	r := roles{}
 	for name, sv := range services {
 		s := m(sv)
 		if build := m(s["build"]); build == nil || !strings.HasSuffix(str(build["dockerfile"]), "Dockerfile") {
@@ -563,9 +571,43 @@ func (c *checker) compose(file string, img *image) {
 		case "persist":
 			persisters += replicas
 		}
+		r.add(p, replicas)
 	}
 	require.Positive(t, apis, "%s: an API", file)
 	require.GreaterOrEqual(t, persisters, 2, "%s: two persister workers", file)
+	r.check(t, file)
+}
+
+// roles checks, per deploy method, the processes besides the API and the
+// persister: the webhook workers run apart (and then no serve runs them
+// too), and exactly one Kafka relay, which names its brokers.
+type roles struct {
+	webhooks, relays int
+	serves, relay    []*process
+}
+
+func (r *roles) add(p *process, replicas int) {
+	switch p.args[0] {
+	case "serve":
+		r.serves = append(r.serves, p)
+	case "webhooks":
+		r.webhooks += replicas
+	case "relay":
+		r.relays += replicas
+		r.relay = append(r.relay, p)
+	}
+}
+
+func (r *roles) check(t *testing.T, what string) {
+	t.Helper()
+	require.Positive(t, r.webhooks, "%s: webhook workers (inventory webhooks)", what)
+	require.Equal(t, 1, r.relays, "%s: one Kafka relay (inventory relay)", what)
+	for _, p := range r.serves {
+		require.Contains(t, p.args, "--webhooks=false", "%s: webhook workers run apart, so serve runs none", p.where)
+	}
+	for _, p := range r.relay {
+		require.NotEmpty(t, p.env["INVENTORY_KAFKA_BROKERS"], "%s: the relay names its brokers", p.where)
+	}
 }
 
 // podSpec is a Kubernetes pod template: its labels, its containers'
@@ -686,6 +728,29 @@ func (c *checker) kubernetes(dir string, img *image) {
 	// The roles: an API Deployment with probes, a preStop pause, a
 	// PodDisruptionBudget and a Service; a persister; a reconciler.
 	var api, persister, reconciler *podSpec
+	r := roles{}
+	for i, d := range docs {
+		if d["kind"] != "Deployment" {
+			continue
+		}
+		spec := m(d["spec"])
+		replicas := 1
+		if n, ok := spec["replicas"].(int); ok {
+			replicas = n
+		}
+		for _, cv := range list(m(m(spec["template"])["spec"])["containers"]) {
+			for _, pod := range pods {
+				if p := pod.procs[str(m(cv)["name"])]; p != nil && pod.where == whereOf[i] {
+					r.add(p, replicas)
+					if p.args[0] == "relay" {
+						require.Equal(t, "Recreate", m(spec["strategy"])["type"],
+							"%s: the relay is replaced, never rolled (two at once could interleave an item's events)", whereOf[i])
+					}
+				}
+			}
+		}
+	}
+	r.check(t, dir)
 	for _, pod := range pods {
 		for _, p := range pod.procs {
 			switch {
@@ -834,6 +899,7 @@ func (c *checker) systemd(dir string) {
 		}
 	}
 	commands := map[string]bool{}
+	r := roles{}
 	for _, f := range files {
 		if !strings.HasSuffix(f, ".service") {
 			continue
@@ -863,11 +929,14 @@ func (c *checker) systemd(dir string) {
 		require.Len(t, svc["ExecStart"], 1, "%s: ExecStart", f)
 		exe := strings.Fields(svc["ExecStart"][0])
 		require.Equal(t, "/usr/local/bin/inventory", exe[0], "%s: runs the binary", f)
-		c.run(&process{where: f, args: exe[1:], env: env})
+		p := &process{where: f, args: exe[1:], env: env}
+		c.run(p)
 		commands[exe[1]] = true
+		r.add(p, 1)
 	}
 	require.True(t, commands["serve"], "a unit of the API")
 	require.True(t, commands["persist"], "a unit of the persister")
+	r.check(t, dir)
 }
 
 // The files' list is what README's deploy section describes.

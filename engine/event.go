@@ -88,7 +88,10 @@ type Event struct {
 
 // ParseEvent decodes a stream entry. It fails on an entry that lacks a field
 // or carries a malformed one (a poison entry). It reads the engine's format
-// (numbers packed in field n) and the earlier one-field-per-number format.
+// (every field packed in e, docs/design.md §5.2), the one-field-per-text
+// format (numbers packed in field n) that transfer steps, texts holding a
+// tab and earlier versions write, and the earlier one-field-per-number
+// format.
 func ParseEvent(id string, values map[string]any) (Event, error) {
 	ev := Event{StreamID: id}
 	var errs []string
@@ -114,12 +117,45 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 		}
 		return n
 	}
-	ev.Store = str("s", true)
-	ev.SKU = str("k", true)
-	ev.Type = str("t", true)
-	if packed, ok := values["n"]; ok {
-		// the engine's format: the numbers packed in one field
-		s, _ := packed.(string)
+	var packedNumbers string
+	hasPacked := false
+	var mv string
+	if e, ok := values["e"]; ok {
+		// the engine's format: every field packed in e, tab-separated
+		s, _ := e.(string)
+		var f [10]string
+		k := strings.Count(s, "\t") + 1
+		if k != 9 && k != 10 {
+			errs = append(errs, fmt.Sprintf("e holds %d fields, not 9 or 10", k))
+		} else {
+			for i := 0; i < k-1; i++ {
+				f[i], s, _ = strings.Cut(s, "\t")
+			}
+			f[k-1] = s
+		}
+		ev.Store, ev.SKU, ev.Type, packedNumbers = f[0], f[1], f[2], f[3]
+		ev.ReservationID, ev.Customer, ev.IdempotencyKey, ev.Reason, ev.Principal = f[4], f[5], f[6], f[7], f[8]
+		mv, hasPacked = f[9], true
+	} else {
+		ev.Store = str("s", true)
+		ev.SKU = str("k", true)
+		ev.Type = str("t", true)
+		ev.ReservationID = str("rid", false)
+		ev.Customer = str("c", false)
+		ev.IdempotencyKey = str("op", false)
+		ev.Reason = str("rsn", false)
+		ev.Principal = str("pr", false)
+		ev.TransferID = str("tid", false)
+		ev.TransferRecord = str("tr", false)
+		mv = str("mv", false)
+		if packed, ok := values["n"]; ok {
+			packedNumbers, _ = packed.(string)
+			hasPacked = true
+		}
+	}
+	if hasPacked {
+		// the numbers packed in one field
+		s := packedNumbers
 		f := strings.Split(s, ",")
 		if len(f) != 9 && len(f) != 20 {
 			errs = append(errs, fmt.Sprintf("n=%q does not hold 9 or 20 numbers", s))
@@ -162,14 +198,7 @@ func ParseEvent(id string, values map[string]any) (Event, error) {
 			}
 		}
 	}
-	ev.ReservationID = str("rid", false)
-	ev.Customer = str("c", false)
-	ev.IdempotencyKey = str("op", false)
-	ev.Reason = str("rsn", false)
-	ev.Principal = str("pr", false)
-	ev.TransferID = str("tid", false)
-	ev.TransferRecord = str("tr", false)
-	if mv := str("mv", false); mv != "" {
+	if mv != "" {
 		// a MOVE's "from,to,qty"
 		f := strings.Split(mv, ",")
 		var err error

@@ -29,7 +29,27 @@ func TestParseEvent(t *testing.T) {
 	ev2.StreamID, ev.StreamID = "", ""
 	require.Equal(t, ev, ev2)
 
+	// the engine's format: every field in e, tab-separated
+	one := map[string]any{"e": "s1\tsofa\tRESERVE\t7,0,2,10,2,-1,3,1764000000000,1764000060000\t3-ab\tann\tk1\t\tweb"}
+	ev3, err := engine.ParseEvent("1-0", one)
+	require.NoError(t, err)
+	ev3.StreamID = ""
+	require.Equal(t, ev, ev3)
+	mv, err := engine.ParseEvent("1-0", map[string]any{"e": "s1\tsofa\tMOVE\t8,0,0,10,0,-1,-1,1764000000000,0,0,2,0,0,0,-1,0,2,0,0,0\t\t\tk2\tbroken\tweb\tavailable,damaged,2"})
+	require.NoError(t, err)
+	require.Equal(t, "available", mv.From)
+	require.Equal(t, "damaged", mv.To)
+	require.Equal(t, int64(2), mv.Qty)
+	require.Equal(t, "broken", mv.Reason)
+	require.Equal(t, int64(2), mv.Damaged)
+
 	for name, bad := range map[string]map[string]any{
+		"e too short":    {"e": "s1\tsofa\tSET\t1,1,0,1,0,-1,-1,1,0\t\t\t\t"},
+		"e too long":     {"e": "s1\tsofa\tSET\t1,1,0,1,0,-1,-1,1,0\t\t\t\t\t\tavailable,damaged,1\tx"},
+		"e bad n":        {"e": "s1\tsofa\tSET\t1,1,0\t\t\t\t\t"},
+		"e bad mv":       {"e": "s1\tsofa\tMOVE\t1,0,0,1,0,-1,-1,1,0\t\t\t\t\t\tavailable,nowhere,1"},
+		"e not a string": {"e": 5},
+		"e empty store":  {"e": "\tsofa\tSET\t1,1,0,1,0,-1,-1,1,0\t\t\t\t\t"},
 		"short n":        {"s": "s1", "k": "sofa", "t": "SET", "n": "1,2"},
 		"letters in n":   {"s": "s1", "k": "sofa", "t": "SET", "n": "1,x,0,1,0,-1,-1,1,0"},
 		"unknown type":   {"s": "s1", "k": "sofa", "t": "STEAL", "n": "1,1,0,1,0,-1,-1,1,0"},

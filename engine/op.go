@@ -160,10 +160,7 @@ func (e *Engine) write(ctx context.Context, p int, r *request, op Op) (*result, 
 	if err := identify(r, op); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("encode request: %w", err)
-	}
+	b := r.appendJSON(make([]byte, 0, 256))
 	claimed := false
 	if op.IdempotencyKey != "" && op.line == 0 {
 		repeat, err := e.claim(ctx, op.Principal, op.IdempotencyKey, r.Fingerprint)
@@ -173,6 +170,7 @@ func (e *Engine) write(ctx context.Context, p int, r *request, op Op) (*result, 
 		claimed = !repeat
 	}
 	var res *result
+	var err error
 	if e.cfg.DisableGroupCommit {
 		var v any
 		if v, err = e.run(ctx, e.scripts.Ops[r.Op], p, string(b)); err == nil {

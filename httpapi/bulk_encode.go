@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shelfline/inventory/engine"
+	"github.com/shelfline/inventory/internal/jsonenc"
 )
 
 // encodeBulkResults encodes the answer of a bulk route, {"results":[…]},
@@ -41,14 +42,13 @@ func encodeBulkResults(out []bulkResult) ([]byte, error) {
 	return append(b, "]}"...), nil
 }
 
-// appendItem appends it as encoding/json encodes an engine.Item whose
-// store and SKU are plainJSON.
+// appendItem appends it as encoding/json encodes an engine.Item.
 func appendItem(b []byte, it *engine.Item) ([]byte, error) {
-	b = append(b, `{"store":"`...)
-	b = append(b, it.Store...)
-	b = append(b, `","sku":"`...)
-	b = append(b, it.SKU...)
-	b = appendMember(b, `","on_hand":`, it.OnHand)
+	b = append(b, `{"store":`...)
+	b = jsonenc.String(b, it.Store)
+	b = append(b, `,"sku":`...)
+	b = jsonenc.String(b, it.SKU)
+	b = appendMember(b, `,"on_hand":`, it.OnHand)
 	b = appendMember(b, `,"reserved":`, it.Reserved)
 	b = appendMember(b, `,"committed":`, it.Committed)
 	b = appendMember(b, `,"damaged":`, it.Damaged)

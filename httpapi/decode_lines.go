@@ -233,12 +233,6 @@ func (s *scanner) identAt(i int) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '+' || c == '-'
 }
 
-// str reads a JSON string.
-func (s *scanner) str() (string, bool) {
-	b, ok := s.strBytes()
-	return string(b), ok
-}
-
 // strBytes reads a JSON string and answers its bytes: plain ASCII as it
 // stands in the body (no copy: the caller copies what it keeps); a string
 // with an escape or a byte above 0x7F is handed to encoding/json, so escapes

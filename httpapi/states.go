@@ -44,6 +44,6 @@ func (s *Server) fulfil(c *fiber.Ctx) error {
 		if err != nil {
 			return result{}, err
 		}
-		return result{status: http.StatusOK, body: fiber.Map{"lines": r.Items}, replayed: r.Replayed}, nil
+		return result{status: http.StatusOK, body: linesResult{Lines: r.Items}, replayed: r.Replayed}, nil
 	})
 }

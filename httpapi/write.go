@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -61,7 +60,7 @@ func (s *Server) doWriteTimeout(c *fiber.Ctx, timeout time.Duration, fn func(ctx
 	}
 	b := res.raw
 	if b == nil {
-		if b, err = json.Marshal(res.body); err != nil {
+		if b, err = encodeBody(res.body); err != nil {
 			return err
 		}
 	}

@@ -45,6 +45,27 @@ func TestCheckout(t *testing.T) {
 				},
 			},
 		},
+		{
+			name: "a principal holding a tab keeps one field per text",
+			seed: ready(keys{"st:s1": shelf}),
+			args: []any{buy(req{"principal": "till\t7", "reason": "web order"})},
+			want: []any{"item", "s1,sofa,9,2,4,-1,-1," + T},
+			after: keys{
+				"st:s1": hash{"sofa": "9,2,4," + T, "lamp": "6,0,9," + UA + ",-1,3", "desk": "5,4,2," + UA},
+				"events": entries{hash{"s": "s1", "k": "sofa", "t": "SALE", "n": "4,-1,0,9,2,-1,-1," + T + ",0",
+					"rid": "", "c": "", "op": "", "rsn": "web order", "pr": "till\t7"}},
+			},
+		},
+		{
+			name: "an event packs every field in e",
+			seed: ready(keys{"st:s1": shelf}),
+			args: []any{buy(req{"principal": "web", "customer": "ann", "op_id": "k9", "reason": "web order"})},
+			want: []any{"item", "s1,sofa,9,2,4,-1,-1," + T},
+			after: keys{
+				"st:s1":  hash{"sofa": "9,2,4," + T, "lamp": "6,0,9," + UA + ",-1,3", "desk": "5,4,2," + UA},
+				"events": entries{hash{"e": "s1\tsofa\tSALE\t4,-1,0,9,2,-1,-1," + T + ",0\t\tann\tk9\tweb order\tweb"}},
+			},
+		},
 		{name: "NOT_READY", seed: keys{"st:s1": shelf}, args: []any{buy(nil)}, err: "NOT_READY"},
 		{name: "INVALID store", seed: ready(keys{"st:s1": shelf}), args: []any{buy(req{"store": "s/1"})}, err: "INVALID store"},
 		{name: "INVALID lines empty", seed: ready(keys{"st:s1": shelf}), args: []any{buy(req{"lines": []any{}})}, err: "INVALID lines"},

@@ -364,13 +364,24 @@ func ready(ks keys) keys {
 
 // event is a stream entry as the write scripts append it: n packs version,
 // delta on_hand, delta reserved, on_hand, reserved, reorder_point,
-// max_per_customer, time and expires_at.
+// max_per_customer, time and expires_at; more are the texts (rid, c, op,
+// rsn, pr), a MOVE's mv and a transfer step's tid and tr. emit packs them
+// all in field e, tab-separated; a transfer step, or a text that holds a
+// tab, keeps one field per text.
 func event(typ, store, sku, n string, more ...string) hash {
 	e := hash{"s": store, "k": sku, "t": typ, "n": n, "rid": "", "c": "", "op": "", "rsn": "", "pr": ""}
 	for i := 0; i+1 < len(more); i += 2 {
 		e[more[i]] = more[i+1]
 	}
-	return e
+	_, transfer := e["tid"]
+	if transfer || strings.Contains(e["rid"]+e["c"]+e["op"]+e["rsn"]+e["pr"], "\t") {
+		return e
+	}
+	packed := strings.Join([]string{store, sku, typ, n, e["rid"], e["c"], e["op"], e["rsn"], e["pr"]}, "\t")
+	if mv, ok := e["mv"]; ok {
+		packed += "\t" + mv
+	}
+	return hash{"e": packed}
 }
 
 // itoa formats an integer.

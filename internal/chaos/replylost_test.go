@@ -75,7 +75,9 @@ func TestReplyLostRetryAppliesOnce(t *testing.T) {
 	require.NoError(t, err)
 	n := 0
 	for _, m := range msgs {
-		if m.Values["op"] == key {
+		ev, err := engine.ParseEvent(m.ID, m.Values)
+		require.NoError(t, err)
+		if ev.IdempotencyKey == key {
 			n++
 		}
 	}
