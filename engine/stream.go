@@ -504,3 +504,33 @@ func (e *Engine) DestroyGroup(ctx context.Context, p int, group string) (bool, e
 	}
 	return n > 0, nil
 }
+
+// SkipToEnd moves group past every entry of partition p's stream, for a
+// reader that has nothing to deliver, so it reads none of them (a group's
+// read and acknowledgement of an entry cost Redis more than the script that
+// appended it). It reads the stream's last entry id and count first, then
+// asks idle, and moves the group only when idle still says so: an entry
+// appended after idle's answer is never skipped. The group's lag stays
+// exact (ENTRIESREAD). moved is false when the stream is empty or idle said
+// no.
+func (e *Engine) SkipToEnd(ctx context.Context, p int, group string, idle func(context.Context) (bool, error)) (moved bool, err error) {
+	key := e.StreamKey(p)
+	info, err := e.rdb.XInfoStream(ctx, key).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return false, nil
+		}
+		return false, streamError("stream info of "+key, err)
+	}
+	if info.LastGeneratedID == "" || info.LastGeneratedID == "0-0" {
+		return false, nil
+	}
+	ok, err := idle(ctx)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := e.rdb.Do(ctx, "XGROUP", "SETID", key, group, info.LastGeneratedID, "ENTRIESREAD", info.EntriesAdded).Err(); err != nil {
+		return false, streamError("move group "+group+" on "+key, err)
+	}
+	return true, nil
+}

@@ -56,6 +56,10 @@ type Config struct {
 	// LowStock serves GET /v1/stores/{store}/low-stock (persist.Ledger);
 	// nil when the ledger is off (503).
 	LowStock LowStock
+	// TransferLedger (persist.Ledger) answers reads of transfers Redis no
+	// longer holds and lists every store's transfers; nil when the ledger is
+	// off (Redis alone answers).
+	TransferLedger TransferLedger
 	// Inbox serves the conflict inbox (GET /v1/admin/findings, …);
 	// Operations serves GET /v1/admin/operations. nil when the ledger is
 	// off (503).

@@ -217,6 +217,28 @@ type Dispatcher struct {
 	// wake holds, per running endpoint, a channel that tells its sender new
 	// rows were written.
 	wake map[string]chan struct{}
+
+	// none caches whether no webhook exists (noneCached), as of noneAt.
+	noneMu sync.Mutex
+	none   bool
+	noneAt time.Time
+}
+
+// noneTTL bounds the age of the cached answer to "is there no webhook?".
+const noneTTL = time.Second
+
+// noneCached reports whether no webhook exists, from a query at most
+// noneTTL old: while none does, the intakes skip the streams instead of
+// reading every entry for nobody (Reader.Skip).
+func (d *Dispatcher) noneCached(ctx context.Context) bool {
+	d.noneMu.Lock()
+	defer d.noneMu.Unlock()
+	if time.Since(d.noneAt) < noneTTL {
+		return d.none
+	}
+	none, err := d.store.none(ctx)
+	d.none, d.noneAt = err == nil && none, time.Now()
+	return d.none
 }
 
 // NewDispatcher returns a Dispatcher reading e's streams and keeping its
@@ -303,7 +325,16 @@ func (d *Dispatcher) intake(ctx context.Context, p int) {
 		backoff = min(backoff*2, 5*time.Second)
 	}
 	for ctx.Err() == nil {
-		msgs, err := r.Next(ctx)
+		var msgs []engine.StreamEntry
+		var err error
+		if d.noneCached(ctx) {
+			// Nothing to deliver: move the group past the stream's end,
+			// asking PostgreSQL again after the end was read, so an event
+			// appended after a webhook's creation returned is never skipped.
+			msgs, err = r.Skip(ctx, d.store.none)
+		} else {
+			msgs, err = r.Next(ctx)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				fail("read stream", err)

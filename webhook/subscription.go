@@ -262,6 +262,15 @@ func (s *Store) List(ctx context.Context) ([]Subscription, error) {
 }
 
 // all returns every subscription with its secret, oldest first.
+// none reports whether no webhook exists.
+func (s *Store) none(ctx context.Context) (bool, error) {
+	var none bool
+	if err := s.pool.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM webhooks)`).Scan(&none); err != nil {
+		return false, fmt.Errorf("count webhooks: %w", err)
+	}
+	return none, nil
+}
+
 func (s *Store) all(ctx context.Context) ([]Subscription, error) {
 	rows, err := s.pool.Query(ctx, sqlSelect+` ORDER BY created_at, id`)
 	if err != nil {

@@ -112,14 +112,34 @@ func (r *Reader) Next(ctx context.Context) ([]engine.StreamEntry, error) {
 		r.groupOK, r.readOwn, r.claimAt = true, true, engine.StreamID{}
 		r.takeAll = r.cfg.TakeOver
 	}
-	msgs, err := r.next(ctx)
+	msgs, err := r.next(ctx, nil)
 	if errors.Is(err, engine.ErrNoGroup) {
 		r.groupOK = false
 	}
 	return msgs, err
 }
 
-func (r *Reader) next(ctx context.Context) ([]engine.StreamEntry, error) {
+// Skip is Next for a reader with nothing to deliver: it returns this
+// consumer's own pending entries and entries idle on other consumers as
+// Next does, so that they are acknowledged, but instead of reading new
+// entries it moves the group past them (engine.SkipToEnd, which asks idle
+// again after it saw the stream's end) and waits Block.
+func (r *Reader) Skip(ctx context.Context, idle func(context.Context) (bool, error)) ([]engine.StreamEntry, error) {
+	if !r.groupOK {
+		if err := r.e.CreateGroup(ctx, r.p, r.cfg.Consumer.Group); err != nil {
+			return nil, err
+		}
+		r.groupOK, r.readOwn, r.claimAt = true, true, engine.StreamID{}
+		r.takeAll = r.cfg.TakeOver
+	}
+	msgs, err := r.next(ctx, idle)
+	if errors.Is(err, engine.ErrNoGroup) {
+		r.groupOK = false
+	}
+	return msgs, err
+}
+
+func (r *Reader) next(ctx context.Context, skipIdle func(context.Context) (bool, error)) ([]engine.StreamEntry, error) {
 	if r.takeAll {
 		// Claimed entries become this consumer's pending ones, read next
 		// in id order.
@@ -153,6 +173,18 @@ func (r *Reader) next(ctx context.Context) ([]engine.StreamEntry, error) {
 		if len(msgs) > 0 {
 			return msgs, nil
 		}
+	}
+	if skipIdle != nil {
+		if _, err := r.e.SkipToEnd(ctx, r.p, r.cfg.Consumer.Group, skipIdle); err != nil {
+			return nil, err
+		}
+		t := time.NewTimer(r.cfg.Block)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		return nil, nil
 	}
 	return r.e.ReadNew(ctx, r.p, r.cfg.Consumer, r.cfg.Count, r.cfg.Block)
 }
