@@ -17,7 +17,8 @@ type series struct {
 
 var opColors = map[string]string{
 	OpCheckout: "#1f77b4", OpReserve: "#ff7f0e", OpCommit: "#2ca02c", OpRelease: "#d62728", OpRead: "#9467bd",
-	OpAvailability: "#8c564b", OpAdjust: "#e377c2", OpBulk: "#17becf", "all": "#222",
+	OpAvailability: "#8c564b", OpAdjust: "#e377c2", OpBulk: "#17becf",
+	OpTransfer: "#bcbd22", OpReceive: "#7f7f7f", OpCancel: "#aec7e8", "all": "#222",
 }
 
 // chart draws series over seconds as an inline SVG, with the stages as

@@ -238,6 +238,7 @@ func (c *httpClient) Items(ctx context.Context, refs []SeedItem) ([]ItemState, e
 			return fmt.Errorf("read %s/%s: %w", ref.Store, ref.SKU, harnessErr(err, false))
 		}
 		out[i].OnHand, out[i].Reserved, out[i].Version, out[i].Found = it.OnHand, it.Reserved, it.Version, true
+		out[i].Incoming = it.Incoming
 		return nil
 	})
 	return out, err

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -101,7 +102,8 @@ func (l *pgLedger) check(ctx context.Context, items []ItemState, wait time.Durat
 	for _, it := range items {
 		storeSet[it.Store] = true
 		if it.Found {
-			state = append(state, persist.LedgerState{Store: it.Store, SKU: it.SKU, OnHand: it.OnHand, Reserved: it.Reserved, Version: it.Version})
+			state = append(state, persist.LedgerState{Store: it.Store, SKU: it.SKU, OnHand: it.OnHand, Reserved: it.Reserved, Version: it.Version,
+				States: engine.States{Incoming: it.Incoming}})
 		}
 	}
 	stores := make([]string, 0, len(storeSet))

@@ -25,14 +25,21 @@ const (
 	OpAvailability = "availability"
 	OpAdjust       = "adjust"
 	OpBulk         = "bulk"
+	// OpTransfer creates a transfer of one SKU between two of the run's
+	// stores; OpReceive receives one the run created (all its units),
+	// OpCancel cancels one (its units go back).
+	OpTransfer = "transfer"
+	OpReceive  = "receive"
+	OpCancel   = "cancel"
 )
 
 // mixOps are the operations a mix weighs, in report order; commit and
 // release follow a reserve.
-var mixOps = []string{OpCheckout, OpReserve, OpRead, OpAvailability, OpAdjust, OpBulk}
+var mixOps = []string{OpCheckout, OpReserve, OpRead, OpAvailability, OpAdjust, OpBulk, OpTransfer, OpReceive, OpCancel}
 
 // allOps are every operation a rehearsal records.
-var allOps = []string{OpCheckout, OpReserve, OpCommit, OpRelease, OpRead, OpAvailability, OpAdjust, OpBulk}
+var allOps = []string{OpCheckout, OpReserve, OpCommit, OpRelease, OpRead, OpAvailability, OpAdjust, OpBulk,
+	OpTransfer, OpReceive, OpCancel}
 
 // Plan is a rehearsal of a peak: the load profile (stages of arrival
 // rates), the mix of operations, the catalog they hit and the service
@@ -91,10 +98,17 @@ type Mix struct {
 	Availability float64 `yaml:"availability" json:"availability"`
 	Adjust       float64 `yaml:"adjust" json:"adjust"`
 	Bulk         float64 `yaml:"bulk" json:"bulk"`
+	// Transfer creates transfers (POST /v1/transfers) of 1..3 units of one
+	// SKU from one of the run's stores to the next; Receive and Cancel act
+	// on one the run created and nobody received or cancelled yet (none
+	// open: the iteration creates one instead). They need two stores.
+	Transfer float64 `yaml:"transfer" json:"transfer"`
+	Receive  float64 `yaml:"receive" json:"receive"`
+	Cancel   float64 `yaml:"cancel" json:"cancel"`
 }
 
 func (m Mix) weights() []float64 {
-	return []float64{m.Checkout, m.Reserve, m.Read, m.Availability, m.Adjust, m.Bulk}
+	return []float64{m.Checkout, m.Reserve, m.Read, m.Availability, m.Adjust, m.Bulk, m.Transfer, m.Receive, m.Cancel}
 }
 
 // Catalog sizes the items a rehearsal creates.
@@ -312,6 +326,12 @@ func (p Plan) validate() error {
 	}
 	if sum == 0 {
 		return fmt.Errorf("plan: Mix: weigh at least one operation")
+	}
+	if p.Mix.Transfer+p.Mix.Receive+p.Mix.Cancel > 0 && p.Catalog.Stores < 2 {
+		return fmt.Errorf("plan: Mix: transfers need at least 2 stores (Catalog.Stores)")
+	}
+	if p.Mix.Receive+p.Mix.Cancel > 0 && p.Mix.Transfer == 0 {
+		return fmt.Errorf("plan: Mix: receive and cancel act on the run's transfers: weigh transfer too")
 	}
 	for _, ts := range p.Thresholds {
 		t, err := ParseThreshold(ts)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +53,9 @@ type RehearsalConfig struct {
 	// HTTPClient talks to the workers. Defaults to a client without a
 	// timeout (a part's reply streams for the whole run).
 	HTTPClient *http.Client
+	// WorkerToken, when set, is sent to every worker as a bearer token
+	// (a worker started with a token refuses assignments without it).
+	WorkerToken string
 }
 
 func (c RehearsalConfig) withDefaults() RehearsalConfig {
@@ -280,7 +284,7 @@ func runParts(ctx context.Context, cfg RehearsalConfig, run string, startAt time
 			if len(cfg.Workers) == 0 {
 				t, err = runPart(gctx, a, func(p progress) { lp.add(i, p) })
 			} else {
-				t, err = remotePart(gctx, cfg.HTTPClient, cfg.Workers[i], a, func(p progress) { lp.add(i, p) })
+				t, err = remotePart(gctx, cfg.HTTPClient, cfg.Workers[i], cfg.WorkerToken, a, func(p progress) { lp.add(i, p) })
 			}
 			if err != nil {
 				return fmt.Errorf("load process %d: %w", i, err)
@@ -415,7 +419,14 @@ func summarise(r *Rehearsal, t *tally, sched schedule, start time.Time) {
 				continue
 			}
 			l := latencyOf(o.Stages[i].Histogram)
-			sum.Ops[name] = &OpSummary{Count: l.Count, Rate: float64(l.Count) / ss.d, Latency: l}
+			os := &OpSummary{Count: l.Count, Rate: float64(l.Count) / ss.d, Latency: l}
+			if i < len(o.StageErrors) {
+				os.Errors = o.StageErrors[i]
+			}
+			if os.Count > 0 {
+				os.ErrorRate = float64(os.Errors) / float64(os.Count)
+			}
+			sum.Ops[name] = os
 			tot.Merge(o.Stages[i].Histogram)
 		}
 		sum.Total.Latency = latencyOf(tot.Histogram)
@@ -555,7 +566,7 @@ func check(ctx context.Context, cfg RehearsalConfig, r *Rehearsal, c *httpClient
 
 // remotePart runs a on the worker at base: one POST whose reply streams
 // the part's progress, one JSON object per second, then its tally.
-func remotePart(ctx context.Context, hc *http.Client, base string, a assignment, emit func(progress)) (*tally, error) {
+func remotePart(ctx context.Context, hc *http.Client, base, token string, a assignment, emit func(progress)) (*tally, error) {
 	body, err := json.Marshal(a)
 	if err != nil {
 		return nil, err
@@ -565,6 +576,9 @@ func remotePart(ctx context.Context, hc *http.Client, base string, a assignment,
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
@@ -608,8 +622,12 @@ type workerMessage struct {
 type Worker struct {
 	// Progress receives a line per assignment. Defaults to io.Discard.
 	Progress io.Writer
-	mu       sync.Mutex
-	busy     bool
+	// Token, when set, is the bearer token an assignment must carry (an
+	// assignment names the API and its token, and sends load): others get
+	// 401.
+	Token string
+	mu    sync.Mutex
+	busy  bool
 }
 
 // ServeHTTP implements http.Handler.
@@ -620,6 +638,11 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	}
 	if req.URL.Path != workerPath || req.Method != http.MethodPost {
 		http.NotFound(rw, req)
+		return
+	}
+	if w.Token != "" && subtle.ConstantTimeCompare([]byte(req.Header.Get("Authorization")), []byte("Bearer "+w.Token)) != 1 {
+		rw.Header().Set("WWW-Authenticate", "Bearer")
+		http.Error(rw, "this worker takes assignments with its token only (Authorization: Bearer …)", http.StatusUnauthorized)
 		return
 	}
 	var a assignment
@@ -672,9 +695,10 @@ func (w *Worker) ServeHTTP(rw http.ResponseWriter, req *http.Request) {
 	flush()
 }
 
-// ServeWorker serves a Worker on ln until ctx ends.
-func ServeWorker(ctx context.Context, ln net.Listener, progress io.Writer) error {
-	srv := &http.Server{Handler: &Worker{Progress: progress}, ReadHeaderTimeout: 10 * time.Second}
+// ServeWorker serves a Worker on ln until ctx ends; a non-empty token is
+// the bearer token assignments must carry (Worker.Token).
+func ServeWorker(ctx context.Context, ln net.Listener, progress io.Writer, token string) error {
+	srv := &http.Server{Handler: &Worker{Progress: progress, Token: token}, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

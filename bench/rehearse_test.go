@@ -176,20 +176,25 @@ thresholds: ["peak:p99<1s"]`,
 
 func TestParseThreshold(t *testing.T) {
 	for in, want := range map[string]bench.Threshold{
-		"checkout.p99<50ms":            {Op: "checkout", Metric: "p99", Cmp: "<", Value: 50},
-		"p999 <= 1s":                   {Metric: "p999", Cmp: "<=", Value: 1000},
-		"errors<0.1%":                  {Metric: "errors", Cmp: "<", Value: 0.001},
-		"oversold==0":                  {Metric: "oversold", Cmp: "==", Value: 0},
-		"read.rate>=900":               {Op: "read", Metric: "rate", Cmp: ">=", Value: 900},
-		"cool-down: checkout.p99<80ms": {Stage: "cool-down", Op: "checkout", Metric: "p99", Cmp: "<", Value: 80},
-		"peak:errors<1%":               {Stage: "peak", Metric: "errors", Cmp: "<", Value: 0.01},
+		"checkout.p99<50ms":                   {Op: "checkout", Metric: "p99", Cmp: "<", Value: 50},
+		"p999 <= 1s":                          {Metric: "p999", Cmp: "<=", Value: 1000},
+		"errors<0.1%":                         {Metric: "errors", Cmp: "<", Value: 0.001},
+		"oversold==0":                         {Metric: "oversold", Cmp: "==", Value: 0},
+		"read.rate>=900":                      {Op: "read", Metric: "rate", Cmp: ">=", Value: 900},
+		"cool-down: checkout.p99<80ms":        {Stage: "cool-down", Op: "checkout", Metric: "p99", Cmp: "<", Value: 80},
+		"peak:errors<1%":                      {Stage: "peak", Metric: "errors", Cmp: "<", Value: 0.01},
+		"peak:checkout.errors<1%":             {Stage: "peak", Op: "checkout", Metric: "errors", Cmp: "<", Value: 0.01},
+		"errors{op=checkout,stage=peak}<0.1%": {Stage: "peak", Op: "checkout", Metric: "errors", Cmp: "<", Value: 0.001},
+		"p99{stage=spike} < 80ms":             {Stage: "spike", Metric: "p99", Cmp: "<", Value: 80},
+		"transfer.rate>=1":                    {Op: "transfer", Metric: "rate", Cmp: ">=", Value: 1},
 	} {
 		got, err := bench.ParseThreshold(in)
 		require.NoError(t, err, in)
 		want.Text = strings.TrimSpace(in)
 		require.Equal(t, want, got, in)
 	}
-	for _, bad := range []string{"p99<50kg", "nope.p99<1ms", "oversold<1%", "latency<3", "checkout.late<1%", "peak:checkout.errors<1%", "peak:oversold==0"} {
+	for _, bad := range []string{"p99<50kg", "nope.p99<1ms", "oversold<1%", "latency<3", "checkout.late<1%", "peak:oversold==0",
+		"errors{op=checkout,op=read}<1%", "errors{region=eu}<1%", "errors{op}<1%", "peak:checkout.refused<1%"} {
 		_, err := bench.ParseThreshold(bad)
 		require.Error(t, err, bad)
 	}
@@ -234,5 +239,28 @@ func TestExamplePlanParses(t *testing.T) {
 	require.Len(t, p.Stages, 5)
 	require.Equal(t, 15*time.Second, p.Duration())
 	require.True(t, p.Client.Idempotency)
-	require.Len(t, p.Thresholds, 5)
+	require.Len(t, p.Thresholds, 6)
+	require.Positive(t, p.Mix.Transfer, "transfers are in the mix")
+}
+
+// TestWorkerToken: a worker started with a token refuses an assignment
+// without it (401, no load sent) and runs one that carries it.
+func TestWorkerToken(t *testing.T) {
+	stub := testsupport.NewStub(t)
+	srv := httptest.NewServer(&bench.Worker{Token: "s3cret"})
+	t.Cleanup(srv.Close)
+	p := plan(t, `
+stages: [{duration: 1s, rate: 20}]
+catalog: {stores: 1, skus: 2, on_hand: 1000}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := bench.Rehearse(ctx, bench.RehearsalConfig{Plan: p, URL: stub.URL, Token: "t", Workers: []string{srv.URL},
+		OutDir: t.TempDir(), StartDelay: 300 * time.Millisecond, WorkerToken: "wrong"})
+	require.ErrorContains(t, err, "401")
+	require.Zero(t, stub.Checkouts.Load(), "no load without the token")
+	r, err := bench.Rehearse(ctx, bench.RehearsalConfig{Plan: p, URL: stub.URL, Token: "t", Workers: []string{srv.URL},
+		OutDir: t.TempDir(), StartDelay: 300 * time.Millisecond, WorkerToken: "s3cret"})
+	require.NoError(t, err)
+	require.Equal(t, int64(10), r.Iterations)
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,18 @@ type runner struct {
 	// stores are the run's store names; cum the mix's cumulative weights.
 	stores []string
 	cum    []float64
+	// open are the run's transfers nobody received or cancelled yet.
+	tmu  sync.Mutex
+	open []openTransfer
+}
+
+// openTransfer is a transfer the run created: qty units of SKU k from
+// store from to store to.
+type openTransfer struct {
+	id       string
+	from, to int
+	k        int
+	qty      int64
 }
 
 func newRunner(p Plan, run string, c *httpClient) *runner {
@@ -127,7 +140,67 @@ func (r *runner) iteration(ctx context.Context, n int64, due time.Time, stage in
 		r.t.note(err, []int{r.index(s, k)}, []int64{delta})
 	case OpBulk:
 		r.bulk(ctx, rng, due, stage)
+	case OpTransfer:
+		r.transfer(ctx, rng, due, stage, s)
+	case OpReceive, OpCancel:
+		t, ok := r.takeOpen(rng)
+		if !ok {
+			r.transfer(ctx, rng, due, stage, s)
+			return
+		}
+		r.finishTransfer(ctx, mixOps[op], due, stage, t)
 	}
+}
+
+// transfer creates a transfer of 1..3 units of one SKU from store s to the
+// next store, and keeps it for a later receive or cancel.
+func (r *runner) transfer(ctx context.Context, rng *rand.Rand, due time.Time, stage, s int) {
+	to := (s + 1) % len(r.stores)
+	k := r.pick(rng, 1)[0]
+	q := 1 + rng.Int64N(3)
+	resp, err := r.send(ctx, OpTransfer, due, stage, http.MethodPost, "/v1/transfers", map[string]any{
+		"from": r.stores[s], "to": r.stores[to], "lines": []Line{{SKU: skuName(k), Qty: q}}, "reference": "rehearsal"})
+	r.t.note(err, []int{r.index(s, k)}, []int64{-q})
+	if err != nil {
+		return
+	}
+	var res struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(resp.body, &res) != nil || res.ID == "" {
+		return
+	}
+	r.tmu.Lock()
+	r.open = append(r.open, openTransfer{id: res.ID, from: s, to: to, k: k, qty: q})
+	r.tmu.Unlock()
+}
+
+// takeOpen takes one of the run's open transfers at random.
+func (r *runner) takeOpen(rng *rand.Rand) (openTransfer, bool) {
+	r.tmu.Lock()
+	defer r.tmu.Unlock()
+	if len(r.open) == 0 {
+		return openTransfer{}, false
+	}
+	i := rng.IntN(len(r.open))
+	t := r.open[i]
+	r.open[i] = r.open[len(r.open)-1]
+	r.open = r.open[:len(r.open)-1]
+	return t, true
+}
+
+// finishTransfer receives all of t's units at its destination or cancels
+// it (they go back to its source).
+func (r *runner) finishTransfer(ctx context.Context, op string, due time.Time, stage int, t openTransfer) {
+	path := "/v1/transfers/" + url.PathEscape(t.id)
+	if op == OpReceive {
+		_, err := r.send(ctx, OpReceive, due, stage, http.MethodPost, path+"/receive", map[string]any{
+			"lines": []map[string]any{{"sku": skuName(t.k), "received": t.qty}}})
+		r.t.note(err, []int{r.index(t.to, t.k)}, []int64{t.qty})
+		return
+	}
+	_, err := r.send(ctx, OpCancel, due, stage, http.MethodPost, path+"/cancel", nil)
+	r.t.note(err, []int{r.index(t.from, t.k)}, []int64{t.qty})
 }
 
 // lines draws a checkout's or reservation's lines, one unit each.

@@ -125,6 +125,8 @@ type opTally struct {
 	Kinds   map[string]int64 `json:"kinds"`
 	Latency hist             `json:"latency"`
 	Stages  []hist           `json:"stages"`
+	// StageErrors counts the errors of the requests due in each stage.
+	StageErrors []int64 `json:"stage_errors,omitempty"`
 }
 
 // secondTally is one second of the run.
@@ -144,7 +146,8 @@ func newTally(stages int) *tally {
 func (t *tally) op(name string) *opTally {
 	o := t.Ops[name]
 	if o == nil {
-		o = &opTally{Kinds: map[string]int64{}, Latency: newHist(histSigFigs), Stages: make([]hist, t.stages)}
+		o = &opTally{Kinds: map[string]int64{}, Latency: newHist(histSigFigs), Stages: make([]hist, t.stages),
+			StageErrors: make([]int64, t.stages)}
 		t.Ops[name] = o
 	}
 	return o
@@ -191,6 +194,9 @@ func (t *tally) record(op string, stage int, at, d time.Duration, err error, ret
 		o.Errors++
 		s.Failed++
 		o.Kinds[kind]++
+		if stage >= 0 && stage < len(o.StageErrors) {
+			o.StageErrors[stage]++
+		}
 		if unknown {
 			o.Unknown++
 		}
@@ -322,6 +328,11 @@ func (t *tally) merge(o *tally) {
 		for i, h := range x.Stages {
 			if i < len(y.Stages) {
 				y.Stages[i].add(h, histSigFigs)
+			}
+		}
+		for i, n := range x.StageErrors {
+			if i < len(y.StageErrors) {
+				y.StageErrors[i] += n
 			}
 		}
 	}

@@ -35,6 +35,9 @@ type ItemState struct {
 	Version int64 `json:"version"`
 	// Found is false when the target has no such item.
 	Found bool `json:"found"`
+	// Incoming is the units on their way by transfer (the http target;
+	// 0 elsewhere), which the ledger check compares.
+	Incoming int64 `json:"incoming,omitempty"`
 }
 
 // target is one system under load. Every method is safe for concurrent use.

@@ -23,8 +23,9 @@ import (
 // release., read., availability., adjust., bulk.) narrows a latency, errors,
 // refused or rate metric to that operation; without one it covers all. A
 // stage prefix ("peak:checkout.p99<50ms") narrows a latency, rate or errors
-// metric to the requests due during that stage (errors over all
-// operations only).
+// metric to the requests due during that stage. Tags in braces say the same
+// as k6 writes them: "errors{op=checkout,stage=peak}<0.1%" is
+// "peak:checkout.errors<0.1%".
 type Threshold struct {
 	Text   string  `json:"text"`
 	Stage  string  `json:"stage,omitempty"`
@@ -38,13 +39,51 @@ var thresholdRE = regexp.MustCompile(`^\s*(?:([^:<>=]+):)?\s*(?:([a-z]+)\.)?([a-
 
 var latencyMetrics = map[string]float64{"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p999": 99.9, "max": 100, "mean": -1}
 
+var taggedRE = regexp.MustCompile(`^\s*([a-z0-9]+)\{([^}]*)\}(.*)$`)
+
+// untag rewrites "metric{op=O,stage=S}rest" as "S:O.metric rest".
+func untag(s string) (string, error) {
+	m := taggedRE.FindStringSubmatch(s)
+	if m == nil {
+		return s, nil
+	}
+	op, stage := "", ""
+	for _, kv := range strings.Split(m[2], ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		v = strings.Trim(strings.TrimSpace(v), `"'`)
+		switch {
+		case !ok || v == "":
+			return "", fmt.Errorf("threshold %q: a tag is name=value", s)
+		case k == "op" && op == "":
+			op = v
+		case k == "stage" && stage == "":
+			stage = v
+		default:
+			return "", fmt.Errorf("threshold %q: tags are op= and stage=, once each", s)
+		}
+	}
+	out := m[1] + m[3]
+	if op != "" {
+		out = op + "." + out
+	}
+	if stage != "" {
+		out = stage + ":" + out
+	}
+	return out, nil
+}
+
 // ParseThreshold parses one threshold (see Threshold).
 func ParseThreshold(s string) (Threshold, error) {
+	text := strings.TrimSpace(s)
+	s, err := untag(s)
+	if err != nil {
+		return Threshold{}, err
+	}
 	m := thresholdRE.FindStringSubmatch(s)
 	if m == nil {
 		return Threshold{}, fmt.Errorf("threshold %q: want [op.]metric<value[unit], e.g. checkout.p99<50ms", s)
 	}
-	t := Threshold{Text: strings.TrimSpace(s), Stage: strings.TrimSpace(m[1]), Op: m[2], Metric: m[3], Cmp: m[4]}
+	t := Threshold{Text: text, Stage: strings.TrimSpace(m[1]), Op: m[2], Metric: m[3], Cmp: m[4]}
 	v, err := strconv.ParseFloat(m[5], 64)
 	if err != nil {
 		return Threshold{}, fmt.Errorf("threshold %q: %w", s, err)
@@ -87,8 +126,8 @@ func ParseThreshold(s string) (Threshold, error) {
 	default:
 		return Threshold{}, fmt.Errorf("threshold %q: unknown metric %q", s, t.Metric)
 	}
-	if t.Stage != "" && !isLatency && t.Metric != "rate" && (t.Metric != "errors" || t.Op != "") {
-		return Threshold{}, fmt.Errorf("threshold %q: a stage narrows a latency, a rate or all operations' errors", s)
+	if t.Stage != "" && !isLatency && t.Metric != "rate" && t.Metric != "errors" {
+		return Threshold{}, fmt.Errorf("threshold %q: a stage narrows a latency, a rate or errors", s)
 	}
 	t.Value = v
 	return t, nil

@@ -69,6 +69,11 @@ type Config struct {
 	// leaves the second half to a TransferWorker. For fault-injection
 	// tests; nil otherwise.
 	BetweenTransferSteps func(id string) error
+	// TransferRetention is how long a finished (received or cancelled)
+	// transfer's record stays in Redis before a TransferWorker deletes it
+	// (and the source's marker); the ledger keeps it for reads
+	// (docs/design.md §20.8). Defaults to 168h; negative keeps them for good.
+	TransferRetention time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -108,6 +113,9 @@ func (c Config) withDefaults() Config {
 	if c.TransferGrace == 0 {
 		c.TransferGrace = 2 * time.Second
 	}
+	if c.TransferRetention == 0 {
+		c.TransferRetention = DefaultTransferRetention
+	}
 	return c
 }
 
@@ -131,6 +139,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("engine config: GroupLinger must be 0..10ms, got %s", c.GroupLinger)
 	case c.TransferGrace < 0 || c.TransferGrace > time.Hour:
 		return fmt.Errorf("engine config: TransferGrace must be 0..1h, got %s", c.TransferGrace)
+	case c.TransferRetention > 0 && c.TransferRetention < time.Second:
+		return fmt.Errorf("engine config: TransferRetention must be at least 1s (or negative: kept for good), got %s", c.TransferRetention)
 	case c.ReservationRetention < time.Second:
 		return fmt.Errorf("engine config: ReservationRetention must be at least 1s, got %s", c.ReservationRetention)
 	}

@@ -63,6 +63,44 @@ func (e *Engine) FeedHeads(ctx context.Context) ([]string, error) {
 	return heads, nil
 }
 
+// FeedStart returns the position a new reader starts from: FeedHeads, but
+// for a stream trimmed empty the last id it ever added rather than "0-0",
+// which lies before the trim (TrimmedAfter would call it a gap). It costs
+// one round trip, two when a stream is empty.
+func (e *Engine) FeedStart(ctx context.Context) ([]string, error) {
+	heads, err := e.FeedHeads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var empty []int
+	for i, h := range heads {
+		if h == "0-0" {
+			empty = append(empty, i)
+		}
+	}
+	if len(empty) == 0 {
+		return heads, nil
+	}
+	infos := make([]*redis.XInfoStreamCmd, len(empty))
+	_, _ = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for j, i := range empty {
+			infos[j] = p.XInfoStream(ctx, e.StreamKey(i))
+		}
+		return nil
+	})
+	for j, i := range empty {
+		info, err := infos[j].Result()
+		if err != nil {
+			if !isNoSuchKey(err) {
+				return nil, fmt.Errorf("stream head of partition %d: %w", i, err)
+			}
+			continue // never written: nothing before 0-0
+		}
+		heads[i] = info.LastGeneratedID
+	}
+	return heads, nil
+}
+
 // ReadFeed reads, in one round trip and without blocking, up to count
 // entries after each position of from, oldest first: out[i] holds the
 // entries of from[i]'s partition. An entry that is not a valid event comes

@@ -61,6 +61,18 @@ func TestFeedHeads(t *testing.T) {
 	heads, err = e.FeedHeads(ctx)
 	require.NoError(t, err)
 	require.Equal(t, "0-0", heads[2])
+
+	// A reader starts after the emptied stream's last entry: no gap there.
+	start, err := e.FeedStart(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"0-0", "0-0", "0-0"}, []string{start[0], start[1], start[3]}, "streams never written")
+	require.NotEqual(t, "0-0", start[2])
+	gaps, err := e.TrimmedAfter(ctx, []engine.StreamPos{{Partition: 2, After: start[2]}})
+	require.NoError(t, err)
+	require.Empty(t, gaps)
+	gaps, err = e.TrimmedAfter(ctx, []engine.StreamPos{{Partition: 2, After: "0-0"}})
+	require.NoError(t, err)
+	require.Equal(t, []int{2}, gaps, "0-0 lies before the trim")
 }
 
 func TestReadFeed(t *testing.T) {

@@ -112,6 +112,11 @@ func (e *Engine) storeIncomingKey(store string) string {
 // TransferWorker runs once due.
 func (e *Engine) TransferPendingKey(p int) string { return e.KeyBase(p) + "tpend" }
 
+// TransferDoneKey returns the key of partition p's finished transfer
+// records to delete (a sorted set: member id, score due unix ms), which a
+// TransferWorker deletes once due (Config.TransferRetention).
+func (e *Engine) TransferDoneKey(p int) string { return e.KeyBase(p) + "tdone" }
+
 // transferStepLockKey is the lock a TransferWorker holds while it runs one
 // pending step of partition p.
 func (e *Engine) transferStepLockKey(p int, member string) string {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
 
@@ -138,22 +139,25 @@ func (e *OverReceiptError) Is(target error) bool { return target == ErrConflict 
 // transferRequest is the transfer script's request (luascripts/
 // transfer.lua, "Request members").
 type transferRequest struct {
-	Op         string `json:"op"`
-	ID         string `json:"id,omitempty"`
-	From       string `json:"from,omitempty"`
-	To         string `json:"to,omitempty"`
-	Lines      any    `json:"lines,omitempty"`
-	ExpectedAt int64  `json:"expected_at,omitempty"`
-	Reference  string `json:"reference,omitempty"`
-	CreatedAt  int64  `json:"created_at,omitempty"`
-	GraceMs    int64  `json:"grace_ms,omitempty"`
-	Store      string `json:"store,omitempty"`
-	After      string `json:"after,omitempty"`
-	Limit      int    `json:"limit,omitempty"`
-	Reason     string `json:"reason,omitempty"`
-	Principal  string `json:"principal,omitempty"`
-	OpID       string `json:"op_id,omitempty"`
-	IdemKey    string `json:"idem_key,omitempty"`
+	Op         string   `json:"op"`
+	ID         string   `json:"id,omitempty"`
+	From       string   `json:"from,omitempty"`
+	To         string   `json:"to,omitempty"`
+	Lines      any      `json:"lines,omitempty"`
+	ExpectedAt int64    `json:"expected_at,omitempty"`
+	Reference  string   `json:"reference,omitempty"`
+	CreatedAt  int64    `json:"created_at,omitempty"`
+	GraceMs    int64    `json:"grace_ms,omitempty"`
+	KeepMs     int64    `json:"keep_ms,omitempty"`
+	IDs        []string `json:"ids,omitempty"`
+	Status     string   `json:"status,omitempty"`
+	Store      string   `json:"store,omitempty"`
+	After      string   `json:"after,omitempty"`
+	Limit      int      `json:"limit,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Principal  string   `json:"principal,omitempty"`
+	OpID       string   `json:"op_id,omitempty"`
+	IdemKey    string   `json:"idem_key,omitempty"`
 	// Fingerprint and Generated: as in request (op.go).
 	Fingerprint string `json:"fingerprint,omitempty"`
 	Generated   bool   `json:"generated,omitempty"`
@@ -247,6 +251,7 @@ type transferReply struct {
 	transfers []TransferRecord
 	ids       []string
 	next      string
+	kept      bool
 }
 
 func decodeTransferReply(v any) (*transferReply, error) {
@@ -274,6 +279,8 @@ func decodeTransferReply(v any) (*transferReply, error) {
 			r.ids = append(r.ids, val)
 		case "next":
 			r.next = val
+		case "kept":
+			r.kept = val == "1"
 		default:
 			return nil, fmt.Errorf("transfer script reply: unknown field %q", name)
 		}
@@ -316,7 +323,7 @@ func (e *Engine) transferWrite(ctx context.Context, p int, r *transferRequest, o
 	fp := op.Fingerprint
 	if fp == "" {
 		c := *r
-		c.Principal, c.ID, c.GraceMs = "", "", 0 // the id is made per call
+		c.Principal, c.ID, c.GraceMs, c.KeepMs = "", "", 0, 0 // the id is made per call; the others are settings
 		b, err := json.Marshal(c)
 		if err != nil {
 			return nil, err
@@ -355,6 +362,22 @@ func (e *Engine) TransferPartition(id string) (int, error) {
 }
 
 func (e *Engine) graceMs() int64 { return e.cfg.TransferGrace.Milliseconds() }
+
+// DefaultTransferRetention is Config.TransferRetention's default.
+const DefaultTransferRetention = 7 * 24 * time.Hour
+
+// keepMs is how long a finished record stays (transfer.lua keep_ms); 0
+// keeps it for good.
+func (e *Engine) keepMs() int64 {
+	if e.cfg.TransferRetention < 0 {
+		return 0
+	}
+	return e.cfg.TransferRetention.Milliseconds()
+}
+
+// TransferRetention returns how long a finished transfer stays in Redis;
+// negative: for good.
+func (e *Engine) TransferRetention() time.Duration { return e.cfg.TransferRetention }
 
 // CreateTransfer creates a transfer. With From the units leave the source
 // at once (all lines or none) and count as incoming at the destination;
@@ -503,7 +526,7 @@ func (e *Engine) ReceiveTransfer(ctx context.Context, id string, lines []Receive
 		}
 		wl[i] = wireReceiveLine(l)
 	}
-	res, err := e.transferWrite(ctx, p, &transferRequest{Op: "transfer_receive", ID: id, Lines: wl}, op)
+	res, err := e.transferWrite(ctx, p, &transferRequest{Op: "transfer_receive", ID: id, Lines: wl, KeepMs: e.keepMs()}, op)
 	if err != nil {
 		return TransferResult{}, fmt.Errorf("receive transfer %s: %w", id, err)
 	}
@@ -524,7 +547,7 @@ func (e *Engine) CancelTransfer(ctx context.Context, id string, op Op) (Transfer
 	if err != nil {
 		return TransferResult{}, err
 	}
-	res, err := e.transferWrite(ctx, p, &transferRequest{Op: "transfer_cancel", ID: id, GraceMs: e.graceMs()}, op)
+	res, err := e.transferWrite(ctx, p, &transferRequest{Op: "transfer_cancel", ID: id, GraceMs: e.graceMs(), KeepMs: e.keepMs()}, op)
 	if err != nil {
 		return TransferResult{}, fmt.Errorf("cancel transfer %s: %w", id, err)
 	}
@@ -553,6 +576,17 @@ func (e *Engine) GetTransfer(ctx context.Context, id string) (Transfer, error) {
 		return Transfer{}, &NotFoundError{What: "transfer " + id}
 	}
 	res, err := e.runTransfer(ctx, p, &transferRequest{Op: "transfer_get", ID: id})
+	if errors.Is(err, ErrNotFound) {
+		// Shipped, its expect step not run yet (the caller stopped between
+		// the halves): the source's marker answers, as CreateTransfer did.
+		m, ferr := e.shippedMarker(ctx, id)
+		if ferr != nil {
+			return Transfer{}, fmt.Errorf("get transfer %s: %w", id, ferr)
+		}
+		if m != nil {
+			return m.transfer(), nil
+		}
+	}
 	if err != nil {
 		return Transfer{}, fmt.Errorf("get transfer %s: %w", id, err)
 	}
@@ -561,6 +595,58 @@ func (e *Engine) GetTransfer(ctx context.Context, id string) (Transfer, error) {
 		return Transfer{}, err
 	}
 	return w.transfer(), nil
+}
+
+// shippedMarker returns the outbound marker of a transfer whose source
+// shipped it and whose record does not exist (yet), or nil. The id does not
+// name the source's partition: one pipelined read of every partition's
+// marker key, only on a record's miss.
+func (e *Engine) shippedMarker(ctx context.Context, id string) (*TransferRecord, error) {
+	pipe := e.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, e.cfg.Partitions)
+	for p := range cmds {
+		cmds[p] = pipe.HMGet(ctx, e.transferOutKey(p, id), transferHashFields...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	for _, c := range cmds {
+		m, err := parseTransferHash(id, c.Val())
+		if err != nil {
+			return nil, err
+		}
+		if m != nil && m.Status == "shipped" {
+			return m, nil
+		}
+	}
+	return nil, nil
+}
+
+// GetTransfers reads the records of ids that Redis holds (one script per
+// partition), by id; ids Redis lacks (unknown, or deleted after their
+// retention) are left out. Errors: *ValidationError (more than
+// MaxListLimit ids), ErrPartitionNotReady.
+func (e *Engine) GetTransfers(ctx context.Context, ids []string) (map[string]Transfer, error) {
+	if len(ids) > MaxListLimit {
+		return nil, invalid("ids", "at most %d", MaxListLimit)
+	}
+	by := map[int][]string{}
+	for _, id := range ids {
+		if p, err := e.TransferPartition(id); err == nil {
+			by[p] = append(by[p], id)
+		}
+	}
+	out := make(map[string]Transfer, len(ids))
+	for p, some := range by {
+		res, err := e.runTransfer(ctx, p, &transferRequest{Op: "transfer_get_many", IDs: some})
+		if err != nil {
+			return nil, fmt.Errorf("get transfers: %w", err)
+		}
+		for _, w := range res.transfers {
+			out[w.ID] = w.transfer()
+		}
+	}
+	return out, nil
 }
 
 // TransferFilter selects transfers to list.
@@ -579,23 +665,37 @@ type TransferFilter struct {
 // and the cursor of the next page ("" at the end). Errors:
 // *ValidationError, ErrPartitionNotReady.
 func (e *Engine) ListTransfers(ctx context.Context, f TransferFilter) ([]Transfer, string, error) {
+	f, err := ValidTransferFilter(f)
+	if err != nil {
+		return nil, "", err
+	}
+	return e.listTransfers(ctx, f)
+}
+
+// ValidTransferFilter checks a filter and fills in its default limit.
+// Errors: *ValidationError.
+func ValidTransferFilter(f TransferFilter) (TransferFilter, error) {
 	if f.Store != "" && !ValidID(f.Store) {
-		return nil, "", invalid("store", "must match %s", idRE)
+		return f, invalid("store", "must match %s", idRE)
 	}
 	switch f.Status {
 	case "", TransferInTransit, TransferReceived, TransferCancelled:
 	default:
-		return nil, "", invalid("status", "must be in_transit, received or cancelled")
+		return f, invalid("status", "must be in_transit, received or cancelled")
 	}
 	if f.Limit == 0 {
 		f.Limit = 100
 	}
 	if f.Limit < 1 || f.Limit > MaxListLimit {
-		return nil, "", invalid("limit", "must be 1..%d", MaxListLimit)
+		return f, invalid("limit", "must be 1..%d", MaxListLimit)
 	}
 	if err := validTransferCursor(f.Cursor); err != nil {
-		return nil, "", err
+		return f, err
 	}
+	return f, nil
+}
+
+func (e *Engine) listTransfers(ctx context.Context, f TransferFilter) ([]Transfer, string, error) {
 	out := []Transfer{}
 	keep := func(w TransferRecord) {
 		t := w.transfer()

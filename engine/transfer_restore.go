@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -46,6 +48,10 @@ func (e *Engine) RestoreMissingTransfer(ctx context.Context, p int, s TransferSt
 // ledger has its state).
 func (e *Engine) TransferSidesMissing(ctx context.Context, p int, s TransferState) (dest, source bool, err error) {
 	d := s.Dest
+	if e.transferRetired(s, time.Hour) {
+		// deleted after its retention, or about to be: the ledger keeps it
+		return false, false, nil
+	}
 	if e.Partition(d.To) == p && d.Status != "" && !d.Source() {
 		n, err := e.rdb.Exists(ctx, e.transferKey(p, d.ID)).Result()
 		if err != nil {
@@ -67,6 +73,9 @@ func (e *Engine) restoreTransfer(ctx context.Context, p int, s TransferState, on
 	d := s.Dest
 	if d.ID == "" || !ValidID(d.To) || (d.From != "" && !ValidID(d.From)) {
 		return 0, fmt.Errorf("restore transfer %q: malformed", d.ID)
+	}
+	if e.transferRetired(s, 0) {
+		return 0, nil // finished longer ago than the retention: the ledger keeps it
 	}
 	now := float64(e.Now().UnixMilli())
 	ca := float64(d.CreatedAt)
@@ -114,6 +123,12 @@ func (e *Engine) restoreTransfer(ctx context.Context, p int, s TransferState, on
 	}
 	sides := 0
 	pending := e.rdb.Pipeline()
+	if !onlyMissing && e.Partition(d.To) == p && d.Status == "" && d.From != "" && s.SrcState == "returned" {
+		// The ledger lost both the expect and the cancel here but has the
+		// source's return: nothing of it is in this partition's stock;
+		// the record comes back cancelled, without events.
+		d.Status = TransferCancelled
+	}
 	if e.Partition(d.To) == p && d.Status != "" && !d.Source() {
 		hs, err := fields(d.Status, d.Lines)
 		if err != nil {
@@ -124,6 +139,9 @@ func (e *Engine) restoreTransfer(ctx context.Context, p int, s TransferState, on
 			pipe.ZAdd(ctx, e.storeTransfersKey(d.To), redis.Z{Score: ca, Member: d.ID})
 			if d.Status == TransferInTransit {
 				pipe.SAdd(ctx, e.storeIncomingKey(d.To), d.ID)
+			} else if keep := e.keepMs(); keep > 0 {
+				due := max(d.UpdatedAt+keep, e.Now().UnixMilli())
+				pipe.ZAdd(ctx, e.TransferDoneKey(p), redis.Z{Score: float64(due), Member: d.ID})
 			}
 		})
 		if err != nil {
@@ -132,27 +150,54 @@ func (e *Engine) restoreTransfer(ctx context.Context, p int, s TransferState, on
 		if ok {
 			sides++
 		}
-		if d.Status == TransferCancelled && s.SrcState == "shipped" {
+		if !onlyMissing && d.Status == TransferInTransit && s.SrcState == "returned" {
+			// The ledger has the source's return but lost the cancel that
+			// ran before it here: the cancel again, with its events.
+			if err := e.restoreStep(ctx, p, &transferRequest{Op: "transfer_recancel", ID: d.ID}); err != nil {
+				return sides, err
+			}
+		}
+		if d.Status == TransferCancelled && d.From != "" && (s.SrcState == "shipped" || s.SrcState == "") {
+			// "": the ledger lost the ship, which the source's rebuild
+			// makes up (transfer_reship); the return follows it
 			pending.ZAdd(ctx, e.TransferPendingKey(p), redis.Z{Score: now, Member: "return:" + d.ID})
 		}
 	}
-	if d.From != "" && e.Partition(d.From) == p && s.SrcState != "" {
-		lines := make([]TransferLine, len(d.Lines))
+	reshipped := false
+	if !onlyMissing && d.From != "" && e.Partition(d.From) == p && s.SrcState == "" && d.Status != "" && !d.Source() {
+		// The ledger has the destination's side but lost the ship that ran
+		// before it here: the ship again, with its events, from the state
+		// the ledger has (the one before the ship, where it was valid).
+		lines := make([]wireLine, len(d.Lines))
 		for i, x := range d.Lines {
-			lines[i] = TransferLine{SKU: x.SKU, Qty: x.Qty}
+			lines[i] = wireLine{SKU: x.SKU, Qty: x.Qty}
 		}
-		hs, err := fields(s.SrcState, lines)
-		if err != nil {
-			return 0, err
+		if err := e.restoreStep(ctx, p, &transferRequest{Op: "transfer_reship", ID: d.ID, From: d.From, To: d.To,
+			Lines: lines, ExpectedAt: d.ExpectedAt, Reference: d.Reference, CreatedAt: d.CreatedAt}); err != nil {
+			return sides, err
 		}
-		ok, err := write(e.transferOutKey(p, d.ID), hs, func(pipe redis.Pipeliner) {
-			pipe.ZAdd(ctx, e.storeTransfersKey(d.From), redis.Z{Score: ca, Member: d.ID})
-		})
-		if err != nil {
-			return 0, fmt.Errorf("restore transfer %s: %w", d.ID, err)
-		}
-		if ok {
-			sides++
+		s.SrcState, reshipped = "shipped", true
+		sides++
+	}
+	if d.From != "" && e.Partition(d.From) == p && s.SrcState != "" {
+		if !reshipped {
+			lines := make([]TransferLine, len(d.Lines))
+			for i, x := range d.Lines {
+				lines[i] = TransferLine{SKU: x.SKU, Qty: x.Qty}
+			}
+			hs, err := fields(s.SrcState, lines)
+			if err != nil {
+				return 0, err
+			}
+			ok, err := write(e.transferOutKey(p, d.ID), hs, func(pipe redis.Pipeliner) {
+				pipe.ZAdd(ctx, e.storeTransfersKey(d.From), redis.Z{Score: ca, Member: d.ID})
+			})
+			if err != nil {
+				return 0, fmt.Errorf("restore transfer %s: %w", d.ID, err)
+			}
+			if ok {
+				sides++
+			}
 		}
 		if s.SrcState == "shipped" && (d.Status == "" || d.Source()) {
 			pending.ZAdd(ctx, e.TransferPendingKey(p), redis.Z{Score: now, Member: "expect:" + d.ID})
@@ -173,4 +218,32 @@ func (e *Engine) restoreTransfer(ctx context.Context, p int, s TransferState, on
 		}
 	}
 	return sides, nil
+}
+
+// restoreStep runs a rebuild's repair (transfer.lua TFIX) on partition p,
+// which need not be ready.
+func (e *Engine) restoreStep(ctx context.Context, p int, r *transferRequest) error {
+	r.Principal, r.OpID, r.Reason = "rebuild", r.ID+":"+strings.TrimPrefix(r.Op, "transfer_"), "restored from the ledger"
+	if _, err := e.runTransfer(ctx, p, r); err != nil {
+		return fmt.Errorf("restore transfer %s: %s: %w", r.ID, r.Op, err)
+	}
+	return nil
+}
+
+// transferRetired reports whether a transfer finished more than the
+// retention (less slack) ago, so Redis no longer holds it: received, or
+// cancelled with its units returned (or from a supplier).
+func (e *Engine) transferRetired(s TransferState, slack time.Duration) bool {
+	keep := e.cfg.TransferRetention
+	d := s.Dest
+	if keep <= 0 || d.UpdatedAt == 0 {
+		return false
+	}
+	switch {
+	case d.Status == TransferReceived:
+	case d.Status == TransferCancelled && (d.From == "" || s.SrcState == "returned"):
+	default:
+		return false
+	}
+	return time.UnixMilli(d.UpdatedAt).Add(keep - slack).Before(e.Now())
 }

@@ -101,8 +101,60 @@ func (w *TransferWorker) FinishDue(ctx context.Context) int {
 				done++
 			}
 		}
+		w.pruneDue(ctx, p, now)
 	}
 	return done
+}
+
+// pruneDue deletes partition p's finished records whose retention has
+// passed (Config.TransferRetention), with their sources' markers. Each
+// deletion is idempotent, so two workers at it change nothing twice.
+func (w *TransferWorker) pruneDue(ctx context.Context, p int, now string) {
+	due, err := w.e.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: w.e.TransferDoneKey(p), Start: "-inf", Stop: now,
+		ByScore: true, Count: int64(w.cfg.Batch)}).Result()
+	if err != nil {
+		if ctx.Err() == nil {
+			w.cfg.Logger.Warn("read finished transfers", zap.Int(logPartition, p), zap.Error(err))
+		}
+		return
+	}
+	for _, id := range due {
+		if err := w.e.pruneTransfer(ctx, p, id); err != nil && ctx.Err() == nil {
+			w.cfg.Logger.Warn("delete finished transfer", zap.Int(logPartition, p), zap.String(logTransfer, id), zap.Error(err))
+		}
+	}
+}
+
+// pruneTransfer deletes a finished record of partition p: first the
+// source's marker (transfer_forget), then the record and its index entries
+// (transfer_prune), so a stop in between leaves the record to delete again.
+// A cancelled transfer whose return is not done yet is put off by an hour.
+func (e *Engine) pruneTransfer(ctx context.Context, p int, id string) error {
+	t, err := e.loadTransferHash(ctx, e.transferKey(p, id), id)
+	if err != nil {
+		return err
+	}
+	later := func() error {
+		return e.rdb.ZAdd(ctx, e.TransferDoneKey(p), redis.Z{Score: float64(e.Now().Add(time.Hour).UnixMilli()), Member: id}).Err()
+	}
+	if t != nil && t.From != "" && t.Status != TransferInTransit {
+		if err := e.rdb.ZScore(ctx, e.TransferPendingKey(p), "return:"+id).Err(); err == nil {
+			return later()
+		} else if !errors.Is(err, redis.Nil) {
+			return err
+		}
+		res, err := e.runTransfer(ctx, e.Partition(t.From), &transferRequest{Op: "transfer_forget", ID: id, Status: t.Status})
+		if err != nil {
+			return fmt.Errorf("delete transfer %s: forget the source's marker: %w", id, err)
+		}
+		if res.kept {
+			return later()
+		}
+	}
+	if _, err := e.runTransfer(ctx, p, &transferRequest{Op: "transfer_prune", ID: id}); err != nil {
+		return fmt.Errorf("delete transfer %s: %w", id, err)
+	}
+	return nil
 }
 
 // finish runs one pending step under its lease. ok is false when another
@@ -138,8 +190,9 @@ func (w *TransferWorker) finish(ctx context.Context, p int, member string) (ok b
 		}
 		if m == nil {
 			// The marker is gone with its partition's data: the rebuild
-			// queues the step again from the ledger.
-			return false, w.e.rdb.ZRem(ctx, w.e.TransferPendingKey(p), member).Err()
+			// queues the step again from the ledger. While the partition
+			// is being rebuilt, the marker may still come back: keep it.
+			return false, w.dropStep(ctx, p, member)
 		}
 		_, err = w.e.finishExpect(ctx, p, *m, w.cfg.Principal)
 		return err == nil, err
@@ -149,7 +202,7 @@ func (w *TransferWorker) finish(ctx context.Context, p int, member string) (ok b
 			return false, err
 		}
 		if t == nil {
-			return false, w.e.rdb.ZRem(ctx, w.e.TransferPendingKey(p), member).Err()
+			return false, w.dropStep(ctx, p, member)
 		}
 		err = w.e.finishReturn(ctx, p, *t, w.cfg.Principal)
 		return err == nil, err
@@ -157,14 +210,33 @@ func (w *TransferWorker) finish(ctx context.Context, p int, member string) (ok b
 	return false, fmt.Errorf("unknown pending transfer step %q", member)
 }
 
+// dropStep drops a pending step whose first half's data partition p lacks,
+// unless p is being rebuilt (the data may be on its way back).
+func (w *TransferWorker) dropStep(ctx context.Context, p int, member string) error {
+	ready, err := w.e.PartitionReady(ctx, p)
+	if err != nil || !ready {
+		return err
+	}
+	return w.e.rdb.ZRem(ctx, w.e.TransferPendingKey(p), member).Err()
+}
+
 // loadTransferHash reads a transfer record or outbound marker as stored
 // (transfer.lua, "A record as stored"); nil when absent.
 func (e *Engine) loadTransferHash(ctx context.Context, key, id string) (*TransferRecord, error) {
-	h, err := e.rdb.HMGet(ctx, key, "fr", "to", "s", "l", "ea", "ref", "ca", "ua").Result()
+	h, err := e.rdb.HMGet(ctx, key, transferHashFields...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("read transfer %s: %w", id, err)
 	}
-	if h[1] == nil {
+	return parseTransferHash(id, h)
+}
+
+// transferHashFields are a record's hash fields (transfer.lua T_FIELDS).
+var transferHashFields = []string{"fr", "to", "s", "l", "ea", "ref", "ca", "ua"}
+
+// parseTransferHash decodes an HMGET of transferHashFields; nil when the
+// hash is absent.
+func parseTransferHash(id string, h []any) (*TransferRecord, error) {
+	if len(h) != len(transferHashFields) || h[1] == nil {
 		return nil, nil
 	}
 	str := func(i int) string { s, _ := h[i].(string); return s }

@@ -55,9 +55,23 @@ func newFeed(ctx context.Context, e *engine.Engine, store, lastID string) (*feed
 			f.pos[i] = id
 		}
 		f.gaps = trimmedAfter(ctx, e, f.parts, f.pos)
+		if len(f.gaps) > 0 {
+			// The client reloads what it shows on the gap message; the feed
+			// carries on from the streams' ends in those partitions, and
+			// the id sent first says so. Resumed from the old position, a
+			// reconnect before the next event would be told of the same
+			// gap again and reload once more.
+			heads, err := e.FeedStart(ctx)
+			if err != nil {
+				return nil, err
+			}
+			for _, p := range f.gaps {
+				f.pos[p] = heads[p]
+			}
+		}
 		return f, nil
 	}
-	heads, err := e.FeedHeads(ctx)
+	heads, err := e.FeedStart(ctx)
 	if err != nil {
 		return nil, err
 	}

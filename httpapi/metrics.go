@@ -91,6 +91,7 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if err != nil {
 		p := problemFor(err)
 		s.m.countProblem(p)
+		s.noteRefusal(c, p)
 		if herr := s.errorHandler(c, err); herr != nil {
 			return herr
 		}

@@ -51,6 +51,7 @@ func (s *Server) routes() {
 	a.Post("/v1/stores/:store/items/:sku/moves", api(s.move)...)
 	a.Post("/v1/stores/:store/fulfilments", api(s.fulfil)...)
 	a.Get("/v1/stores/:store/items/:sku/history", api(s.history)...)
+	a.Get("/v1/stores/:store/items/:sku/refusals", api(s.itemRefusals)...)
 	a.Get("/v1/stores/:store/low-stock", api(s.lowStock)...)
 	a.Post("/v1/stores/:store/checkout", api(s.checkout)...)
 	a.Post("/v1/stores/:store/reservations", api(s.reserve)...)

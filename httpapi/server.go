@@ -56,6 +56,10 @@ type Config struct {
 	// LowStock serves GET /v1/stores/{store}/low-stock (persist.Ledger);
 	// nil when the ledger is off (503).
 	LowStock LowStock
+	// TransferLedger (persist.Ledger) answers reads of transfers Redis no
+	// longer holds and lists every store's transfers; nil when the ledger is
+	// off (Redis alone answers).
+	TransferLedger TransferLedger
 	// Inbox serves the conflict inbox (GET /v1/admin/findings, …);
 	// Operations serves GET /v1/admin/operations. nil when the ledger is
 	// off (503).
@@ -222,6 +226,7 @@ type Server struct {
 	limiter *rateLimiter
 	slots   *feedSlots
 	notify  *notifier
+	refused *refusals
 
 	inFlight atomic.Int64
 	// streams is the number of open feeds (slots holds them by token).
@@ -255,6 +260,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.slots = newFeedSlots(cfg.MaxStreams, cfg.MaxStreamsPerToken)
 	s.notify = newNotifier(cfg.Engine, cfg.EventPoll, cfg.Logger, s.done)
+	s.refused = newRefusals(cfg.Engine, cfg.Logger, s.done)
 	m, err := newMetrics(cfg.Registry, s)
 	if err != nil {
 		return nil, err

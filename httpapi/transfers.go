@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -86,8 +88,35 @@ func touches(t engine.Transfer, store string) bool {
 
 // transferFor reads a transfer for the caller: 404 when absent, 403 when
 // a store token asks for one that does not touch its store.
-func (s *Server) transferFor(ctx context.Context, cl *caller, id string) (engine.Transfer, error) {
+// TransferLedger reads transfers from the ledger (persist.Ledger): those
+// Redis deleted after their retention, and the list of every store's
+// (docs/design.md §20.8).
+type TransferLedger interface {
+	// Transfer returns a transfer; ok is false when the ledger lacks it.
+	Transfer(ctx context.Context, id string) (t engine.Transfer, ok bool, err error)
+	// Transfers returns a page in (created, id) order after f.Cursor and
+	// the next page's cursor ("" at the end).
+	Transfers(ctx context.Context, f engine.TransferFilter) ([]engine.Transfer, string, error)
+}
+
+// readTransfer reads a transfer from Redis, or from the ledger when Redis
+// no longer holds it.
+func (s *Server) readTransfer(ctx context.Context, id string) (engine.Transfer, error) {
 	t, err := s.e.GetTransfer(ctx, id)
+	if errors.Is(err, engine.ErrNotFound) && s.cfg.TransferLedger != nil && engine.ValidID(id) {
+		lt, ok, lerr := s.cfg.TransferLedger.Transfer(ctx, id)
+		if lerr != nil {
+			return t, ledgerUnavailable(lerr)
+		}
+		if ok {
+			return lt, nil
+		}
+	}
+	return t, err
+}
+
+func (s *Server) transferFor(ctx context.Context, cl *caller, id string) (engine.Transfer, error) {
+	t, err := s.readTransfer(ctx, id)
 	if err != nil {
 		return t, transferProblem(id, err)
 	}
@@ -159,7 +188,7 @@ func (s *Server) listTransfers(c *fiber.Ctx) error {
 	f.Limit = limit
 	ctx, cancel := s.ctx(c)
 	defer cancel()
-	ts, next, err := s.e.ListTransfers(ctx, f)
+	ts, next, err := s.listTransfersFrom(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -239,4 +268,91 @@ func (s *Server) cancelTransfer(c *fiber.Ctx) error {
 		}
 		return result{status: http.StatusOK, body: r.Transfer, replayed: r.Replayed}, nil
 	})
+}
+
+// listTransfersFrom answers a list. Without a ledger: Redis alone (every
+// partition when no store is named). With one: every store's transfers come
+// from the ledger (one index range), a store's from Redis and the ledger
+// merged (Redis has the newest, the ledger those Redis deleted after their
+// retention); either way Redis' record wins over the ledger's older copy.
+func (s *Server) listTransfersFrom(ctx context.Context, f engine.TransferFilter) ([]engine.Transfer, string, error) {
+	f, err := engine.ValidTransferFilter(f)
+	if err != nil {
+		return nil, "", err
+	}
+	tl := s.cfg.TransferLedger
+	if tl == nil {
+		return s.e.ListTransfers(ctx, f)
+	}
+	var fromRedis []engine.Transfer
+	redisNext := ""
+	if f.Store != "" {
+		if fromRedis, redisNext, err = s.e.ListTransfers(ctx, f); err != nil {
+			return nil, "", err
+		}
+	}
+	fromLedger, ledgerNext, err := tl.Transfers(ctx, f)
+	if err != nil {
+		return nil, "", ledgerUnavailable(err)
+	}
+	seen := make(map[string]bool, len(fromRedis))
+	for _, t := range fromRedis {
+		seen[t.ID] = true
+	}
+	var others []string
+	for _, t := range fromLedger {
+		if !seen[t.ID] {
+			others = append(others, t.ID)
+		}
+	}
+	fresh, err := s.e.GetTransfers(ctx, others)
+	if err != nil {
+		return nil, "", err
+	}
+	all := fromRedis
+	for _, t := range fromLedger {
+		if seen[t.ID] {
+			continue
+		}
+		if r, ok := fresh[t.ID]; ok {
+			t = r
+		}
+		if f.Status == "" || t.Status == f.Status {
+			all = append(all, t)
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return transferBefore(all[i], all[j]) })
+	next := ""
+	if len(all) > f.Limit {
+		all = all[:f.Limit]
+		next = transferCursorOf(all[len(all)-1])
+	} else if redisNext != "" || ledgerNext != "" {
+		if len(all) > 0 {
+			next = transferCursorOf(all[len(all)-1])
+		} else {
+			next = max(redisNext, ledgerNext)
+		}
+	}
+	if all == nil {
+		all = []engine.Transfer{}
+	}
+	return all, next, nil
+}
+
+func transferBefore(a, b engine.Transfer) bool {
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.Before(b.CreatedAt)
+	}
+	return a.ID < b.ID
+}
+
+func transferCursorOf(t engine.Transfer) string {
+	return strconv.FormatInt(t.CreatedAt.UnixMilli(), 10) + ":" + t.ID
+}
+
+// ledgerUnavailable answers 503 when the ledger fails to answer a read of
+// transfers.
+func ledgerUnavailable(err error) error {
+	_ = err
+	return unavailable("the ledger is unreachable; retry shortly")
 }

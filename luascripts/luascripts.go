@@ -79,14 +79,18 @@ redis.call('SET', bkey, table.concat(lines, '\n'), 'PX', OP_TTL)
 return out
 `
 
-// transferMain runs one request of transfer.lua (ARGV[6]): a read
-// (TREADS, after the readiness check) or a step (through run_write, so a
-// step has readiness, idempotency and backpressure like every write).
+// transferMain runs one request of transfer.lua (ARGV[6]): a rebuild's
+// repair (TFIX, on a partition not ready yet), a read (TREADS, after the
+// readiness check) or a step (through run_write, so a step has readiness,
+// idempotency and backpressure like every write).
 const transferMain = `
 local req = cjson.decode(ARGV[6])
 local res
 local rd = TREADS[req.op]
-if rd then
+local fx = TFIX[req.op]
+if fx then
+  res = fx(req)
+elseif rd then
   if not ready() then
     res = fail('NOT_READY', '')
   else

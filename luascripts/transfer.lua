@@ -30,11 +30,21 @@
 -- Reads (no run_write): transfer_get (one record), transfer_open (a store's
 -- in-transit transfers, for available to promise), transfer_list (a page of
 -- a store's transfers, or of the partition's).
+-- Repairs (TFIX: no run_write, on a partition being rebuilt, where the
+-- ledger has one side's step but lost the other's that ran before it):
+--   transfer_reship   source: the ledger has the expect but not the ship;
+--                     the ship again without the availability check (the
+--                     ledger's state is the one before the ship, where it
+--                     was valid); marker present: no change
+--   transfer_recancel destination: the source returned the units but the
+--                     ledger lost the cancel; the cancel again, without
+--                     queuing the return; not in transit: no change
 --
 -- Request members: op, id, from, to, lines ([[sku, qty], …]; receive:
 -- [[sku, received, damaged, missing], …]), expected_at (ms, 0: none),
 -- reference, created_at (ms; expect), grace_ms (delay before the worker may
--- run a queued step), store, after (list cursor "<created ms>:<id>"),
+-- run a queued step), keep_ms (receive, cancel: how long a finished record
+-- stays before a TransferWorker deletes it; 0: for good), ids, status, store, after (list cursor "<created ms>:<id>"),
 -- limit, and run_write's reason, principal, op_id, idem_key, fingerprint,
 -- generated.
 --
@@ -154,6 +164,19 @@ end
 -- t_open is what a line still waits for: qty - received - damaged - missing.
 local function t_open(l)
   return l[2] - l[3] - l[4] - l[5]
+end
+
+-- transfer_done_key: TransferDoneKey, the finished records a TransferWorker
+-- deletes once their retention has passed (member id, score due ms).
+local function transfer_done_key() return BASE .. 'tdone' end
+
+-- t_retire schedules a finished record's deletion after req.keep_ms (0:
+-- kept for good).
+local function t_retire(id, req)
+  local k = req.keep_ms
+  if is_int(k, 1, 1e13) then
+    redis.call('ZADD', transfer_done_key(), NOW + k, id)
+  end
 end
 
 local function t_queue(step, id, req)
@@ -304,7 +327,10 @@ OPS.transfer_receive = function(req)
     end
   end
   t_save(key, r)
-  if done then redis.call('SREM', store_incoming_key(r.to), r.id) end
+  if done then
+    redis.call('SREM', store_incoming_key(r.to), r.id)
+    t_retire(r.id, req)
+  end
   return t_reply(r)
 end
 
@@ -334,6 +360,7 @@ OPS.transfer_cancel = function(req)
   t_save(key, r)
   redis.call('SREM', store_incoming_key(r.to), r.id)
   if r.fr ~= '' then t_queue('return', r.id, req) end
+  t_retire(r.id, req)
   return t_reply(r)
 end
 
@@ -364,6 +391,52 @@ local TREADS = {}
 TREADS.transfer_get = function(req)
   local r = t_load(transfer_key(req.id), req.id)
   if not r then return fail('NOT_FOUND', 'transfer ' .. tostring(req.id)) end
+  return t_reply(r)
+end
+
+-- transfer_get_many answers the records of req.ids found here.
+TREADS.transfer_get_many = function(req)
+  if type(req.ids) ~= 'table' or #req.ids > 1000 then return fail('INVALID', 'ids') end
+  local out = {}
+  for i = 1, #req.ids do
+    local r = t_load(transfer_key(req.ids[i]), req.ids[i])
+    if r then
+      out[#out + 1] = 'transfer'
+      out[#out + 1] = t_json(r)
+    end
+  end
+  return out
+end
+
+-- Upkeep (no events: no stock changes). transfer_forget deletes, at the
+-- source, the marker of a transfer whose record is being deleted (status
+-- req.status): once returned, or shipped when the transfer was received; it
+-- answers kept 1 when the marker must stay (a cancel's return not done).
+-- transfer_prune deletes a finished record and its index entries.
+TREADS.transfer_forget = function(req)
+  if type(req.id) ~= 'string' or req.id == '' then return fail('INVALID', 'id') end
+  local key = transfer_out_key(req.id)
+  local m = t_load(key, req.id)
+  if m then
+    if not (m.s == 'returned' or (m.s == 'shipped' and req.status == 'received')) then
+      return { 'kept', '1' }
+    end
+    redis.call('DEL', key)
+    redis.call('ZREM', store_transfers_key(m.fr), req.id)
+  end
+  return {}
+end
+
+TREADS.transfer_prune = function(req)
+  if type(req.id) ~= 'string' or req.id == '' then return fail('INVALID', 'id') end
+  local key = transfer_key(req.id)
+  local r = t_load(key, req.id)
+  redis.call('ZREM', transfer_done_key(), req.id)
+  if not r then return {} end
+  if r.s == 'in_transit' then return t_reply(r) end
+  redis.call('DEL', key)
+  redis.call('ZREM', transfers_key(), req.id)
+  redis.call('ZREM', store_transfers_key(r.to), req.id)
   return t_reply(r)
 end
 
@@ -428,4 +501,61 @@ TREADS.transfer_list = function(req)
   out[#out + 1] = 'next'
   out[#out + 1] = ''
   return out
+end
+
+-- Repairs, run by the rebuild on a partition that is not ready yet
+-- (engine/transfer_restore.go): each writes its events like the step it
+-- makes up for, so the ledger gets them, and is idempotent.
+local TFIX = {}
+
+TFIX.transfer_reship = function(req)
+  local err = t_check_head(req, true)
+  if err then return err end
+  local key = transfer_out_key(req.id)
+  local prev = t_load(key, req.id)
+  if prev then return t_reply(prev) end
+  if not is_int(req.created_at, 1, 1e14) then return fail('INVALID', 'created_at') end
+  local r = { id = req.id, fr = req.from, to = req.to, s = 'shipped', l = {}, ea = req.expected_at or 0,
+    ref = req.reference or '', ca = req.created_at, ua = NOW }
+  for i = 1, #req.lines do
+    r.l[i] = { req.lines[i][1], req.lines[i][2], 0, 0, 0 }
+  end
+  local tr = t_json(r)
+  for i = 1, #req.lines do
+    local q = req.lines[i][2]
+    local it = load(req.from, req.lines[i][1]) or t_new_item(req.from, req.lines[i][1])
+    it.oh, it.v, it.ua = it.oh - q, it.v + 1, NOW
+    save(it)
+    t_emit('TRANSFER_OUT', it, -q, {}, req, r.id, i == 1 and tr or nil)
+  end
+  t_save(key, r)
+  redis.call('ZADD', store_transfers_key(r.fr), r.ca, r.id)
+  return t_reply(r)
+end
+
+TFIX.transfer_recancel = function(req)
+  if type(req.id) ~= 'string' or req.id == '' then return fail('INVALID', 'id') end
+  local key = transfer_key(req.id)
+  local r = t_load(key, req.id)
+  if not r then return fail('NOT_FOUND', 'transfer ' .. req.id) end
+  if r.s ~= 'in_transit' then return t_reply(r) end
+  local items = {}
+  for i = 1, #r.l do
+    local l = r.l[i]
+    if l[3] + l[4] + l[5] > 0 then return fail('TRANSFER_STATE', 'partly_received') end
+    local it = load(r.to, l[1])
+    if not it or it.inc < l[2] then return fail('CORRUPT', 'transfer ' .. r.id .. ' line ' .. l[1] .. ': incoming below what is open') end
+    items[i] = it
+  end
+  r.s, r.ua = 'cancelled', NOW
+  local tr = t_json(r)
+  for i = 1, #items do
+    local it, q = items[i], r.l[i][2]
+    it.inc, it.v, it.ua = it.inc - q, it.v + 1, NOW
+    save(it)
+    t_emit('TRANSFER_CANCEL', it, 0, { inc = -q }, req, r.id, i == 1 and tr or nil)
+  end
+  t_save(key, r)
+  redis.call('SREM', store_incoming_key(r.to), r.id)
+  return t_reply(r)
 end

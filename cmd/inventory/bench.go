@@ -70,7 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr *os.File) error
 		return err
 	}
 	if *rf.worker {
-		return runWorker(ctx, *rf.listen, stderr)
+		return runWorker(ctx, *rf.listen, *rf.workerToken, stderr)
 	}
 	onlyHTTP := strings.TrimSpace(*targets) == bench.TargetHTTP
 	if *rf.plan != "" || *rf.stages != "" || *rf.workerURLs != "" || onlyHTTP {

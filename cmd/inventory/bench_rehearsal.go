@@ -15,6 +15,7 @@ import (
 // worker and of compare.
 type rehearsalFlags struct {
 	plan, stages, thresholds, workerURLs, listen, metricsURL, ledgerURL *string
+	workerToken                                                         *string
 	worker, closedLoop, idempotency                                     *bool
 	maxInFlight                                                         *int
 	tolerance                                                           *float64
@@ -27,6 +28,7 @@ func (f *rehearsalFlags) register(fs *flagSet) {
 	f.worker = fs.Bool("worker", "INVENTORY_BENCH_WORKER", false, "run as a load process: take a share of a rehearsal from a coordinator on --listen")
 	f.listen = fs.String("listen", "INVENTORY_BENCH_LISTEN", "127.0.0.1:7070", "worker: the address to take assignments on (port 0 picks one)")
 	f.workerURLs = fs.String("worker-urls", "INVENTORY_BENCH_WORKER_URLS", "", "rehearsal: http://host:port,… of the workers that send the load, each a share of the rate (empty: this process)")
+	f.workerToken = fs.Secret("worker-token", "INVENTORY_BENCH_WORKER_TOKEN", "", "worker: the bearer token an assignment must carry; rehearsal: the token sent to --worker-urls (empty: none)", always)
 	f.closedLoop = fs.Bool("closed-loop", "INVENTORY_BENCH_CLOSED_LOOP", false, "rehearsal: --workers clients each send when the last answer came, instead of arrival rates")
 	f.maxInFlight = fs.Int("max-in-flight", "INVENTORY_BENCH_MAX_IN_FLIGHT", 0, "rehearsal: requests in flight per load process before an iteration is late (0: the plan's, default 2000)")
 	f.idempotency = fs.Bool("idempotency", "INVENTORY_BENCH_IDEMPOTENCY", false, "rehearsal: send an Idempotency-Key with every write and retry unknown outcomes with it")
@@ -131,7 +133,7 @@ func runRehearsal(ctx context.Context, f *rehearsalFlags, d rehearsalDefaults, u
 	if ledgerURL == "" && d.ledgerSchema != "" {
 		ledgerURL = d.databaseURL
 	}
-	r, err := bench.Rehearse(ctx, bench.RehearsalConfig{Plan: p, URL: url, Token: token, Workers: workers, MetricsURL: *f.metricsURL,
+	r, err := bench.Rehearse(ctx, bench.RehearsalConfig{Plan: p, URL: url, Token: token, Workers: workers, WorkerToken: *f.workerToken, MetricsURL: *f.metricsURL,
 		LedgerURL: ledgerURL, LedgerSchema: d.ledgerSchema, OutDir: out, Command: command, Progress: stderr})
 	if err != nil {
 		return err
@@ -147,13 +149,13 @@ func runRehearsal(ctx context.Context, f *rehearsalFlags, d rehearsalDefaults, u
 
 var errRehearsalFailed = fmt.Errorf("the rehearsal failed: a threshold or an invariant did not hold")
 
-func runWorker(ctx context.Context, addr string, stderr *os.File) error {
+func runWorker(ctx context.Context, addr, token string, stderr *os.File) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
 	fmt.Fprintf(stderr, "worker listening on http://%s\n", ln.Addr())
-	return bench.ServeWorker(ctx, ln, stderr)
+	return bench.ServeWorker(ctx, ln, stderr, token)
 }
 
 func runCompare(a, b string, tolerance float64, stdout *os.File) error {

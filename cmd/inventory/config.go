@@ -21,6 +21,10 @@ type config struct {
 	DatabaseURL       string
 	APIKeys           string
 	LogLevel          string
+	// TransferRetention is serve's --transfer-retention: 0 here is the
+	// engine's default (commands without the flag); the flag's 0 is
+	// negative here (kept for good).
+	TransferRetention time.Duration
 }
 
 // Defaults of the shared settings.

@@ -141,7 +141,8 @@ func connectTraced(ctx context.Context, cfg *config, log *zap.Logger, traced boo
 			return nil, err
 		}
 	}
-	e, err := engine.New(engine.Config{Client: d.rdb, Prefix: cfg.RedisPrefix, Partitions: cfg.Partitions, Logger: log.Named("engine")})
+	e, err := engine.New(engine.Config{Client: d.rdb, Prefix: cfg.RedisPrefix, Partitions: cfg.Partitions, Logger: log.Named("engine"),
+		TransferRetention: cfg.TransferRetention})
 	if err != nil {
 		d.close()
 		return nil, err

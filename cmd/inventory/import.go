@@ -11,10 +11,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -30,14 +33,17 @@ func runImport(ctx context.Context, args []string, stdout, stderr *os.File) erro
 	fs := newFlagSet("import", "Import FILE.csv into a running server: a header row naming the columns store, sku, and\n"+
 		"on_hand or delta (each line gives one of them), optional reason and state. on_hand lines go\n"+
 		"through PUT /v1/items (created or set), delta lines through POST /v1/adjustments, a delta in a\n"+
-		"state other than available through the item's adjust route. Lines go in order, in chunks; each\n"+
-		"chunk carries an Idempotency-Key made from its lines and their line numbers, so running the\n"+
-		"same file again (after a crash, within the server's 24 h idempotency window) replays what was\n"+
-		"applied and applies the rest, never a line twice. Refused lines and their problem go to --report.\n"+
+		"state other than available through the item's adjust route. Lines go in chunks, up to --parallel\n"+
+		"at once, a chunk never before an earlier one that names one of its items; each chunk carries\n"+
+		"an Idempotency-Key made from its lines and their line numbers, so running the same file again\n"+
+		"(after a crash, within the server's 24 h idempotency window, with the same --chunk) replays\n"+
+		"what was applied and applies the rest, never a line twice. Refused lines and their problem go\n"+
+		"to --report, in file order.\n"+
 		"usage: inventory import FILE.csv [flags]", stderr, os.Getenv)
 	url := fs.String("url", "INVENTORY_IMPORT_URL", "http://127.0.0.1:8080", "the server's base URL")
 	token := fs.Secret("token", "INVENTORY_IMPORT_TOKEN", "", "an API token that may write the file's stores", always)
 	chunk := fs.Int("chunk", "INVENTORY_IMPORT_CHUNK", 1000, "lines per request (1..1000)")
+	parallel := fs.Int("parallel", "INVENTORY_IMPORT_PARALLEL", 4, "requests in flight (1..64)")
 	report := fs.String("report", "INVENTORY_IMPORT_REPORT", "", "file for the refused lines (default FILE.refused.csv)")
 	reason := fs.String("reason", "INVENTORY_IMPORT_REASON", "import", "reason of delta lines that give none")
 	progress := fs.String("progress", "INVENTORY_IMPORT_PROGRESS", "auto", "auto (a bar on a terminal, else lines), bar, lines or off")
@@ -63,6 +69,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr *os.File) erro
 	if *chunk < 1 || *chunk > 1000 {
 		return fmt.Errorf("--chunk must be 1..1000, got %d", *chunk)
 	}
+	if *parallel < 1 || *parallel > 64 {
+		return fmt.Errorf("--parallel must be 1..64, got %d", *parallel)
+	}
 	if *token == "" {
 		return errors.New("--token (INVENTORY_IMPORT_TOKEN) is required")
 	}
@@ -81,7 +90,9 @@ func runImport(ctx context.Context, args []string, stdout, stderr *os.File) erro
 	default:
 		return fmt.Errorf("--progress must be auto, bar, lines or off, got %q", *progress)
 	}
-	im := &importer{c: client.New(*url, *token), chunk: *chunk, reason: *reason, progress: mode, out: stderr}
+	// One kept connection per request in flight (the default keeps 2).
+	hc := &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: *parallel, IdleConnTimeout: 90 * time.Second}}
+	im := &importer{c: client.New(*url, *token, client.WithHTTPClient(hc)), chunk: *chunk, parallel: *parallel, reason: *reason, progress: mode, out: stderr}
 	st, err := im.run(ctx, file, *report)
 	fmt.Fprintf(stdout, "import %s: %d lines in %s (%.0f lines/s): %d applied, %d refused (%s)\n", file, st.lines,
 		st.elapsed.Round(time.Millisecond), float64(st.lines)/max(st.elapsed.Seconds(), 1e-9), st.applied, st.refused, *report)
@@ -124,16 +135,53 @@ type importStats struct {
 type importer struct {
 	c        *client.Client
 	chunk    int
+	parallel int
 	reason   string
 	progress string
 	out      io.Writer
 
 	rep   *csv.Writer
-	stats importStats
 	total int
 	start time.Time
 	bar   *progressbar.ProgressBar
 	last  time.Time
+
+	// Chunks run up to parallel at once and finish in any order; their
+	// outcomes are written (report, counts, progress) in file order: mu
+	// guards what follows.
+	mu      sync.Mutex
+	stats   importStats
+	pending map[int]*segment // finished, not yet written, by sequence
+	next    int              // the sequence to write next
+	err     error            // the first failure in file order; writing stops there
+}
+
+// lineOutcome is what became of one line.
+type lineOutcome struct {
+	n          int
+	store, sku string
+	status     int // 0: refused before sending
+	problem    string
+	applied    bool
+}
+
+// segment is a run of lines in file order: a chunk, or a line refused
+// before sending.
+type segment struct {
+	rows []lineOutcome
+	err  error
+}
+
+// job is a chunk on its way: done is closed once it finished, sent or not.
+type job struct {
+	seq   int
+	kind  lineKind
+	lines []importLine
+	deps  []*job
+	done  chan struct{}
+	// pre are lines refused before sending that lie among the chunk's
+	// lines in the file: reported with them, in file order.
+	pre []lineOutcome
 }
 
 // columns of the file, found by the header row.
@@ -208,17 +256,96 @@ func (im *importer) run(ctx context.Context, file, report string) (st importStat
 	if err != nil {
 		return im.stats, fmt.Errorf("%s: %w", file, err)
 	}
-	var batch []importLine
-	kind := kindSet
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	defer cancelCause(nil)
+	cancel := func() { cancelCause(nil) }
+	im.pending = map[int]*segment{}
+	var (
+		seq    int
+		wg     sync.WaitGroup
+		sem    = make(chan struct{}, im.parallel)   // requests in flight
+		window = make(chan struct{}, 4*im.parallel) // chunks read ahead, bounding memory
+		dmu    sync.Mutex
+		latest = map[engine.ItemRef]*job{} // per item, the last chunk naming it that is not done
+	)
+	// dispatch starts a chunk once every earlier chunk naming one of its
+	// items is done: lines on one item apply in file order, chunks on
+	// other items run alongside. The chunks themselves (and so their keys)
+	// depend on the file and --chunk only, never on --parallel or timing.
+	dispatch := func(kind lineKind, lines []importLine, pre []lineOutcome) {
+		j := &job{seq: seq, kind: kind, lines: lines, pre: pre, done: make(chan struct{})}
+		seq++
+		dmu.Lock()
+		seen := map[*job]bool{}
+		for _, l := range lines {
+			ref := engine.ItemRef{Store: l.store, SKU: l.sku}
+			if d := latest[ref]; d != nil && d != j && !seen[d] {
+				seen[d] = true
+				j.deps = append(j.deps, d)
+			}
+			latest[ref] = j
 		}
-		err := im.send(ctx, kind, batch)
-		batch = batch[:0]
-		return err
+		dmu.Unlock()
+		window <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-window }()
+			defer close(j.done)
+			var (
+				rows []lineOutcome
+				err  error
+			)
+			for _, d := range j.deps {
+				select {
+				case <-d.done:
+				case <-ctx.Done():
+				}
+			}
+			if err = context.Cause(ctx); err == nil {
+				sem <- struct{}{}
+				rows, err = im.send(ctx, j.kind, j.lines)
+				<-sem
+			}
+			if err != nil {
+				cancelCause(err) // stop here; a rerun resumes, replaying what was applied
+			}
+			dmu.Lock()
+			for _, l := range j.lines {
+				ref := engine.ItemRef{Store: l.store, SKU: l.sku}
+				if latest[ref] == j {
+					delete(latest, ref)
+				}
+			}
+			dmu.Unlock()
+			if len(j.pre) > 0 {
+				rows = append(rows, j.pre...)
+				sort.Slice(rows, func(a, b int) bool { return rows[a].n < rows[b].n })
+			}
+			im.finish(j.seq, &segment{rows: rows, err: err})
+		}()
 	}
-	for n := 2; ; n++ {
+	var (
+		batch []importLine
+		pre   []lineOutcome
+	)
+	kind := kindSet
+	refuseNow := func(n int, store, sku, problem string) {
+		o := lineOutcome{n: n, store: store, sku: sku, problem: problem}
+		if len(batch) > 0 { // reported with the chunk it lies in
+			pre = append(pre, o)
+			return
+		}
+		im.finish(seq, &segment{rows: []lineOutcome{o}})
+		seq++
+	}
+	flush := func() {
+		if len(batch) > 0 {
+			dispatch(kind, batch, pre)
+			batch, pre = make([]importLine, 0, im.chunk), nil
+		}
+	}
+	for n := 2; ctx.Err() == nil; n++ {
 		rec, err := r.Read()
 		if errors.Is(err, io.EOF) {
 			break
@@ -226,25 +353,36 @@ func (im *importer) run(ctx context.Context, file, report string) (st importStat
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) && !errors.Is(pe.Err, csv.ErrFieldCount) {
-				im.refuse(n, "", "", 0, "unreadable CSV: "+pe.Err.Error())
+				refuseNow(n, "", "", "unreadable CSV: "+pe.Err.Error())
 				continue
 			}
+			cancel()
+			wg.Wait()
 			return im.stats, fmt.Errorf("%s: %w", file, err)
 		}
 		l, problem := parseImportLine(n, rec, cols, im.reason)
 		if problem != "" {
-			im.refuse(n, l.store, l.sku, 0, problem)
+			refuseNow(n, l.store, l.sku, problem)
 			continue
 		}
 		if k := l.kind(); k != kind || len(batch) == im.chunk {
-			if err := flush(); err != nil {
-				return im.stats, err
-			}
+			flush()
 			kind = k
 		}
 		batch = append(batch, l)
 	}
-	if err := flush(); err != nil {
+	flush()
+	wg.Wait()
+	im.mu.Lock()
+	err = im.err
+	im.mu.Unlock()
+	if err != nil {
+		// The failure that stopped the import, rather than a chunk it
+		// cancelled.
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+		im.rep.Flush()
 		return im.stats, err
 	}
 	im.report(true)
@@ -254,6 +392,39 @@ func (im *importer) run(ctx context.Context, file, report string) (st importStat
 	}
 	im.rep.Flush()
 	return im.stats, im.rep.Error()
+}
+
+// finish takes the outcome of segment seq and writes every finished
+// segment that is next in file order: the report's rows, the counts, the
+// progress. A failed segment stops the writing: what follows it is left
+// to a rerun.
+func (im *importer) finish(seq int, sg *segment) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	im.pending[seq] = sg
+	for im.err == nil {
+		sg, ok := im.pending[im.next]
+		if !ok {
+			return
+		}
+		delete(im.pending, im.next)
+		im.next++
+		for _, o := range sg.rows {
+			im.stats.lines++
+			if o.applied {
+				im.stats.applied++
+				continue
+			}
+			im.stats.refused++
+			st := ""
+			if o.status > 0 {
+				st = strconv.Itoa(o.status)
+			}
+			_ = im.rep.Write([]string{strconv.Itoa(o.n), o.store, o.sku, st, o.problem})
+		}
+		im.tick(len(sg.rows))
+		im.err = sg.err
+	}
 }
 
 // parseImportLine reads one record; a non-empty problem refuses it (the
@@ -322,21 +493,26 @@ func opt(p *int64) string {
 
 var lineFieldRE = regexp.MustCompile(`^(?:items|updates)\[(\d+)\]`)
 
-// send applies one chunk and records each line's outcome. A call the
+// send applies one chunk and returns each line's outcome. A call the
 // server refuses as a whole because of one line (400 naming it) loses that
 // line to the report and goes again without it, under the key of what is
 // left.
-func (im *importer) send(ctx context.Context, kind lineKind, lines []importLine) error {
+func (im *importer) send(ctx context.Context, kind lineKind, lines []importLine) ([]lineOutcome, error) {
 	if kind == kindState {
+		rows := make([]lineOutcome, 0, len(lines))
 		for _, l := range lines {
 			_, err := im.c.Adjust(ctx, l.store, l.sku, client.Adjustment{Delta: *l.delta, Reason: l.reason, State: l.state},
 				client.WithIdempotencyKey(chunkKey(kind, []importLine{l})))
-			if err := im.outcome(l, err); err != nil {
-				return err
+			o, err := outcomeOf(l, err)
+			if err != nil {
+				return rows, err
 			}
+			rows = append(rows, o)
 		}
-		return nil
+		return rows, nil
 	}
+	var refused []lineOutcome // lines refused as a whole request's fault, by line number
+	lines = append([]importLine(nil), lines...)
 	for len(lines) > 0 {
 		key := client.WithIdempotencyKey(chunkKey(kind, lines))
 		var (
@@ -359,29 +535,33 @@ func (im *importer) send(ctx context.Context, kind lineKind, lines []importLine)
 		if p := client.ProblemOf(err); p != nil && p.Status == 400 {
 			if m := lineFieldRE.FindStringSubmatch(p.Field); m != nil {
 				if i, _ := strconv.Atoi(m[1]); i < len(lines) {
-					im.refuse(lines[i].n, lines[i].store, lines[i].sku, 400, p.Detail)
+					refused = append(refused, lineOutcome{n: lines[i].n, store: lines[i].store, sku: lines[i].sku, status: 400, problem: p.Detail})
 					lines = append(lines[:i:i], lines[i+1:]...)
 					continue
 				}
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("lines %d..%d: %w", lines[0].n, lines[len(lines)-1].n, err)
+			return nil, fmt.Errorf("lines %d..%d: %w", lines[0].n, lines[len(lines)-1].n, err)
 		}
 		if len(res.Results) != len(lines) {
-			return fmt.Errorf("lines %d..%d: the server answered %d results for %d lines", lines[0].n, lines[len(lines)-1].n, len(res.Results), len(lines))
+			return nil, fmt.Errorf("lines %d..%d: the server answered %d results for %d lines", lines[0].n, lines[len(lines)-1].n, len(res.Results), len(lines))
 		}
+		rows := make([]lineOutcome, 0, len(lines)+len(refused))
 		for i, r := range res.Results {
+			l := lines[i]
 			if r.Status >= 300 {
-				detail := http3xx(r)
-				im.refuse(lines[i].n, lines[i].store, lines[i].sku, r.Status, detail)
+				rows = append(rows, lineOutcome{n: l.n, store: l.store, sku: l.sku, status: r.Status, problem: http3xx(r)})
 				continue
 			}
-			im.applied(1)
+			rows = append(rows, lineOutcome{n: l.n, store: l.store, sku: l.sku, applied: true})
 		}
-		return nil
+		rows = append(rows, refused...)
+		sort.Slice(rows, func(a, b int) bool { return rows[a].n < rows[b].n })
+		return rows, nil
 	}
-	return nil
+	sort.Slice(refused, func(a, b int) bool { return refused[a].n < refused[b].n })
+	return refused, nil
 }
 
 func http3xx(r client.BulkLineResult) string {
@@ -394,35 +574,19 @@ func http3xx(r client.BulkLineResult) string {
 	return "refused"
 }
 
-// outcome records one line sent on its own: refused when the server said
-// 4xx, the error returned otherwise.
-func (im *importer) outcome(l importLine, err error) error {
+// outcomeOf is the outcome of one line sent on its own: refused when the
+// server said 4xx, the error returned otherwise.
+func outcomeOf(l importLine, err error) (lineOutcome, error) {
+	o := lineOutcome{n: l.n, store: l.store, sku: l.sku}
 	if err == nil {
-		im.applied(1)
-		return nil
+		o.applied = true
+		return o, nil
 	}
 	if p := client.ProblemOf(err); p != nil && p.Status >= 400 && p.Status < 500 && p.Status != 401 && p.Status != 429 {
-		im.refuse(l.n, l.store, l.sku, p.Status, p.Detail)
-		return nil
+		o.status, o.problem = p.Status, p.Detail
+		return o, nil
 	}
-	return fmt.Errorf("line %d: %w", l.n, err)
-}
-
-func (im *importer) applied(n int) {
-	im.stats.applied += n
-	im.stats.lines += n
-	im.tick(n)
-}
-
-func (im *importer) refuse(n int, store, sku string, status int, problem string) {
-	im.stats.refused++
-	im.stats.lines++
-	st := ""
-	if status > 0 {
-		st = strconv.Itoa(status)
-	}
-	_ = im.rep.Write([]string{strconv.Itoa(n), store, sku, st, problem})
-	im.tick(1)
+	return o, fmt.Errorf("line %d: %w", l.n, err)
 }
 
 func (im *importer) tick(n int) {

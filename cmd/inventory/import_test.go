@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +108,89 @@ func TestImport(t *testing.T) {
 		require.Contains(t, lines["8"], "delta must be")
 		require.Contains(t, lines["9"], "409")
 		require.Contains(t, lines["11"], "409")
+	}
+}
+
+// TestImportParallel: chunks sent 8 at a time give what the file gives
+// line after line: on each item the lines apply in file order (a delta
+// that would take on_hand below 0 is refused exactly where it is in the
+// file), the report lists the refused lines in file order, and a rerun
+// with another --parallel applies no line twice (every version stays).
+func TestImportParallel(t *testing.T) {
+	url, e := importServer(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "par.csv")
+	rnd := rand.New(rand.NewPCG(7, 17))
+	type ref struct{ store, sku string }
+	var items []ref
+	for s := 0; s < 3; s++ {
+		for k := 0; k < 8; k++ {
+			items = append(items, ref{fmt.Sprintf("s%d", s), fmt.Sprintf("k%d", k)})
+		}
+	}
+	onHand := map[ref]int64{}
+	var refused []int
+	var b strings.Builder
+	b.WriteString("store,sku,on_hand,delta\n")
+	n := 1
+	for _, it := range items {
+		n++
+		v := rnd.Int64N(4)
+		onHand[it] = v
+		fmt.Fprintf(&b, "%s,%s,%d,\n", it.store, it.sku, v)
+	}
+	for i := 0; i < 600; i++ {
+		n++
+		it := items[rnd.IntN(len(items))]
+		switch {
+		case i%97 == 50: // refused before sending
+			fmt.Fprintf(&b, "%s,%s,,zero\n", it.store, it.sku)
+			refused = append(refused, n)
+		case i%61 == 30: // a set among the deltas
+			v := rnd.Int64N(5)
+			onHand[it] = v
+			fmt.Fprintf(&b, "%s,%s,%d,\n", it.store, it.sku, v)
+		default:
+			d := []int64{-3, -2, -1, 1, 2}[rnd.IntN(5)]
+			fmt.Fprintf(&b, "%s,%s,,%d\n", it.store, it.sku, d)
+			if onHand[it]+d < 0 {
+				refused = append(refused, n)
+			} else {
+				onHand[it] += d
+			}
+		}
+	}
+	require.NoError(t, os.WriteFile(file, []byte(b.String()), 0o644))
+	require.Greater(t, len(refused), 20, "the file has refusals to order")
+	env := map[string]string{"INVENTORY_IMPORT_URL": url, "INVENTORY_IMPORT_TOKEN": "imp-token"}
+
+	versions := map[ref]int64{}
+	for run, parallel := range []string{"8", "3"} {
+		code, out, errOut := runCmd(t, context.Background(), env, "import", file, "--chunk", "7", "--parallel", parallel, "--progress", "off")
+		require.Equal(t, 0, code, "%s\n%s", out, errOut)
+		require.Contains(t, out, fmt.Sprintf("%d lines in", n-1))
+		require.Contains(t, out, fmt.Sprintf("%d applied, %d refused", n-1-len(refused), len(refused)))
+		for _, it := range items {
+			got, err := e.GetItem(context.Background(), it.store, it.sku)
+			require.NoError(t, err)
+			require.Equal(t, onHand[it], got.OnHand, "%v after run %d", it, run)
+			if run == 0 {
+				versions[it] = got.Version
+			} else {
+				require.Equal(t, versions[it], got.Version, "%v: the rerun applied a line again", it)
+			}
+		}
+		f, err := os.Open(filepath.Join(dir, "par.refused.csv"))
+		require.NoError(t, err)
+		rows, err := csv.NewReader(f).ReadAll()
+		f.Close()
+		require.NoError(t, err)
+		var lines []int
+		for _, r := range rows[1:] {
+			l, err := strconv.Atoi(r[0])
+			require.NoError(t, err)
+			lines = append(lines, l)
+		}
+		require.Equal(t, refused, lines, "the refused lines, in file order")
 	}
 }

@@ -74,6 +74,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	rebuilder := fs.Bool("rebuilder", "INVENTORY_REBUILDER", true, "rebuild partitions whose readiness marker is missing from the ledger")
 	sweeper := fs.Bool("sweeper", "INVENTORY_SWEEPER", true, "expire due reservations")
 	transferWorker := fs.Bool("transfer-worker", "INVENTORY_TRANSFER_WORKER", true, "finish the steps of transfers left undone by a crash, a lost reply or a failover")
+	transferRetention := fs.Duration("transfer-retention", "INVENTORY_TRANSFER_RETENTION", engine.DefaultTransferRetention,
+		"how long a received or cancelled transfer stays in Redis before the transfer worker deletes it\n"+
+			"(reads then come from the ledger); 0 keeps them in Redis for good")
 	webhooks := fs.Bool("webhooks", "INVENTORY_WEBHOOKS", true, "run the webhook delivery workers (needs the ledger)")
 	allowPrivate := registerWebhookPrivate(fs)
 	retention := registerWebhookRetention(fs)
@@ -94,6 +97,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	}
 	if err := cfg.validate(); err != nil {
 		return err
+	}
+	switch {
+	case *transferRetention < 0 || (*transferRetention > 0 && *transferRetention < time.Second):
+		return fmt.Errorf("--transfer-retention must be 0 (kept for good) or at least 1s")
+	case *transferRetention == 0:
+		cfg.TransferRetention = -1
+	default:
+		cfg.TransferRetention = *transferRetention
 	}
 	switch {
 	case *burst < 0:
@@ -159,7 +170,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr *os.File) error
 	}
 	if d.pool != nil {
 		ledger := persist.NewLedger(d.pool)
-		hcfg.Ledger, hcfg.LowStock = ledger, ledger
+		hcfg.Ledger, hcfg.LowStock, hcfg.TransferLedger = ledger, ledger, ledger
 		checks.Ledger = d.pool
 		whStore := webhook.NewStore(d.pool, webhook.StoreConfig{AllowPrivate: *allowPrivate})
 		hcfg.Webhooks = whStore

@@ -1,13 +1,15 @@
 // app.js: the dashboard's shell: the token, the views (chosen by the
-// location's hash: #view=store&store=s1, #view=flash, #view=ops, …) and
+// location's hash: #view=store&store=s1, #view=transfers&store=s1,
+// #view=flash, #view=ops, …) and
 // the one live feed they share.
 import { token, setToken } from "./api.js";
 import { Feed } from "./feed.js";
 import * as storeView from "./store.js";
 import * as flashView from "./flash.js";
 import * as opsView from "./ops.js";
+import * as transfersView from "./transfers.js";
 
-const views = { store: storeView, flash: flashView, ops: opsView };
+const views = { store: storeView, transfers: transfersView, flash: flashView, ops: opsView };
 const $ = (id) => document.getElementById(id);
 
 let current = null; // the mounted view: { name, onEvents, onGap, unmount }

@@ -6,7 +6,9 @@
 //   event seen.
 // - "event: gap" means events after that position were trimmed already:
 //   the feed calls onGap, the view reloads what it shows, and the feed
-//   carries on from the position the server just sent (no reconnect loop).
+//   carries on (no reconnect loop). The server's opening id is already the
+//   position after the gap, so a reconnect before the next event resumes
+//   from there and is not told of the same gap again.
 // - start() aborts the request it had open before it opens another, so at
 //   most one feed runs per page.
 // - Events are queued and handed to onEvents once per animation frame, so
@@ -102,6 +104,7 @@ export class Feed {
       buf += value.replace(/\r\n?/g, "\n");
       let i;
       while ((i = buf.indexOf("\n\n")) >= 0) {
+        if (signal.aborted) return; // the feed moved to another store
         const block = buf.slice(0, i);
         buf = buf.slice(i + 2);
         this.message(block);

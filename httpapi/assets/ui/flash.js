@@ -1,7 +1,8 @@
 // flash.js: the flash-sale view of one SKU at one store: its available
 // units draining live (a chart of the last minutes), sales per second,
-// the refusals the API answered (409 insufficient stock, counted by the
-// server's /metrics for every SKU), and the moment it sold out.
+// the refusals the API answered for this SKU (409 insufficient stock with
+// the SKU short: GET …/items/{sku}/refusals) and for every SKU (the
+// server's /metrics), both since watching, and the moment it sold out.
 import { api, enc, el } from "./api.js";
 import { availableOf } from "./store.js";
 
@@ -9,7 +10,7 @@ const WINDOW = 5000; // ms over which sales per second are averaged
 
 export function mount(root, ctx, params) {
   const st = { store: params.get("store") || "", sku: params.get("sku") || "", item: null, points: [], sales: [],
-    sold: 0, soldOut: null, refusals0: null, refusals: 0, timer: 0 };
+    sold: 0, soldOut: null, refusals0: null, refusals: 0, sku0: null, skuRefusals: 0, timer: 0 };
   const storeIn = el("input", { id: "flash-store", placeholder: "store", value: st.store, "aria-label": "store" });
   const skuIn = el("input", { id: "flash-sku", placeholder: "SKU", value: st.sku, "aria-label": "SKU" });
   const card = (id, label) => el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "big", id }, "–"));
@@ -20,14 +21,15 @@ export function mount(root, ctx, params) {
     el("form", { class: "toolbar", onsubmit: (e) => { e.preventDefault(); watch(storeIn.value.trim(), skuIn.value.trim()); } },
       storeIn, skuIn, el("button", { type: "submit" }, "Watch")),
     el("div", { class: "cards" }, card("flash-available", "available"), card("flash-rate", "sales per second"),
-      card("flash-sold", "units sold since watching"), card("flash-refusals", "refusals, insufficient stock (all SKUs)"),
+      card("flash-sold", "units sold since watching"), card("flash-refusals", "refusals of this SKU, insufficient stock"),
+      card("flash-refusals-all", "refusals, all SKUs"),
       card("flash-soldout", "sold out at")),
     canvas, msg));
   const $ = (id) => root.querySelector("#" + id);
 
   async function watch(store, sku) {
     if (!store || !sku) { msg.textContent = "name a store and a SKU"; return; }
-    Object.assign(st, { store, sku, points: [], sales: [], sold: 0, soldOut: null, item: null });
+    Object.assign(st, { store, sku, points: [], sales: [], sold: 0, soldOut: null, item: null, sku0: null, skuRefusals: 0 });
     ctx.setHash({ store, sku });
     ctx.follow(store);
     await reload();
@@ -65,6 +67,16 @@ export function mount(root, ctx, params) {
   }
 
   async function pollRefusals() {
+    if (st.store && st.sku) {
+      const key = st.store + "/" + st.sku;
+      try {
+        const { refusals } = await api("/v1/stores/" + enc(st.store) + "/items/" + enc(st.sku) + "/refusals");
+        if (key === st.store + "/" + st.sku) {
+          if (st.sku0 === null) st.sku0 = refusals;
+          st.skuRefusals = refusals - st.sku0;
+        }
+      } catch { /* the count stays as it was */ }
+    }
     try {
       const text = await (await fetch("/metrics", { cache: "no-store" })).text();
       const m = text.match(/^inventory_conflicts_total\{type="insufficient-stock"\} (\d+(?:\.\d+)?(?:e\+\d+)?)$/m);
@@ -83,7 +95,8 @@ export function mount(root, ctx, params) {
     $("flash-available").textContent = st.item ? st.item.available : "–";
     $("flash-rate").textContent = rate.toFixed(1);
     $("flash-sold").textContent = st.sold;
-    $("flash-refusals").textContent = st.refusals0 === null ? "–" : st.refusals;
+    $("flash-refusals").textContent = st.sku0 === null ? "–" : st.skuRefusals;
+    $("flash-refusals-all").textContent = st.refusals0 === null ? "–" : st.refusals;
     $("flash-soldout").textContent = st.soldOut ? st.soldOut.toLocaleTimeString(undefined, { hour12: false }) : "not yet";
     $("flash-soldout").classList.toggle("bad", !!st.soldOut);
     draw(now);
