@@ -21,6 +21,10 @@ func TestWebhooksKilledMidDelivery(t *testing.T) {
 	t.Parallel()
 	env := processEnv(t)
 	env["INVENTORY_WEBHOOK_ALLOW_PRIVATE"] = "true"
+	// No admin address: the test does not use it, and the second worker
+	// would have to bind the port the killed one held, which a busy machine
+	// may have handed to another socket meanwhile (then it exits at once).
+	env["INVENTORY_ADMIN_ADDR"] = "off"
 	code, out := execBinary(t, env, "migrate")
 	require.Equal(t, 0, code, out)
 	pool, err := pgxpool.New(t.Context(), env["INVENTORY_DATABASE_URL"])
@@ -56,14 +60,17 @@ func TestWebhooksKilledMidDelivery(t *testing.T) {
 	require.NoError(t, err)
 	select {
 	case <-entered:
+	case <-p.done:
+		t.Fatalf("inventory webhooks exited (%v) before the delivery:\n%s", p.err, p.out.String())
 	case <-time.After(60 * time.Second):
 		t.Fatalf("no delivery:\n%s", p.out.String())
 	}
 	require.NoError(t, p.cmd.Process.Kill())
 	<-p.done
 
-	startProcess(t, env, "webhooks")
-	testsupport.WaitFor(t, 90*time.Second, "the delivery again, after the lease ran out", func() bool {
+	// Watched: a worker that exits fails the test at once, with its output.
+	p = startProcess(t, env, "webhooks")
+	p.waitFor(90*time.Second, "the delivery again, after the lease ran out", func() bool {
 		ds, err := store.Deliveries(t.Context(), sub.ID, 10)
 		require.NoError(t, err)
 		return len(ds) == 1 && ds[0].Status == webhook.StatusDelivered
