@@ -526,7 +526,9 @@ func (e *Engine) ReceiveTransfer(ctx context.Context, id string, lines []Receive
 		}
 		wl[i] = wireReceiveLine(l)
 	}
-	res, err := e.transferWrite(ctx, p, &transferRequest{Op: "transfer_receive", ID: id, Lines: wl, KeepMs: e.keepMs()}, op)
+	res, err := e.afterExpect(ctx, id, op.Principal, func() (*transferReply, error) {
+		return e.transferWrite(ctx, p, &transferRequest{Op: "transfer_receive", ID: id, Lines: wl, KeepMs: e.keepMs()}, op)
+	})
 	if err != nil {
 		return TransferResult{}, fmt.Errorf("receive transfer %s: %w", id, err)
 	}
@@ -547,7 +549,9 @@ func (e *Engine) CancelTransfer(ctx context.Context, id string, op Op) (Transfer
 	if err != nil {
 		return TransferResult{}, err
 	}
-	res, err := e.transferWrite(ctx, p, &transferRequest{Op: "transfer_cancel", ID: id, GraceMs: e.graceMs(), KeepMs: e.keepMs()}, op)
+	res, err := e.afterExpect(ctx, id, op.Principal, func() (*transferReply, error) {
+		return e.transferWrite(ctx, p, &transferRequest{Op: "transfer_cancel", ID: id, GraceMs: e.graceMs(), KeepMs: e.keepMs()}, op)
+	})
 	if err != nil {
 		return TransferResult{}, fmt.Errorf("cancel transfer %s: %w", id, err)
 	}
@@ -597,29 +601,57 @@ func (e *Engine) GetTransfer(ctx context.Context, id string) (Transfer, error) {
 	return w.transfer(), nil
 }
 
+// afterExpect runs a step on a transfer's record (receive, cancel); when
+// the record is missing because the transfer was shipped and its expect
+// step has not run yet (its caller stopped between the halves, and the
+// TransferWorker's grace has not passed), it runs the expect step now, as
+// the worker would (idempotent: one operation id per step), and the step
+// once more. So a transfer answered 201 is never 404 to a receipt or a
+// cancel either.
+func (e *Engine) afterExpect(ctx context.Context, id, principal string, step func() (*transferReply, error)) (*transferReply, error) {
+	res, err := step()
+	if !errors.Is(err, ErrNotFound) {
+		return res, err
+	}
+	m, ps, ferr := e.shippedMarkerAt(ctx, id)
+	if ferr != nil || m == nil {
+		return res, err
+	}
+	if _, ferr := e.finishExpect(ctx, ps, *m, principal); ferr != nil {
+		return nil, ferr
+	}
+	return step()
+}
+
 // shippedMarker returns the outbound marker of a transfer whose source
 // shipped it and whose record does not exist (yet), or nil. The id does not
 // name the source's partition: one pipelined read of every partition's
 // marker key, only on a record's miss.
 func (e *Engine) shippedMarker(ctx context.Context, id string) (*TransferRecord, error) {
+	m, _, err := e.shippedMarkerAt(ctx, id)
+	return m, err
+}
+
+// shippedMarkerAt is shippedMarker that also answers the source's partition.
+func (e *Engine) shippedMarkerAt(ctx context.Context, id string) (*TransferRecord, int, error) {
 	pipe := e.rdb.Pipeline()
 	cmds := make([]*redis.SliceCmd, e.cfg.Partitions)
 	for p := range cmds {
 		cmds[p] = pipe.HMGet(ctx, e.transferOutKey(p, id), transferHashFields...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, err
+		return nil, 0, err
 	}
-	for _, c := range cmds {
+	for p, c := range cmds {
 		m, err := parseTransferHash(id, c.Val())
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if m != nil && m.Status == "shipped" {
-			return m, nil
+			return m, p, nil
 		}
 	}
-	return nil, nil
+	return nil, 0, nil
 }
 
 // GetTransfers reads the records of ids that Redis holds (one script per

@@ -45,6 +45,46 @@ func TestTransferReadBeforeExpect(t *testing.T) {
 	})
 }
 
+// A receipt or a cancel of a transfer whose caller stopped between its
+// halves (shipped, the expect step not run yet) runs the expect step itself
+// and succeeds: a transfer answered 201 is never 404. The worker then has
+// nothing left to do, and the stock moved once.
+func TestTransferStepBeforeExpect(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		clock := newFakeClock()
+		e := b.make(t, engine.Config{Clock: clock.Now})
+		mustSet(t, e, whStore, "sofa", 10)
+		ship := func() string {
+			var id string
+			e.SetAfterShip(func(x string) error { id = x; return errCrash })
+			_, err := e.CreateTransfer(ctx, engine.TransferRequest{From: whStore, To: shopStore, Lines: lines("sofa", 3)}, engine.Op{})
+			require.ErrorIs(t, err, errCrash)
+			e.SetAfterShip(nil)
+			return id
+		}
+		received := ship()
+		r, err := e.ReceiveTransfer(ctx, received, []engine.ReceiveLine{{SKU: "sofa", Received: 3}}, engine.Op{IdempotencyKey: "rcv-1"})
+		require.NoError(t, err, "a receipt before the expect step")
+		require.Equal(t, engine.TransferReceived, r.Transfer.Status)
+		cancelled := ship()
+		c, err := e.CancelTransfer(ctx, cancelled, engine.Op{})
+		require.NoError(t, err, "a cancel before the expect step")
+		require.Equal(t, engine.TransferCancelled, c.Transfer.Status)
+		clock.Advance(3 * time.Second)
+		engine.NewTransferWorker(e, engine.TransferWorkerConfig{}).FinishDue(ctx)
+		src, err := e.GetItem(ctx, whStore, "sofa")
+		require.NoError(t, err)
+		require.Equal(t, int64(7), src.OnHand, "10 - 3 received; the cancelled 3 came back")
+		dst, err := e.GetItem(ctx, shopStore, "sofa")
+		require.NoError(t, err)
+		require.Equal(t, int64(3), dst.OnHand)
+		require.Zero(t, dst.Incoming)
+		_, err = e.ReceiveTransfer(ctx, "0-00000000000000000000000000000000", []engine.ReceiveLine{{SKU: "sofa", Received: 1}}, engine.Op{})
+		require.ErrorIs(t, err, engine.ErrNotFound, "an unknown id is still 404")
+	})
+}
+
 // Finished transfers leave Redis once their retention has passed: the
 // record with its index entries and the source's marker; transfers in
 // transit and those still within the retention stay.
