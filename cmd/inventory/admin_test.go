@@ -155,12 +155,15 @@ func TestServeWorkersOnlyAdminAddress(t *testing.T) {
 	admin := "http://" + env["INVENTORY_ADMIN_ADDR"]
 	p := startProcess(t, env, "serve", "--api=false", "--reconcile-interval", "1s")
 	var metrics string
-	p.waitFor(30*time.Second, "a reconciliation run and the rebuilds counted", func() bool {
+	// The persister measures a partition's lag at its first trim, a read
+	// (up to its 1 s block) after the rebuild made the partition's group
+	// again: the wait covers it too.
+	p.waitFor(30*time.Second, "a reconciliation run, the rebuilds and the persister's lag counted", func() bool {
 		c, _ := fetch(admin + "/readyz")
 		_, metrics = fetch(admin + "/metrics")
 		runs, ok := sample(metrics, "inventory_reconciler_runs_total", `mode="repair",outcome="clean"`)
 		rebuilt, _ := sample(metrics, "inventory_rebuild_partitions_total", "")
-		return c == 200 && ok && runs >= 1 && rebuilt == 4
+		return c == 200 && ok && runs >= 1 && rebuilt == 4 && strings.Contains(metrics, "inventory_persister_partition_lag_events{")
 	})
 	v, ok := sample(metrics, "inventory_reconciler_findings_total", `kind="partition_not_ready"`)
 	require.True(t, ok)
