@@ -31,7 +31,11 @@ func TestSlowPostgresLag(t *testing.T) {
 	}
 	slow := pick(3*time.Second, 30*time.Second)
 	tr := newTraffic(t, w.e, trafficCfg{stores: []string{"s1", "s2"}, skus: []string{"sofa", "lamp"}, initial: 100000,
-		workers: 4, ops: pick(4000, 100000), dur: slow + pick(3*time.Second, 15*time.Second)})
+		workers: 4, ops: pick(4000, 100000), dur: slow + pick(3*time.Second, 15*time.Second),
+		// about 2,000 operations a second in all: the traffic lasts through
+		// the slow window (unpaced, a quiet machine ran the 16,000 before
+		// PostgreSQL was slowed)
+		pace: 2 * time.Millisecond})
 	done := make(chan struct{})
 	go func() { tr.run(ctx); close(done) }()
 

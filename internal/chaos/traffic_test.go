@@ -31,6 +31,10 @@ type trafficCfg struct {
 	// stops at dur.
 	workers, ops int
 	dur          time.Duration
+	// pace, when set, is a pause after each of a worker's operations: for
+	// a test that needs the traffic to last its whole duration rather
+	// than end as soon as ops are done.
+	pace time.Duration
 	// attempt bounds one try; giveUp bounds all tries of one logical
 	// operation (then its outcome is unknown). Default 1s and 4s.
 	attempt, giveUp time.Duration
@@ -250,6 +254,9 @@ func (tr *traffic) worker(ctx context.Context, w int) {
 	rng := rand.New(rand.NewSource(time.Now().UnixNano() + int64(w)))
 	var holds []held
 	for i := 0; i < tr.cfg.ops && ctx.Err() == nil; i++ {
+		if i > 0 && tr.cfg.pace > 0 {
+			time.Sleep(tr.cfg.pace)
+		}
 		store := tr.cfg.stores[rng.Intn(len(tr.cfg.stores))]
 		sku := tr.cfg.skus[rng.Intn(len(tr.cfg.skus))]
 		item := itemName(store, sku)
