@@ -334,13 +334,12 @@ OPS.transfer_receive = function(req)
   return t_reply(r)
 end
 
-OPS.transfer_cancel = function(req)
-  if type(req.id) ~= 'string' or req.id == '' then return fail('INVALID', 'id') end
-  local key = transfer_key(req.id)
-  local r = t_load(key, req.id)
-  if not r then return fail('NOT_FOUND', 'transfer ' .. req.id) end
-  local err = t_decided(r)
-  if err then return err end
+-- t_cancel cancels an in-transit transfer of which nothing was received
+-- (record r under key, in the destination's partition): incoming drops by
+-- every line, one TRANSFER_CANCEL per line, the record says cancelled. It
+-- returns a refusal, or nil once done. Shared by cancel and the rebuild's
+-- re-applied cancel (transfer_recancel).
+local function t_cancel(key, r, req)
   local items = {}
   for i = 1, #r.l do
     local l = r.l[i]
@@ -359,6 +358,16 @@ OPS.transfer_cancel = function(req)
   end
   t_save(key, r)
   redis.call('SREM', store_incoming_key(r.to), r.id)
+  return nil
+end
+
+OPS.transfer_cancel = function(req)
+  if type(req.id) ~= 'string' or req.id == '' then return fail('INVALID', 'id') end
+  local key = transfer_key(req.id)
+  local r = t_load(key, req.id)
+  if not r then return fail('NOT_FOUND', 'transfer ' .. req.id) end
+  local err = t_decided(r) or t_cancel(key, r, req)
+  if err then return err end
   if r.fr ~= '' then t_queue('return', r.id, req) end
   t_retire(r.id, req)
   return t_reply(r)
@@ -539,23 +548,7 @@ TFIX.transfer_recancel = function(req)
   local r = t_load(key, req.id)
   if not r then return fail('NOT_FOUND', 'transfer ' .. req.id) end
   if r.s ~= 'in_transit' then return t_reply(r) end
-  local items = {}
-  for i = 1, #r.l do
-    local l = r.l[i]
-    if l[3] + l[4] + l[5] > 0 then return fail('TRANSFER_STATE', 'partly_received') end
-    local it = load(r.to, l[1])
-    if not it or it.inc < l[2] then return fail('CORRUPT', 'transfer ' .. r.id .. ' line ' .. l[1] .. ': incoming below what is open') end
-    items[i] = it
-  end
-  r.s, r.ua = 'cancelled', NOW
-  local tr = t_json(r)
-  for i = 1, #items do
-    local it, q = items[i], r.l[i][2]
-    it.inc, it.v, it.ua = it.inc - q, it.v + 1, NOW
-    save(it)
-    t_emit('TRANSFER_CANCEL', it, 0, { inc = -q }, req, r.id, i == 1 and tr or nil)
-  end
-  t_save(key, r)
-  redis.call('SREM', store_incoming_key(r.to), r.id)
+  local err = t_cancel(key, r, req)
+  if err then return err end
   return t_reply(r)
 end
