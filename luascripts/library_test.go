@@ -2,6 +2,7 @@ package luascripts_test
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -49,6 +50,21 @@ func TestFunctionFormKeepsNothingBetweenCalls(t *testing.T) {
 	require.EqualValues(t, 1, c.XLen(ctx, b.base+"events").Val())
 	require.EqualValues(t, 2, c.XLen(ctx, a.base+"events").Val())
 
+	// a store indexed by one call is indexed again by a call on another
+	// partition
+	create := func(op string) req {
+		return req{"op": "set", "store": "s9", "sku": "sofa", "on_hand": 1, "op_id": op, "generated": true}
+	}
+	_, err = a.run(scripts.Batch, 0, "b2", create("~g5"))
+	require.NoError(t, err)
+	_, err = b.run(scripts.Batch, 0, "b3", create("~g6"))
+	require.NoError(t, err)
+	for _, p := range []*partition{a, b} {
+		stores, err := c.SMembers(ctx, p.base+"stores").Result()
+		require.NoError(t, err)
+		require.Contains(t, stores, "s9", p.base)
+	}
+
 	// the marker went: the next call sees it gone
 	require.NoError(t, c.Del(ctx, a.base+"ready").Err())
 	_, err = a.run(scripts.Ops["checkout"], 0, buy("~g4"))
@@ -71,5 +87,32 @@ func TestLibraryNames(t *testing.T) {
 		require.Equal(t, fn, again)
 		require.NotContains(t, seen, fn)
 		seen[fn] = n
+	}
+}
+
+// TestOperationFilesKeepNoCallState: a library runs its operation files
+// once, so a local they declare outside a function lives across calls. Only
+// functions and tables that are never changed may be declared there; what a
+// call changes is declared in the prelude and set by begin_call.
+func TestOperationFilesKeepNoCallState(t *testing.T) {
+	constant := map[string]bool{"T_FIELDS": true, "TREADS": true, "TFIX": true}
+	topLocal := regexp.MustCompile(`(?m)^local\s+([A-Za-z_][A-Za-z0-9_]*)`)
+	prelude, err := luascripts.Prelude()
+	require.NoError(t, err)
+	prelude = strings.TrimSuffix(prelude, "\nbegin_call()\n")
+	for _, name := range append(luascripts.WriteOps(), "batch", "transfer") {
+		code, _, err := luascripts.Library(name)
+		require.NoError(t, err)
+		i := strings.Index(code, prelude)
+		j := strings.Index(code, "\nredis.register_function")
+		require.True(t, i > 0 && j > i, name)
+		defs := code[i+len(prelude) : j] // the operation files
+		require.NotEmpty(t, strings.TrimSpace(defs), name)
+		for _, m := range topLocal.FindAllStringSubmatch(defs, -1) {
+			if m[1] == "function" || constant[m[1]] {
+				continue
+			}
+			t.Errorf("%s: top-level local %s outlives a call of the library: declare it in the prelude and set it in begin_call", name, m[1])
+		}
 	}
 }

@@ -4,7 +4,9 @@
 -- operation files run once, when the library is loaded, and KEYS and ARGV
 -- are locals the function sets at each call: so nothing here but
 -- begin_call may read KEYS, ARGV or a global outside a function, and every
--- local a call changes is set by begin_call.
+-- local a call changes is declared here and set by begin_call; an
+-- operation file declares no local of its own that a call changes
+-- (library_test.go).
 --
 -- Calling convention (every script but unlock):
 --   KEYS[1]  <prefix>:{p}:events, the partition's stream; every other key of
@@ -309,9 +311,15 @@ local function flush()
   DIRTY = {}
 end
 
--- index records a new item's store in the partition's store set.
+-- index records a new item's store in the partition's store set, once per
+-- store and call (INDEXED: a bulk set creates many items of a few stores in
+-- one batch call).
+local INDEXED -- begin_call: {}
 local function index(it)
-  redis.call('SADD', stores_key(), it.store)
+  if not INDEXED[it.store] then
+    redis.call('SADD', stores_key(), it.store)
+    INDEXED[it.store] = true
+  end
 end
 
 -- push_item appends an item to a result, under the name item, as one packed
@@ -691,5 +699,6 @@ local function begin_call()
   READY = nil
   XLEN = nil
   CACHE, DIRTY = {}, {}
+  INDEXED = {}
   BATCHED = false
 end
