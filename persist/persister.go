@@ -111,12 +111,14 @@ type PersisterConfig struct {
 	// and in a record in Redis that the reconciler's runs report from any
 	// process. Defaults to 5s.
 	FailingAfter time.Duration
-	// BeforeCommit, when set, runs inside each batch's transaction just
-	// before COMMIT; AfterCommit runs after COMMIT and before XACK. For
-	// failure injection in tests: a hook that returns an error stops Run with
-	// that error and leaves the batch unacknowledged, as a crash at that
-	// point would (BeforeCommit's error also rolls the batch back).
-	BeforeCommit, AfterCommit func(ctx context.Context, partition int, events []engine.Event) error
+	// BeforeWrite, when set, runs after a batch's entries are read and
+	// parsed, before its transaction begins; BeforeCommit runs inside each
+	// batch's transaction just before COMMIT; AfterCommit runs after COMMIT
+	// and before XACK. For failure injection in tests: a hook that returns
+	// an error stops Run with that error and leaves the batch
+	// unacknowledged, as a crash at that point would (BeforeCommit's error
+	// also rolls the batch back).
+	BeforeWrite, BeforeCommit, AfterCommit func(ctx context.Context, partition int, events []engine.Event) error
 	// Clock returns the current time (retention, health). Defaults to
 	// time.Now.
 	Clock func() time.Time
@@ -585,6 +587,11 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []engine.St
 		from = append(from, i)
 	}
 	written := events
+	if len(events) > 0 && p.cfg.BeforeWrite != nil {
+		if err := p.cfg.BeforeWrite(ctx, st.id, events); err != nil {
+			return fmt.Errorf("partition %d: %w", st.id, &hookError{err: err})
+		}
+	}
 	if len(events) > 0 {
 		backoff := p.cfg.RetryMin
 		var refused []refusal
