@@ -300,10 +300,6 @@ type Persister struct {
 	// cons is this worker in its consumer group.
 	cons engine.Consumer
 	log  *zap.Logger
-	// healer repairs items a rebuild missed (heal.go); made on first use,
-	// used by one partition goroutine at a time under healMu.
-	healMu sync.Mutex
-	healer *Reconciler
 
 	events, acked, batches, deadLetters, forks, heldBack, claimed, writeErrors, lastBatch atomic.Int64
 
@@ -444,9 +440,9 @@ type partition struct {
 	persisted []mark
 	total     int64
 	before    int64
-	// epoch is the readiness marker read before the entries being written
-	// (heal.go).
-	epoch string
+	// fence is the rebuild's fence read before the entries being written
+	// (fence.go); nil: read it before reading entries.
+	fence *fence
 	// released holds the Downstream groups that hold none of the
 	// partition's trimming now (downstream.go).
 	released map[string]bool
@@ -477,7 +473,20 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 			}
 			groupOK = true
 		}
-		st.epoch = p.readyEpoch(ctx, part)
+		if st.fence == nil {
+			f, err := readFence(ctx, p.pool, part)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				p.failed(ctx, st, err, log)
+				log.Warn("read the rebuild fence, retrying", zap.Error(err))
+				p.wait(ctx, st, backoff)
+				backoff = nextBackoff(backoff, p.cfg.RetryMax)
+				continue
+			}
+			st.fence = f
+		}
 		msgs, err := p.next(ctx, st)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -597,12 +606,22 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []engine.St
 		var refused []refusal
 		for {
 			p.setWriting(st.id, p.cfg.Clock())
-			res, rf, err := writeEvents(ctx, p.pool, st.id, events, p.cfg.BeforeCommit)
+			res, rf, err := writeEvents(ctx, p.pool, st.id, events, st.fence, p.cfg.BeforeCommit)
 			p.setWriting(st.id, time.Time{})
 			p.count(res, log)
 			if err == nil {
 				refused = rf
 				break
+			}
+			if errors.Is(err, errFenced) {
+				// Read before a rebuild of the partition raised its fence:
+				// from the Redis that lost its data, or from the rebuilt
+				// one before the fence was read again. Not written, not
+				// acknowledged: what the Redis of now holds is read again,
+				// under the new fence (fence.go).
+				log.Info("partition rebuilt since the batch was read: reading again", zap.Int(logEntries, len(events)))
+				st.fence, st.readOwn = nil, true
+				return nil
 			}
 			if interpretWriteError(err) == failHook {
 				return fmt.Errorf("partition %d: %w", st.id, err)
@@ -628,13 +647,6 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []engine.St
 				dead[from[r.index]] = fmt.Errorf("PostgreSQL refused the event: %w", r.err)
 			}
 			written = append(written, events[next:]...)
-		}
-		if st.epoch != "" && len(written) > 0 {
-			if now := p.readyEpoch(ctx, st.id); now != "" && now != st.epoch {
-				if err := p.healAfterRebuild(ctx, st.id, written); err != nil {
-					log.Warn("restore items a rebuild missed; the reconciler will", zap.Error(err))
-				}
-			}
 		}
 		if p.cfg.AfterCommit != nil {
 			if err := p.cfg.AfterCommit(ctx, st.id, written); err != nil {
