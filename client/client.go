@@ -4,8 +4,8 @@
 // the call, and retries of transport errors and of 503 and 429 answers
 // that honour Retry-After.
 //
-// It depends on the standard library only, so a caller does not pull in
-// the engine.
+// It depends on the standard library and, for the WebSocket feed,
+// github.com/coder/websocket only, so a caller does not pull in the engine.
 //
 //	c := client.New("http://localhost:8080", token)
 //	res, err := c.Checkout(ctx, "s1", client.CheckoutRequest{Lines: []client.Line{{SKU: "lamp", Qty: 1}}})

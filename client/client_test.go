@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shelfline/inventory/client"
@@ -64,6 +65,7 @@ func (r *fakeReconciler) CancelRun(_ context.Context, run int64) (any, error) {
 
 type server struct {
 	url    string
+	rdb    *redis.Client
 	e      *engine.Engine
 	ledger *fakeLedger
 	rec    *fakeReconciler
@@ -82,7 +84,7 @@ func newServer(t *testing.T, tweak ...func(*httpapi.Config)) *server {
 	require.NoError(t, e.Init(ctx))
 	keys, err := httpapi.ParseKeys(tokAdmin + ":admin," + tokS1 + ":store:s1")
 	require.NoError(t, err)
-	srv := &server{e: e, ledger: &fakeLedger{}, rec: &fakeReconciler{}}
+	srv := &server{rdb: rdb, e: e, ledger: &fakeLedger{}, rec: &fakeReconciler{}}
 	cfg := httpapi.Config{Engine: e, Keys: keys, Ledger: srv.ledger, Reconciler: srv.rec,
 		Heartbeat: 200 * time.Millisecond, EventPoll: 20 * time.Millisecond}
 	for _, f := range tweak {

@@ -171,8 +171,9 @@ func (s *Server) runSSE(f *feed, log *zap.Logger, conn net.Conn, w *bufio.Writer
 	}
 }
 
-// wsMessage is one event sent over the WebSocket feed, with the feed
-// position after it (send it back as ?last_event_id= to resume).
+// wsMessage is one message of the WebSocket feed: an event, a gap or (the
+// first message, with neither) the position alone, with the feed position
+// after it (send it back as ?last_event_id= to resume).
 type wsMessage struct {
 	ID    string `json:"id"`
 	Event any    `json:"event,omitempty"`
@@ -235,14 +236,20 @@ func (s *Server) runWS(f *feed, log *zap.Logger, ws *websocket.Conn) {
 	ctx = ws.CloseRead(ctx) // we only send; this answers pings and closes
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
+	// The first message gives the feed's position, as the SSE feed's
+	// id-only message does, so a client that reconnects before the first
+	// event still resumes from here; on a feed resumed past trimmed events
+	// it is the gap, whose id is the position after it.
+	first := wsMessage{ID: f.ID()}
 	if len(f.gaps) > 0 {
-		b, _ := json.Marshal(wsMessage{ID: f.ID(), Gap: gapMessage(f.gaps)})
-		wctx, wcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
-		err := ws.Write(wctx, websocket.MessageText, b)
-		wcancel()
-		if err != nil {
-			return
-		}
+		first.Gap = gapMessage(f.gaps)
+	}
+	b, _ := json.Marshal(first)
+	wctx, wcancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	err := ws.Write(wctx, websocket.MessageText, b)
+	wcancel()
+	if err != nil {
+		return
 	}
 	for {
 		wake := s.notify.changed()

@@ -183,15 +183,25 @@ func TestWebSocket(t *testing.T) {
 	require.Equal(t, 101, res.StatusCode)
 	checkHTTP(t, httptest.NewRequest("GET", wsURL, nil), nil, res, nil, true)
 	defer conn.CloseNow()
-	ts.put("s2", "lamp", 1)
-	ts.put("s1", "lamp", 2)
+	var m struct {
+		ID    string          `json:"id"`
+		Event engine.Event    `json:"event"`
+		Gap   *map[string]any `json:"gap"`
+	}
+	// The feed opens with its position alone.
 	_, b, err := conn.Read(ctx)
 	require.NoError(t, err)
 	checkFeedMessage(t, "ws", b)
-	var m struct {
-		ID    string       `json:"id"`
-		Event engine.Event `json:"event"`
-	}
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.NotEmpty(t, m.ID)
+	require.Empty(t, m.Event.Store)
+	require.Nil(t, m.Gap)
+	opening := m.ID
+	ts.put("s2", "lamp", 1)
+	ts.put("s1", "lamp", 2)
+	_, b, err = conn.Read(ctx)
+	require.NoError(t, err)
+	checkFeedMessage(t, "ws", b)
 	require.NoError(t, json.Unmarshal(b, &m))
 	require.NotEmpty(t, m.ID)
 	require.Equal(t, "s1", m.Event.Store)
@@ -199,6 +209,7 @@ func TestWebSocket(t *testing.T) {
 	conn.Close(websocket.StatusNormalClosure, "")
 
 	// Resume after a change made while disconnected.
+	resumed := m.ID
 	ts.put("s1", "lamp", 3)
 	conn, _, err = websocket.Dial(ctx, wsURL+"&last_event_id="+m.ID+"&access_token="+tokReader, nil)
 	require.NoError(t, err, "browsers pass the token as access_token")
@@ -207,8 +218,28 @@ func TestWebSocket(t *testing.T) {
 	require.NoError(t, err)
 	checkFeedMessage(t, "ws", b)
 	require.NoError(t, json.Unmarshal(b, &m))
+	require.Equal(t, resumed, m.ID, "a resumed feed opens at the position given")
+	_, b, err = conn.Read(ctx)
+	require.NoError(t, err)
+	checkFeedMessage(t, "ws", b)
+	require.NoError(t, json.Unmarshal(b, &m))
 	require.Equal(t, int64(3), m.Event.OnHand)
 	require.Equal(t, int64(2), m.Event.Version)
+	conn.Close(websocket.StatusNormalClosure, "")
+
+	// The opening position resumes a feed that got no event: the change
+	// made after it comes first.
+	ts.put("s1", "desk", 1)
+	conn, _, err = websocket.Dial(ctx, wsURL+"&last_event_id="+opening, &websocket.DialOptions{HTTPHeader: hdr})
+	require.NoError(t, err)
+	defer conn.CloseNow()
+	for _, want := range []string{"", "lamp", "lamp", "desk"} {
+		_, b, err = conn.Read(ctx)
+		require.NoError(t, err)
+		m.Event = engine.Event{}
+		require.NoError(t, json.Unmarshal(b, &m))
+		require.Equal(t, want, m.Event.SKU)
+	}
 
 	r := ts.req("GET", "/v1/ws", tokReader, "")
 	requireProblem(t, r, 426)
