@@ -72,7 +72,9 @@ ORDER BY store_id, sku, version`
 // the cost stays per staged event however many items the ledger holds (as a
 // join, the planner read every row of inventory_items for each batch: a
 // merge join over the whole table, 350 ms per 5000-event batch at 100,000
-// items, growing with the table).
+// items, growing with the table). A version 1 has no stored state before it
+// (versions start at 1), so the CASE skips the probe: an import's events
+// cost none.
 const holdForkedSQL = `UPDATE persist_staging s SET held = true
 FROM (SELECT f.store_id, f.sku, min(f.version) AS v FROM (
 	SELECT t.store_id, t.sku, t.version FROM persist_staging t
@@ -81,11 +83,11 @@ FROM (SELECT f.store_id, f.sku, min(f.version) AS v FROM (
 		ON d.store_id = t.store_id AND d.sku = t.sku
 	UNION ALL
 	SELECT t.store_id, t.sku, t.version FROM persist_staging t
-	WHERE (SELECT i.on_hand <> t.on_hand - t.delta_on_hand OR i.reserved <> t.reserved - t.delta_reserved
+	WHERE CASE WHEN t.version > 1 THEN (SELECT i.on_hand <> t.on_hand - t.delta_on_hand OR i.reserved <> t.reserved - t.delta_reserved
 		OR i.committed <> t.committed - t.delta_committed OR i.damaged <> t.damaged - t.delta_damaged
 		OR i.quality_control <> t.quality_control - t.delta_quality_control
 		OR i.display <> t.display - t.delta_display OR i.incoming <> t.incoming - t.delta_incoming
-		FROM inventory_items i WHERE i.store_id = t.store_id AND i.sku = t.sku AND i.version = t.version - 1)) f
+		FROM inventory_items i WHERE i.store_id = t.store_id AND i.sku = t.sku AND i.version = t.version - 1) END) f
 	GROUP BY f.store_id, f.sku) h
 WHERE s.store_id = h.store_id AND s.sku = h.sku AND s.version >= h.v AND NOT s.held`
 
@@ -145,7 +147,8 @@ RETURNING kind`
 const gapsSQL = `INSERT INTO ledger_gaps AS l (store_id, sku, from_version, to_version)
 SELECT g.store_id, g.sku, least(g.stored + 1, g.lo), g.hi - 1
 FROM (SELECT s.store_id, s.sku, min(s.version) AS lo, max(s.version) AS hi, count(*) AS n,
-		coalesce((SELECT i.version FROM inventory_items i WHERE i.store_id = s.store_id AND i.sku = s.sku), 0) AS stored
+		CASE WHEN min(s.version) > 1 THEN coalesce((SELECT i.version FROM inventory_items i
+			WHERE i.store_id = s.store_id AND i.sku = s.sku), 0) ELSE 0 END AS stored
 	FROM persist_staging s WHERE NOT s.held GROUP BY s.store_id, s.sku) g
 WHERE g.hi - g.lo + 1 <> g.n OR g.lo > g.stored + 1
 ON CONFLICT (store_id, sku, from_version) DO UPDATE SET to_version = greatest(l.to_version, EXCLUDED.to_version)`
