@@ -242,14 +242,14 @@ type refusal struct {
 // written, and writing them again is harmless (the ledger's primary key), so
 // the caller retries the whole batch. A batch with one refused event costs
 // about 2·log2(len(events)) transactions.
-func writeEvents(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, beforeCommit hookFunc) (batchResult, []refusal, error) {
+func writeEvents(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, f *fence, beforeCommit hookFunc) (batchResult, []refusal, error) {
 	var (
 		total   batchResult
 		refused []refusal
 		write   func(lo, hi int) error
 	)
 	write = func(lo, hi int) error {
-		res, err := writeBatch(ctx, pool, p, events[lo:hi], beforeCommit)
+		res, err := writeBatch(ctx, pool, p, events[lo:hi], f, beforeCommit)
 		if err == nil {
 			total.add(res)
 			return nil
@@ -314,13 +314,18 @@ func insertRows(ctx context.Context, tx pgx.Tx, rows [][]any) (int64, error) {
 	return tag.RowsAffected(), nil
 }
 
-// writeBatch writes events in one transaction: COPY into staging, hold back
-// forked items' events, insert the others, record the held ones and skipped
-// versions, upsert the items, then beforeCommit (may be nil),
-// then COMMIT. Nothing is written when it returns an error.
-func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, beforeCommit hookFunc) (batchResult, error) {
+// writeBatch writes events in one transaction: check the rebuild's fence
+// f (may be nil; fence.go), COPY into staging, hold back forked items'
+// events, insert the others, record the held ones and skipped versions,
+// upsert the items, then beforeCommit (may be nil), then COMMIT. Nothing is
+// written when it returns an error; errFenced when the partition was
+// rebuilt since f was read.
+func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, f *fence, beforeCommit hookFunc) (batchResult, error) {
 	var res batchResult
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := f.check(ctx, tx); err != nil {
+			return err
+		}
 		rows := make([][]any, len(events))
 		for i := range events {
 			rows[i] = eventRow(&events[i])
