@@ -27,6 +27,10 @@ var (
 	// ErrPartitionNotReady: the partition has no readiness marker (Redis lost
 	// its data) and is waiting to be rebuilt from the ledger; retry later.
 	ErrPartitionNotReady = errors.New("partition not ready")
+	// ErrRedisFull: Redis is past its maxmemory (with the required
+	// noeviction policy it refuses writes); nothing was changed. Retry once
+	// memory is freed or maxmemory raised; reads still answer.
+	ErrRedisFull = errors.New("redis is out of memory")
 	// ErrCustomerRequired: a line's item has a purchase limit, so the request
 	// must name its customer.
 	ErrCustomerRequired = errors.New("customer required: item has a purchase limit")
@@ -136,6 +140,11 @@ func interpretError(err error) error {
 		// raised with error() deep in a script: "ERR user_script:…: CORRUPT …"
 		return fmt.Errorf("%w: %s", ErrCorrupt, msg[i+len("CORRUPT "):])
 	}
+	if strings.HasPrefix(msg, "OOM ") {
+		// Redis refused the call, or (EVALSHA) a script's first write, past
+		// maxmemory: "OOM command not allowed when used memory > 'maxmemory'."
+		return fmt.Errorf("%w: %s", ErrRedisFull, msg)
+	}
 	code, detail, _ := strings.Cut(msg, " ")
 	return interpretCode(code, detail, err)
 }
@@ -193,6 +202,8 @@ func interpretCode(code, detail string, orig error) error {
 		return &OverReceiptError{Lines: o}
 	case "CORRUPT":
 		return fmt.Errorf("%w: %s", ErrCorrupt, detail)
+	case "OOM":
+		return fmt.Errorf("%w: %s", ErrRedisFull, detail)
 	}
 	return orig
 }

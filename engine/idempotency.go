@@ -60,7 +60,7 @@ func (e *Engine) takeClaim(ctx context.Context, principal, key, fp string) (prev
 	case errors.Is(err, redis.Nil):
 		return "", false, nil
 	case err != nil:
-		return "", false, fmt.Errorf("claim idempotency key: %w", err)
+		return "", false, fmt.Errorf("claim idempotency key: %w", interpretError(err))
 	}
 	return prev, true, nil
 }
@@ -85,7 +85,7 @@ func refusedUnchanged(err error) bool {
 	switch {
 	case errors.Is(err, ErrIdempotencyMismatch), errors.Is(err, ErrAlreadyApplied):
 		return false
-	case errors.As(err, &ve), errors.Is(err, ErrPartitionNotReady), errors.Is(err, ErrBackpressure):
+	case errors.As(err, &ve), errors.Is(err, ErrPartitionNotReady), errors.Is(err, ErrBackpressure), errors.Is(err, ErrRedisFull):
 		return true
 	}
 	return isDomain(err)

@@ -211,13 +211,13 @@ func (e *Engine) GetReservation(ctx context.Context, id string) (Reservation, er
 
 // IsUnavailable reports whether err means the stock service cannot answer
 // now but may soon (503 with Retry-After): a partition being rebuilt,
-// backpressure, Redis unreachable, slow, loading or failing over. Domain
-// errors and unrecognised errors (bugs) are not.
+// backpressure, Redis out of memory, unreachable, slow, loading or failing
+// over. Domain errors and unrecognised errors (bugs) are not.
 func IsUnavailable(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, ErrPartitionNotReady) || errors.Is(err, ErrBackpressure) ||
+	if errors.Is(err, ErrPartitionNotReady) || errors.Is(err, ErrBackpressure) || errors.Is(err, ErrRedisFull) ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrClosed) {
 		return true
 	}

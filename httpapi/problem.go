@@ -142,6 +142,9 @@ func problemFor(err error) *Problem {
 		return unavailable("the store's partition is being rebuilt from the ledger; retry shortly")
 	case errors.Is(err, engine.ErrBackpressure):
 		return unavailable("the ledger is behind; writes are shed until it catches up")
+	case errors.Is(err, engine.ErrRedisFull):
+		return unavailable("Redis is out of memory (past maxmemory): writes are refused, and nothing was changed, " +
+			"until memory is freed or maxmemory raised; reads still answer")
 	case errors.Is(err, context.DeadlineExceeded):
 		return unavailable("the request timed out")
 	case errors.As(err, &fe):
