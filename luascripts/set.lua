@@ -4,11 +4,8 @@
 -- reason. on_hand may not go below what the item holds in reserved,
 -- committed, damaged, quality_control and display (BELOW_RESERVED).
 -- Result: created? item
--- SET_INDEXED holds the stores this call has indexed already: a bulk set
--- creates many items of a few stores in one batch call, and one SADD per
--- store serves them all.
-local SET_INDEXED = {}
-
+-- A bulk set creates many items of a few stores in one batch call: index
+-- (prelude) adds each store to the store set once per call.
 OPS.set = function(req)
   if not is_id(req.store) then return fail('INVALID', 'store') end
   if not is_id(req.sku) then return fail('INVALID', 'sku') end
@@ -48,9 +45,8 @@ OPS.set = function(req)
   local d = req.on_hand - it.oh
   it.oh, it.rp, it.mpc, it.ss, it.v, it.ua = req.on_hand, rp, mpc, ss, it.v + 1, NOW
   save(it)
-  if created and not SET_INDEXED[it.store] then
+  if created then
     index(it)
-    SET_INDEXED[it.store] = true
   end
   emit('SET', it, d, 0, '', '', req)
   push_item(out, it)
