@@ -54,6 +54,9 @@ func newPool(ctx context.Context, databaseURL, schema string, conns int) (*pgxpo
 	}
 	pc.MaxConns = int32(conns)
 	pc.ConnConfig.RuntimeParams["search_path"] = schema
+	// Named after the schema, so the run can find its own backends
+	// (pg_stat_activity) and measure their CPU.
+	pc.ConnConfig.RuntimeParams["application_name"] = schema
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(pctx, pc)

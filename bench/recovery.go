@@ -7,17 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
@@ -127,6 +130,13 @@ type RecoveryStep struct {
 	Goal   string `json:"goal,omitempty"`
 	Met    *bool  `json:"met,omitempty"`
 	Detail string `json:"detail,omitempty"`
+	// CPUPerItem is the CPU time each part of the deployment used per item
+	// during the step, in microseconds: "process" (this process: API,
+	// engine, persister and load client), "redis" (the run's Redis server,
+	// INFO cpu, shared with whatever else uses it), "postgres" (the backends
+	// of the run's own connections, when PostgreSQL runs on this machine)
+	// and "machine" (every CPU of the machine, other work included).
+	CPUPerItem map[string]float64 `json:"cpu_us_per_item,omitempty"`
 }
 
 // RecoveryReport is the outcome of RunRecovery.
@@ -344,6 +354,8 @@ func (r *recoveryRun) load(ctx context.Context) error {
 		errMu                  sync.Mutex
 		wg                     sync.WaitGroup
 	)
+	defer watchRedisCPU(r.rdb)()
+	cpu0, pg0 := sampleCPU(), r.ledgerCPU(ctx)
 	start := time.Now()
 	for w := 0; w < cfg.Workers; w++ {
 		wg.Add(1)
@@ -374,20 +386,28 @@ func (r *recoveryRun) load(ctx context.Context) error {
 	if firstErr != nil {
 		return firstErr
 	}
+	cpu1, pg1 := sampleCPU(), r.ledgerCPU(ctx)
 	rate := float64(cfg.Items) / took.Seconds()
+	perItem := cpuPerItem(cpu0, cpu1, pg0, pg1, created.Load())
 	r.add(RecoveryStep{Name: "import over HTTP (PUT /v1/items)", Items: created.Load(), Seconds: took.Seconds(), Rate: rate,
 		Goal: "≥ 50,000 items/s", Met: met(rate >= 50_000 && created.Load() == int64(cfg.Items)),
-		Detail: fmt.Sprintf("%d lines per request, %d in flight; %d lines refused, %d of them backpressure", cfg.Chunk, cfg.Workers, refused.Load(), shed.Load())})
+		Detail: fmt.Sprintf("%d lines per request, %d in flight; %d lines refused, %d of them backpressure%s",
+			cfg.Chunk, cfg.Workers, refused.Load(), shed.Load(), cpuDetail(perItem)),
+		CPUPerItem: perItem})
 	r.events += created.Load()
 	lagAtEnd := r.events - r.pers.Stats().EventsPersisted
 	if err := r.waitPersisted(ctx, r.events); err != nil {
 		return err
 	}
 	drained := time.Since(start)
+	cpu2, pg2 := sampleCPU(), r.ledgerCPU(ctx)
 	prate := float64(cfg.Items) / drained.Seconds()
+	perEvent := cpuPerItem(cpu0, cpu2, pg0, pg2, int64(cfg.Items))
 	r.add(RecoveryStep{Name: "ledger drain of the import (persister)", Items: int64(cfg.Items), Seconds: drained.Seconds(), Rate: prate,
 		Goal: "≥ 50,000 events/s, no backpressure refusal", Met: met(prate >= 50_000 && shed.Load() == 0),
-		Detail: fmt.Sprintf("from the first request until every event is in PostgreSQL; %d events still to write when the import ended", lagAtEnd)})
+		Detail: fmt.Sprintf("from the first request until every event is in PostgreSQL; %d events still to write when the import ended%s",
+			lagAtEnd, cpuDetail(perEvent)),
+		CPUPerItem: perEvent})
 	if created.Load() != int64(cfg.Items) {
 		return fmt.Errorf("%d of %d items created (%d lines refused)", created.Load(), cfg.Items, refused.Load())
 	}
@@ -453,6 +473,78 @@ func (r *recoveryRun) putItems(ctx context.Context, body []byte) (created, refus
 		}
 	}
 	return created, refused, shed, nil
+}
+
+// ledgerCPU is the CPU seconds used so far by the PostgreSQL backends of
+// the run's own connections (application_name is the run's schema), read
+// from /proc; -1 when they cannot be read (PostgreSQL on another machine, or
+// not Linux). A connection closed between two samples takes its seconds
+// with it, so the pool keeps its connections for the run.
+func (r *recoveryRun) ledgerCPU(ctx context.Context) float64 {
+	rows, err := r.ledger.pool.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name = $1`, r.ledger.schema)
+	if err != nil {
+		return -1
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil || len(pids) == 0 {
+		return -1
+	}
+	var secs float64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return -1
+		}
+		st := string(b)
+		close := strings.LastIndexByte(st, ')')
+		if close < 0 {
+			return -1
+		}
+		f := strings.Fields(st[close+1:])
+		if len(f) < 13 {
+			return -1
+		}
+		ut, _ := strconv.ParseFloat(f[11], 64)
+		stt, _ := strconv.ParseFloat(f[12], 64)
+		secs += (ut + stt) / clkTck
+	}
+	return secs
+}
+
+// cpuPerItem is the CPU time per item, in microseconds, that each part of
+// the deployment used between two samples (RecoveryStep.CPUPerItem); nil
+// when the samples hold none.
+func cpuPerItem(a, b cpuSample, pgA, pgB float64, items int64) map[string]float64 {
+	if !a.ok || !b.ok || items <= 0 {
+		return nil
+	}
+	per := func(secs float64) float64 { return math.Round(10*secs*1e6/float64(items)) / 10 }
+	out := map[string]float64{
+		"process": per(b.procs["bench_process"] - a.procs["bench_process"]),
+		"machine": per(b.busy - a.busy),
+	}
+	if _, ok := b.procs["redis"]; ok {
+		out["redis"] = per(b.procs["redis"] - a.procs["redis"])
+	}
+	if pgA >= 0 && pgB >= 0 {
+		out["postgres"] = per(pgB - pgA)
+	}
+	return out
+}
+
+// cpuDetail words cpuPerItem for a step's detail.
+func cpuDetail(m map[string]float64) string {
+	if m == nil {
+		return ""
+	}
+	s := fmt.Sprintf("; CPU per item: this process %.1f µs", m["process"])
+	if v, ok := m["redis"]; ok {
+		s += fmt.Sprintf(", Redis %.1f µs", v)
+	}
+	if v, ok := m["postgres"]; ok {
+		s += fmt.Sprintf(", PostgreSQL %.1f µs (the run's connections)", v)
+	}
+	return s + fmt.Sprintf(", whole machine %.1f µs", m["machine"])
 }
 
 // waitPersisted waits until the persister has written n events in all.

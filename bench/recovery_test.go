@@ -43,6 +43,14 @@ func TestRecoverySmoke(t *testing.T) {
 		"final check of every item (ledger, and what was imported)",
 	}, names)
 	require.Equal(t, int64(2000), rep.Steps[0].Items)
+	// The import and the drain report the CPU each part used per item:
+	// this process, the run's Redis and the run's PostgreSQL backends
+	// (all on this machine in the test).
+	for _, s := range rep.Steps[:2] {
+		for _, part := range []string{"process", "redis", "postgres", "machine"} {
+			require.Greater(t, s.CPUPerItem[part], 0.0, "%s: %s", s.Name, part)
+		}
+	}
 	require.GreaterOrEqual(t, rep.Steps[2].Items, int64(2000), "every item restored")
 	require.Len(t, rep.Profiles, 5)
 	require.Contains(t, table.String(), "| repair of 100 drifted items")

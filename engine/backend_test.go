@@ -67,6 +67,18 @@ func singleBackend() backend {
 	}}
 }
 
+// evalshaBackend is real Redis with the scripts run with EVALSHA, as on a
+// Redis without Functions: the other real backends use FCALL.
+func evalshaBackend() backend {
+	b := realBackend()
+	return backend{name: "redis-evalsha", make: func(t *testing.T, cfg engine.Config) *engine.Engine {
+		cfg.NoFunctions = true
+		e := b.make(t, cfg)
+		require.False(t, e.Scripts().UsesFunctions())
+		return e
+	}}
+}
+
 func miniBackend() backend {
 	return backend{name: "miniredis", make: func(t *testing.T, cfg engine.Config) *engine.Engine {
 		t.Helper()
@@ -91,5 +103,5 @@ func mustEngine(t *testing.T, cfg engine.Config) *engine.Engine {
 
 // backends lists every backend the conformance suite runs against.
 func backends() []backend {
-	return []backend{realBackend(), singleBackend(), miniBackend(), clusterBackend()}
+	return []backend{realBackend(), singleBackend(), evalshaBackend(), miniBackend(), clusterBackend()}
 }

@@ -27,14 +27,14 @@ func (e *Engine) baseArgs(extra ...any) []any {
 // lost. Writes are safe to retry: the script dedupes on the operation id.
 const maxAttempts = 3
 
-// run runs script sc on partition p, falling back to EVAL on NOSCRIPT, and
-// retrying a call whose reply was lost in transport.
+// run runs script sc on partition p (Scripts.call: FCALL, or EVALSHA with
+// EVAL on NOSCRIPT), retrying a call whose reply was lost in transport.
 func (e *Engine) run(ctx context.Context, sc *redis.Script, p int, extra ...any) (any, error) {
 	keys := []string{e.StreamKey(p)}
 	var err error
 	for attempt := 1; ; attempt++ {
 		var res any
-		res, err = sc.Run(ctx, e.rdb, keys, e.baseArgs(extra...)...).Result()
+		res, err = e.scripts.call(ctx, e.rdb, sc, keys, e.baseArgs(extra...)...).Result()
 		if err == nil {
 			return res, nil
 		}

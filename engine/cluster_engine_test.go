@@ -250,22 +250,21 @@ func TestClusterReadinessMarker(t *testing.T) {
 	require.Equal(t, int64(27), a.Available)
 }
 
-// TestClusterScriptFlushRecovery flushes the script cache of every node, as
-// a restart or a failover to a fresh replica would, and expects every path
+// TestClusterScriptFlushRecovery flushes the script cache of every node and
+// deletes the engine's function libraries, as a restart or a failover to a
+// fresh replica would, and expects every path
 // (single writes, group commit, fan-out reads, expiry) to recover by itself.
 func TestClusterScriptFlushRecovery(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e, stores := clusterStores(t, engine.Config{})
-	c := e.Client().(*redis.ClusterClient)
 	for _, s := range stores {
 		mustSet(t, e, s, "sofa", 100)
 	}
+	require.True(t, e.Scripts().UsesFunctions())
 	flushAll := func() {
 		t.Helper()
-		require.NoError(t, c.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error {
-			return n.ScriptFlush(ctx).Err()
-		}))
+		flushScripts(t, e)
 	}
 	for round := 0; round < 3; round++ {
 		flushAll()

@@ -44,6 +44,10 @@ type Config struct {
 	// DisableGroupCommit sends every write as its own script call instead
 	// of coalescing concurrent writes of a partition into one batch call.
 	DisableGroupCommit bool
+	// NoFunctions runs every script with EVALSHA even on a Redis with
+	// Functions (Redis 7), where the engine otherwise loads each script as a
+	// library and calls it with FCALL (docs/design.md §4.1).
+	NoFunctions bool
 	// GroupMaxBatch bounds the requests of one batch call. Defaults to 128.
 	GroupMaxBatch int
 	// GroupInflight is how many batch calls of one partition may be in

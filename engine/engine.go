@@ -66,9 +66,20 @@ func (e *Engine) Partition(store string) int {
 	return int(crc32.ChecksumIEEE([]byte(store)) % uint32(e.cfg.Partitions))
 }
 
-// LoadScripts loads every script into Redis (every master of a cluster).
+// LoadScripts loads every script into Redis (every master of a cluster),
+// and every script's function library, after which scripts run with FCALL
+// (unless Config.NoFunctions, or Redis refuses the libraries: then EVALSHA).
 func (e *Engine) LoadScripts(ctx context.Context) error {
-	return e.scripts.load(ctx, e.rdb)
+	if err := e.scripts.load(ctx, e.rdb); err != nil {
+		return err
+	}
+	if e.cfg.NoFunctions {
+		return nil
+	}
+	if err := e.scripts.loadFunctions(ctx, e.rdb); err != nil {
+		e.log.Info("scripts run with EVALSHA: Redis took no function library", zap.Error(err))
+	}
+	return nil
 }
 
 // Init loads the scripts and marks every partition that has no readiness

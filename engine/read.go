@@ -108,24 +108,31 @@ type Availability struct {
 }
 
 // fanOut runs the read script on every partition in one pipeline (split per
-// node on a cluster). A partition whose node lost the script (NOSCRIPT) is
-// read again on its own with EVAL, which also reloads it.
+// node on a cluster). A partition whose node lost the script (NOSCRIPT, or
+// "Function not found") is read again on its own with run, which loads it
+// again.
 func (e *Engine) fanOut(ctx context.Context, req readRequest) ([]*result, error) {
 	b, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
 	cmds := make([]*redis.Cmd, e.cfg.Partitions)
+	fn := e.scripts.function(e.scripts.Read)
 	_, _ = e.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
 		for p := range cmds {
-			cmds[p] = e.scripts.Read.EvalSha(ctx, pipe, []string{e.StreamKey(p)}, e.baseArgs(string(b))...)
+			keys, args := []string{e.StreamKey(p)}, e.baseArgs(string(b))
+			if fn != nil {
+				cmds[p] = pipe.FCall(ctx, fn.name, keys, args...)
+			} else {
+				cmds[p] = e.scripts.Read.EvalSha(ctx, pipe, keys, args...)
+			}
 		}
 		return nil
 	})
 	out := make([]*result, len(cmds))
 	for p, c := range cmds {
 		v, err := c.Result()
-		if err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		if err != nil && (strings.HasPrefix(err.Error(), "NOSCRIPT") || functionMissing(err) || functionRefused(err)) {
 			v, err = e.run(ctx, e.scripts.Read, p, string(b))
 		} else if err != nil {
 			e.refreshTopology(err)

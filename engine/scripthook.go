@@ -14,7 +14,7 @@ import (
 const ScriptOther = "other"
 
 // ObserveScripts makes the engine call observe after every script call on
-// its Redis client (EVALSHA and EVAL) with the script's name, the call's
+// its Redis client (EVALSHA, EVAL and FCALL) with the script's name, the call's
 // duration and its error (nil for a script that returned nil). The name is
 // a write operation's ("set", "adjust", …), "read", "expire", "batch",
 // "restore", "restore_reservation", or ScriptOther. observe runs on the
@@ -25,19 +25,25 @@ func (e *Engine) ObserveScripts(observe func(script string, d time.Duration, err
 	e.rdb.AddHook(scriptHook{observe: observe, names: e.scriptNames()})
 }
 
-// scriptNames maps the hash of each of the engine's timed scripts to its
-// name.
+// scriptNames maps the hash of each of the engine's timed scripts, and the
+// name of its function (FCALL), to its name.
 func (e *Engine) scriptNames() map[string]string {
 	sc := e.scripts
 	names := make(map[string]string, len(sc.Ops)+5)
-	for op, x := range sc.Ops {
-		names[x.Hash()] = op
+	add := func(x *redis.Script, name string) {
+		names[x.Hash()] = name
+		if f := sc.fns[x]; f != nil {
+			names[f.name] = name
+		}
 	}
-	names[sc.Read.Hash()] = "read"
-	names[sc.Expire.Hash()] = "expire"
-	names[sc.Batch.Hash()] = "batch"
-	names[sc.Restore.Hash()] = "restore"
-	names[sc.RestoreReservation.Hash()] = "restore_reservation"
+	for op, x := range sc.Ops {
+		add(x, op)
+	}
+	add(sc.Read, "read")
+	add(sc.Expire, "expire")
+	add(sc.Batch, "batch")
+	add(sc.Restore, "restore")
+	add(sc.RestoreReservation, "restore_reservation")
 	return names
 }
 
@@ -54,7 +60,7 @@ func (scriptHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 func (h scriptHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		name := cmd.Name()
-		if name != "evalsha" && name != "eval" {
+		if name != "evalsha" && name != "eval" && name != "fcall" {
 			return next(ctx, cmd)
 		}
 		start := time.Now()

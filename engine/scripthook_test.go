@@ -50,13 +50,16 @@ func names(calls []scriptCall) []string {
 
 func TestObserveScripts(t *testing.T) {
 	t.Parallel()
-	for _, group := range []bool{false, true} {
-		name := map[bool]string{false: "one call per write", true: "group commit"}[group]
+	for _, tc := range []struct{ group, evalsha bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		group := tc.group
+		name := map[bool]string{false: "one call per write", true: "group commit"}[group] +
+			map[bool]string{false: ", FCALL", true: ", EVALSHA"}[tc.evalsha]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			c := testsupport.RedisClient(t, 0)
 			prefix := testsupport.IsolatedPrefix(t, c)
-			e := mustEngine(t, engine.Config{Client: c, Prefix: prefix, Partitions: 4, DisableGroupCommit: !group})
+			e := mustEngine(t, engine.Config{Client: c, Prefix: prefix, Partitions: 4, DisableGroupCommit: !group, NoFunctions: tc.evalsha})
+			require.Equal(t, !tc.evalsha, e.Scripts().UsesFunctions())
 			ctx := context.Background()
 			var log scriptLog
 			e.ObserveScripts(log.observe)
@@ -96,4 +99,14 @@ func TestObserveScripts(t *testing.T) {
 			require.NoError(t, calls[len(calls)-1].err)
 		})
 	}
+}
+
+// TestScriptsUseFunctionsWhereRedisHasThem: on Redis 7 the engine loads its
+// libraries and calls them with FCALL; miniredis has no FUNCTION, so the
+// same engine keeps EVALSHA, and so does one told NoFunctions.
+func TestScriptsUseFunctionsWhereRedisHasThem(t *testing.T) {
+	t.Parallel()
+	require.True(t, realBackend().make(t, engine.Config{}).Scripts().UsesFunctions())
+	require.False(t, miniBackend().make(t, engine.Config{}).Scripts().UsesFunctions())
+	require.False(t, realBackend().make(t, engine.Config{NoFunctions: true}).Scripts().UsesFunctions())
 }

@@ -182,6 +182,40 @@ type partition struct {
 	t    *testing.T
 	c    *redis.Client
 	base string
+	// fcall runs the scripts in their function form (luascripts.Library)
+	// instead of EVALSHA.
+	fcall bool
+}
+
+// libraries maps the hash of each composed script (Source) to its function
+// form: the library's code and its function's name.
+var libraries = func() map[string][2]string {
+	out := map[string][2]string{}
+	for _, n := range append(luascripts.WriteOps(), "batch", "expire", "restore", "restore_reservation", "read", "transfer", "unlock", "extend") {
+		src, err := luascripts.Source(n)
+		if err != nil {
+			panic(err)
+		}
+		code, fn, err := luascripts.Library(n)
+		if err != nil {
+			panic(err)
+		}
+		out[redis.NewScript(src).Hash()] = [2]string{code, fn}
+	}
+	return out
+}()
+
+// fcall runs sc's function form, loading its library first.
+func fcall(c *redis.Client, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+	ctx := context.Background()
+	lib, ok := libraries[sc.Hash()]
+	if !ok {
+		panic("no library for script " + sc.Hash())
+	}
+	if err := c.FunctionLoad(ctx, lib[0]).Err(); err != nil && !strings.Contains(err.Error(), "already exists") {
+		panic(err)
+	}
+	return c.FCall(ctx, lib[1], keys, args...)
 }
 
 func newPartition(t *testing.T, c *redis.Client) *partition {
@@ -302,54 +336,62 @@ func (p *partition) run(sc *redis.Script, hw int64, args ...any) (any, error) {
 			argv = append(argv, string(b))
 		}
 	}
+	if p.fcall {
+		return fcall(p.c, sc, []string{p.base + "events"}, argv...).Result()
+	}
 	return sc.Run(context.Background(), p.c, []string{p.base + "events"}, argv...).Result()
 }
 
-// runRows runs each row on a partition of its own.
+// runRows runs each row on a partition of its own, once with EVALSHA and
+// once with FCALL of the script's library: both forms must answer and write
+// the same.
 func runRows(t *testing.T, sc *redis.Script, rows []row) {
 	t.Helper()
 	c := testsupport.RedisClient(t, 0)
-	for _, r := range rows {
-		t.Run(r.name, func(t *testing.T) {
-			p := newPartition(t, c)
-			p.seed(r.seed)
-			before := p.snapshot()
-			got, err := p.run(sc, r.hw, r.args...)
-			if r.err != "" {
-				require.Error(t, err)
-				require.Contains(t, err.Error(), r.err)
-				if r.errJSON != "" {
-					_, detail, _ := strings.Cut(err.Error()[strings.Index(err.Error(), r.err):], " ")
-					require.JSONEq(t, r.errJSON, detail)
-				}
-			} else {
-				require.NoError(t, err)
-				if r.check != nil {
-					r.check(t, got)
+	for _, form := range []string{"evalsha", "fcall"} {
+		for _, r := range rows {
+			t.Run(form+"/"+r.name, func(t *testing.T) {
+				p := newPartition(t, c)
+				p.fcall = form == "fcall"
+				p.seed(r.seed)
+				before := p.snapshot()
+				got, err := p.run(sc, r.hw, r.args...)
+				if r.err != "" {
+					require.Error(t, err)
+					require.Contains(t, err.Error(), r.err)
+					if r.errJSON != "" {
+						_, detail, _ := strings.Cut(err.Error()[strings.Index(err.Error(), r.err):], " ")
+						require.JSONEq(t, r.errJSON, detail)
+					}
 				} else {
-					require.Equal(t, resolve(r.want, got), got)
+					require.NoError(t, err)
+					if r.check != nil {
+						r.check(t, got)
+					} else {
+						require.Equal(t, resolve(r.want, got), got)
+					}
 				}
-			}
-			want := keys{}
-			for k, v := range before {
-				want[k] = v
-			}
-			for k, v := range r.after {
-				if _, del := v.(gone); del {
-					delete(want, k)
-					continue
+				want := keys{}
+				for k, v := range before {
+					want[k] = v
 				}
-				want[k] = normal(v)
-			}
-			snap := p.snapshot()
-			require.Equal(t, resolve(want, snap), snap, "keys after")
-			for k, max := range r.ttl {
-				d, err := p.c.PTTL(context.Background(), p.base+k).Result()
-				require.NoError(t, err)
-				require.Greater(t, d, time.Duration(0), "%s has a TTL", k)
-				require.LessOrEqual(t, d, max, "%s expires within %s", k, max)
-			}
-		})
+				for k, v := range r.after {
+					if _, del := v.(gone); del {
+						delete(want, k)
+						continue
+					}
+					want[k] = normal(v)
+				}
+				snap := p.snapshot()
+				require.Equal(t, resolve(want, snap), snap, "keys after")
+				for k, max := range r.ttl {
+					d, err := p.c.PTTL(context.Background(), p.base+k).Result()
+					require.NoError(t, err)
+					require.Greater(t, d, time.Duration(0), "%s has a TTL", k)
+					require.LessOrEqual(t, d, max, "%s expires within %s", k, max)
+				}
+			})
+		}
 	}
 }
 

@@ -1,5 +1,12 @@
 -- prelude.lua: shared by every script. Each script is this prelude, then the
--- operation files it needs, then a short main (see luascripts.go).
+-- operation files it needs, then begin_call(), then a short main (see
+-- luascripts.go). As a function library (FCALL) the prelude and the
+-- operation files run once, when the library is loaded, and KEYS and ARGV
+-- are locals the function sets at each call: so nothing here but
+-- begin_call may read KEYS, ARGV or a global outside a function, and every
+-- local a call changes is declared here and set by begin_call; an
+-- operation file declares no local of its own that a call changes
+-- (library_test.go).
 --
 -- Calling convention (every script but unlock):
 --   KEYS[1]  <prefix>:{p}:events, the partition's stream; every other key of
@@ -52,8 +59,9 @@
 -- the mirror of the engine/keys.go function named beside it; a test in
 -- engine (keys_lua_test.go) runs this block and compares every name with
 -- Go's. BASE is "<prefix>:{p}:" (KeyBase), taken from KEYS[1] (StreamKey).
-local EVENTS = KEYS[1]
-local BASE = string.sub(EVENTS, 1, #EVENTS - 6)
+-- Like every local a call changes, EVENTS and BASE are set by begin_call
+-- (end of this file).
+local EVENTS, BASE
 
 -- store_key: StoreKey, the hash of a store's items: field SKU, value the
 -- packed item "on_hand,reserved,version,updated_at[,reorder_point,
@@ -97,12 +105,8 @@ local function store_incoming_key(store) return BASE .. 'tin:' .. store end
 -- once due: member "<step>:<id>", score due ms.
 local function transfer_pending_key() return BASE .. 'tpend' end
 
-local NOW = tonumber(ARGV[1])
-local IDEM_TTL = tonumber(ARGV[2])
-local OP_TTL = tonumber(ARGV[3])
-local HIGH_WATER = tonumber(ARGV[4])
-local RES_RETENTION = tonumber(ARGV[5])
-local NOW_S = ARGV[1]
+-- ARGV[1..5], set by begin_call
+local NOW, IDEM_TTL, OP_TTL, HIGH_WATER, RES_RETENTION, NOW_S
 local MAX_ON_HAND = 1000000000000
 local MAX_QTY = 1000000000
 
@@ -114,8 +118,8 @@ local OPS = {}
 -- (deltas, zeros, settings), so it formats each only once, and with '%d',
 -- which costs half of tostring's floating-point path (callgrind: 2.2k
 -- against 4.6k instructions) and is exact for every integer a double holds.
-local SCACHE = { [-1] = '-1', [0] = '0', [1] = '1' }
-local sformat = string.format
+local SCACHE -- begin_call: { [-1] = '-1', [0] = '0', [1] = '1' }
+local sformat -- begin_call: string.format (a library's load sees no string)
 local function S(n)
   local s = SCACHE[n]
   if not s then
@@ -139,7 +143,7 @@ local function is_int(n, lo, hi)
   return type(n) == 'number' and n == math.floor(n) and n >= lo and n <= hi
 end
 
-local ID_OK = {}
+local ID_OK -- begin_call: {}
 
 -- is_id checks a store, SKU or customer id (memoised: a batch often names
 -- the same ids many times).
@@ -154,7 +158,7 @@ local function is_id(s)
   return ok
 end
 
-local READY = nil
+local READY -- begin_call: nil
 
 -- ready reports whether the partition has its readiness marker. Nothing in
 -- a write script removes it, so one check serves the whole script.
@@ -166,7 +170,7 @@ local function ready()
 end
 
 -- stream entries: read once per script, then counted as events are added
-local XLEN = nil
+local XLEN -- begin_call: nil
 
 -- unpack_item decodes a packed item. An item has the counts oh (on_hand),
 -- rs (reserved), the states of docs/design.md §2.1 cm (committed), dm
@@ -255,8 +259,7 @@ local STATE_FIELD = { committed = 'cm', damaged = 'dm', quality_control = 'qc', 
 -- every item loaded or changed, DIRTY the keys of changed ones, and flush()
 -- writes them, one HSET per store. A batch selling one hot SKU a hundred
 -- times reads and writes it once. Every script that saves must flush.
-local CACHE = {}
-local DIRTY = {}
+local CACHE, DIRTY -- begin_call: {}, {}
 
 -- load reads an item, or returns nil when it does not exist.
 local function load(store, sku)
@@ -308,9 +311,15 @@ local function flush()
   DIRTY = {}
 end
 
--- index records a new item's store in the partition's store set.
+-- index records a new item's store in the partition's store set, once per
+-- store and call (INDEXED: a bulk set creates many items of a few stores in
+-- one batch call).
+local INDEXED -- begin_call: {}
 local function index(it)
-  redis.call('SADD', stores_key(), it.store)
+  if not INDEXED[it.store] then
+    redis.call('SADD', stores_key(), it.store)
+    INDEXED[it.store] = true
+  end
 end
 
 -- push_item appends an item to a result, under the name item, as one packed
@@ -579,7 +588,7 @@ end
 
 -- BATCHED is set by the batch script: its one record covers the requests
 -- with generated ids.
-local BATCHED = false
+local BATCHED -- begin_call: false
 
 local function idem_check(req)
   if req.generated and BATCHED then
@@ -667,4 +676,29 @@ local function run_write(req)
   end
   idem_store(req, res)
   return res
+end
+
+-- begin_call sets every local a call reads or changes from KEYS and ARGV,
+-- and is the first thing every call runs (luascripts.go): a script run with
+-- EVALSHA runs this whole file each call, but a function (FCALL) runs it
+-- once, when its library is loaded, and keeps these locals between calls,
+-- so nothing may be left of an earlier call. A local added above that a
+-- call changes must be set here too.
+local function begin_call()
+  EVENTS = KEYS[1]
+  BASE = string.sub(EVENTS, 1, #EVENTS - 6)
+  NOW = tonumber(ARGV[1])
+  IDEM_TTL = tonumber(ARGV[2])
+  OP_TTL = tonumber(ARGV[3])
+  HIGH_WATER = tonumber(ARGV[4])
+  RES_RETENTION = tonumber(ARGV[5])
+  NOW_S = ARGV[1]
+  SCACHE = { [-1] = '-1', [0] = '0', [1] = '1' }
+  sformat = string.format
+  ID_OK = {}
+  READY = nil
+  XLEN = nil
+  CACHE, DIRTY = {}, {}
+  INDEXED = {}
+  BATCHED = false
 end

@@ -4,6 +4,8 @@
 -- reason. on_hand may not go below what the item holds in reserved,
 -- committed, damaged, quality_control and display (BELOW_RESERVED).
 -- Result: created? item
+-- A bulk set creates many items of a few stores in one batch call: index
+-- (prelude) adds each store to the store set once per call.
 OPS.set = function(req)
   if not is_id(req.store) then return fail('INVALID', 'store') end
   if not is_id(req.sku) then return fail('INVALID', 'sku') end

@@ -67,6 +67,14 @@ ORDER BY store_id, sku, version`
 // batch holding the fork itself (two workers on one partition). Both are
 // hash joins without a sort (a text sort of a 5000-event batch cost four
 // times as much), and the first is empty at once when no fork is open.
+// The stored state is read with a correlated scalar subquery, one primary
+// key probe per staged event: PostgreSQL never flattens one into a join, so
+// the cost stays per staged event however many items the ledger holds (as a
+// join, the planner read every row of inventory_items for each batch: a
+// merge join over the whole table, 350 ms per 5000-event batch at 100,000
+// items, growing with the table). A version 1 has no stored state before it
+// (versions start at 1), so the CASE skips the probe: an import's events
+// cost none.
 const holdForkedSQL = `UPDATE persist_staging s SET held = true
 FROM (SELECT f.store_id, f.sku, min(f.version) AS v FROM (
 	SELECT t.store_id, t.sku, t.version FROM persist_staging t
@@ -75,21 +83,23 @@ FROM (SELECT f.store_id, f.sku, min(f.version) AS v FROM (
 		ON d.store_id = t.store_id AND d.sku = t.sku
 	UNION ALL
 	SELECT t.store_id, t.sku, t.version FROM persist_staging t
-	JOIN inventory_items i ON i.store_id = t.store_id AND i.sku = t.sku AND i.version = t.version - 1
-	WHERE i.on_hand <> t.on_hand - t.delta_on_hand OR i.reserved <> t.reserved - t.delta_reserved
+	WHERE CASE WHEN t.version > 1 THEN (SELECT i.on_hand <> t.on_hand - t.delta_on_hand OR i.reserved <> t.reserved - t.delta_reserved
 		OR i.committed <> t.committed - t.delta_committed OR i.damaged <> t.damaged - t.delta_damaged
 		OR i.quality_control <> t.quality_control - t.delta_quality_control
-		OR i.display <> t.display - t.delta_display OR i.incoming <> t.incoming - t.delta_incoming) f
+		OR i.display <> t.display - t.delta_display OR i.incoming <> t.incoming - t.delta_incoming
+		FROM inventory_items i WHERE i.store_id = t.store_id AND i.sku = t.sku AND i.version = t.version - 1) END) f
 	GROUP BY f.store_id, f.sku) h
 WHERE s.store_id = h.store_id AND s.sku = h.sku AND s.version >= h.v AND NOT s.held`
 
 // holdConflictsSQL marks, once the plain insert met a stored version, the
 // staged events of every item from its first event that meets a stored row
-// of the same version carrying another operation id (a fork).
+// of the same version carrying another operation id (a fork). The stored
+// row is probed per staged event (a scalar subquery, see holdForkedSQL):
+// a join would read the whole ledger.
 const holdConflictsSQL = `UPDATE persist_staging s SET held = true
 FROM (SELECT t.store_id, t.sku, min(t.version) AS v FROM persist_staging t
-	JOIN inventory_events e ON e.store_id = t.store_id AND e.sku = t.sku AND e.version = t.version
-	WHERE e.op_id <> t.op_id
+	WHERE (SELECT e.op_id FROM inventory_events e
+		WHERE e.store_id = t.store_id AND e.sku = t.sku AND e.version = t.version) <> t.op_id
 	GROUP BY t.store_id, t.sku) h
 WHERE s.store_id = h.store_id AND s.sku = h.sku AND s.version >= h.v AND NOT s.held`
 
@@ -99,6 +109,8 @@ WHERE s.store_id = h.store_id AND s.sku = h.sku AND s.version >= h.v AND NOT s.h
 // is in the ledger already (same version and operation id) is a
 // re-delivery, and one already recorded under either kind is not recorded
 // again, so re-delivery stays harmless even after the fork was resolved.
+// The ledger row is probed per held event: OFFSET 0 keeps the lateral
+// subquery from being flattened into a join that reads the whole ledger.
 const heldFindingsSQL = `INSERT INTO drift_findings (kind, store_id, sku, version, stream_id, before, after, action, detail)
 SELECT CASE WHEN e.op_id IS NULL THEN 'held_back' ELSE 'fork' END, s.store_id, s.sku, s.version, s.stream_id,
 	CASE WHEN e.op_id IS NULL THEN NULL ELSE
@@ -117,7 +129,8 @@ SELECT CASE WHEN e.op_id IS NULL THEN 'held_back' ELSE 'fork' END, s.store_id, s
 	CASE WHEN e.op_id IS NULL THEN 'a later event of an item with a fork'
 		ELSE 'an event of this version with another operation id is already in the ledger' END
 FROM persist_staging s
-LEFT JOIN inventory_events e ON e.store_id = s.store_id AND e.sku = s.sku AND e.version = s.version
+LEFT JOIN LATERAL (SELECT e.op_id, e.type, e.on_hand, e.reserved, e.stream_id FROM inventory_events e
+	WHERE e.store_id = s.store_id AND e.sku = s.sku AND e.version = s.version OFFSET 0) e ON true
 WHERE s.held AND (e.op_id IS NULL OR e.op_id <> s.op_id)
 	AND NOT EXISTS (SELECT 1 FROM drift_findings d WHERE d.kind IN ('fork', 'held_back') AND d.run_id IS NULL
 		AND d.store_id = s.store_id AND d.sku = s.sku AND d.version = s.version AND d.stream_id = s.stream_id)
@@ -132,11 +145,12 @@ RETURNING kind`
 // batches, re-deliveries), and the reconciler inspects it version by
 // version, clearing it when nothing is missing.
 const gapsSQL = `INSERT INTO ledger_gaps AS l (store_id, sku, from_version, to_version)
-SELECT g.store_id, g.sku, least(coalesce(i.version, 0) + 1, g.lo), g.hi - 1
-FROM (SELECT store_id, sku, min(version) AS lo, max(version) AS hi, count(*) AS n
-	FROM persist_staging WHERE NOT held GROUP BY store_id, sku) g
-LEFT JOIN inventory_items i ON i.store_id = g.store_id AND i.sku = g.sku
-WHERE g.hi - g.lo + 1 <> g.n OR g.lo > coalesce(i.version, 0) + 1
+SELECT g.store_id, g.sku, least(g.stored + 1, g.lo), g.hi - 1
+FROM (SELECT s.store_id, s.sku, min(s.version) AS lo, max(s.version) AS hi, count(*) AS n,
+		CASE WHEN min(s.version) > 1 THEN coalesce((SELECT i.version FROM inventory_items i
+			WHERE i.store_id = s.store_id AND i.sku = s.sku), 0) ELSE 0 END AS stored
+	FROM persist_staging s WHERE NOT s.held GROUP BY s.store_id, s.sku) g
+WHERE g.hi - g.lo + 1 <> g.n OR g.lo > g.stored + 1
 ON CONFLICT (store_id, sku, from_version) DO UPDATE SET to_version = greatest(l.to_version, EXCLUDED.to_version)`
 
 // upsertItemsSQL moves each item to its newest staged state, only where
@@ -228,14 +242,14 @@ type refusal struct {
 // written, and writing them again is harmless (the ledger's primary key), so
 // the caller retries the whole batch. A batch with one refused event costs
 // about 2·log2(len(events)) transactions.
-func writeEvents(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, beforeCommit hookFunc) (batchResult, []refusal, error) {
+func writeEvents(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, f *fence, beforeCommit hookFunc) (batchResult, []refusal, error) {
 	var (
 		total   batchResult
 		refused []refusal
 		write   func(lo, hi int) error
 	)
 	write = func(lo, hi int) error {
-		res, err := writeBatch(ctx, pool, p, events[lo:hi], beforeCommit)
+		res, err := writeBatch(ctx, pool, p, events[lo:hi], f, beforeCommit)
 		if err == nil {
 			total.add(res)
 			return nil
@@ -266,9 +280,18 @@ func writeEvents(ctx context.Context, pool *pgxpool.Pool, p int, events []engine
 // hookFunc is the shape of the persister's failure-injection hooks.
 type hookFunc = func(ctx context.Context, partition int, events []engine.Event) error
 
+// stagingSetup turns just-in-time compilation off for the transaction, then
+// makes the staging table. A batch's statements are planned at every run
+// (simple protocol) with a row estimate of the staging table that has no
+// statistics, and their estimated cost passes jit_above_cost at a few
+// thousand events: PostgreSQL then compiled every batch's statements, 100 to
+// 700 ms per statement (auto_explain: "JIT: Functions: 137"), to run them
+// over a few thousand rows. One round trip, two statements.
+const stagingSetup = "SET LOCAL jit = off;\n" + stagingDDL
+
 // stage copies event rows (eventRow) into the transaction's staging table.
 func stage(ctx context.Context, tx pgx.Tx, rows [][]any) error {
-	if _, err := tx.Exec(ctx, stagingDDL); err != nil {
+	if _, err := tx.Exec(ctx, stagingSetup); err != nil {
 		return fmt.Errorf("staging table: %w", err)
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"persist_staging"}, stagingColumns, pgx.CopyFromRows(rows)); err != nil {
@@ -291,13 +314,18 @@ func insertRows(ctx context.Context, tx pgx.Tx, rows [][]any) (int64, error) {
 	return tag.RowsAffected(), nil
 }
 
-// writeBatch writes events in one transaction: COPY into staging, hold back
-// forked items' events, insert the others, record the held ones and skipped
-// versions, upsert the items, then beforeCommit (may be nil),
-// then COMMIT. Nothing is written when it returns an error.
-func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, beforeCommit hookFunc) (batchResult, error) {
+// writeBatch writes events in one transaction: check the rebuild's fence
+// f (may be nil; fence.go), COPY into staging, hold back forked items'
+// events, insert the others, record the held ones and skipped versions,
+// upsert the items, then beforeCommit (may be nil), then COMMIT. Nothing is
+// written when it returns an error; errFenced when the partition was
+// rebuilt since f was read.
+func writeBatch(ctx context.Context, pool *pgxpool.Pool, p int, events []engine.Event, f *fence, beforeCommit hookFunc) (batchResult, error) {
 	var res batchResult
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := f.check(ctx, tx); err != nil {
+			return err
+		}
 		rows := make([][]any, len(events))
 		for i := range events {
 			rows[i] = eventRow(&events[i])

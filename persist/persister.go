@@ -111,12 +111,14 @@ type PersisterConfig struct {
 	// and in a record in Redis that the reconciler's runs report from any
 	// process. Defaults to 5s.
 	FailingAfter time.Duration
-	// BeforeCommit, when set, runs inside each batch's transaction just
-	// before COMMIT; AfterCommit runs after COMMIT and before XACK. For
-	// failure injection in tests: a hook that returns an error stops Run with
-	// that error and leaves the batch unacknowledged, as a crash at that
-	// point would (BeforeCommit's error also rolls the batch back).
-	BeforeCommit, AfterCommit func(ctx context.Context, partition int, events []engine.Event) error
+	// BeforeWrite, when set, runs after a batch's entries are read and
+	// parsed, before its transaction begins; BeforeCommit runs inside each
+	// batch's transaction just before COMMIT; AfterCommit runs after COMMIT
+	// and before XACK. For failure injection in tests: a hook that returns
+	// an error stops Run with that error and leaves the batch
+	// unacknowledged, as a crash at that point would (BeforeCommit's error
+	// also rolls the batch back).
+	BeforeWrite, BeforeCommit, AfterCommit func(ctx context.Context, partition int, events []engine.Event) error
 	// Clock returns the current time (retention, health). Defaults to
 	// time.Now.
 	Clock func() time.Time
@@ -298,10 +300,6 @@ type Persister struct {
 	// cons is this worker in its consumer group.
 	cons engine.Consumer
 	log  *zap.Logger
-	// healer repairs items a rebuild missed (heal.go); made on first use,
-	// used by one partition goroutine at a time under healMu.
-	healMu sync.Mutex
-	healer *Reconciler
 
 	events, acked, batches, deadLetters, forks, heldBack, claimed, writeErrors, lastBatch atomic.Int64
 
@@ -442,9 +440,9 @@ type partition struct {
 	persisted []mark
 	total     int64
 	before    int64
-	// epoch is the readiness marker read before the entries being written
-	// (heal.go).
-	epoch string
+	// fence is the rebuild's fence read before the entries being written
+	// (fence.go); nil: read it before reading entries.
+	fence *fence
 	// released holds the Downstream groups that hold none of the
 	// partition's trimming now (downstream.go).
 	released map[string]bool
@@ -475,7 +473,20 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 			}
 			groupOK = true
 		}
-		st.epoch = p.readyEpoch(ctx, part)
+		if st.fence == nil {
+			f, err := readFence(ctx, p.pool, part)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				p.failed(ctx, st, err, log)
+				log.Warn("read the rebuild fence, retrying", zap.Error(err))
+				p.wait(ctx, st, backoff)
+				backoff = nextBackoff(backoff, p.cfg.RetryMax)
+				continue
+			}
+			st.fence = f
+		}
 		msgs, err := p.next(ctx, st)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -585,17 +596,32 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []engine.St
 		from = append(from, i)
 	}
 	written := events
+	if len(events) > 0 && p.cfg.BeforeWrite != nil {
+		if err := p.cfg.BeforeWrite(ctx, st.id, events); err != nil {
+			return fmt.Errorf("partition %d: %w", st.id, &hookError{err: err})
+		}
+	}
 	if len(events) > 0 {
 		backoff := p.cfg.RetryMin
 		var refused []refusal
 		for {
 			p.setWriting(st.id, p.cfg.Clock())
-			res, rf, err := writeEvents(ctx, p.pool, st.id, events, p.cfg.BeforeCommit)
+			res, rf, err := writeEvents(ctx, p.pool, st.id, events, st.fence, p.cfg.BeforeCommit)
 			p.setWriting(st.id, time.Time{})
 			p.count(res, log)
 			if err == nil {
 				refused = rf
 				break
+			}
+			if errors.Is(err, errFenced) {
+				// Read before a rebuild of the partition raised its fence:
+				// from the Redis that lost its data, or from the rebuilt
+				// one before the fence was read again. Not written, not
+				// acknowledged: what the Redis of now holds is read again,
+				// under the new fence (fence.go).
+				log.Info("partition rebuilt since the batch was read: reading again", zap.Int(logEntries, len(events)))
+				st.fence, st.readOwn = nil, true
+				return nil
 			}
 			if interpretWriteError(err) == failHook {
 				return fmt.Errorf("partition %d: %w", st.id, err)
@@ -621,13 +647,6 @@ func (p *Persister) process(ctx context.Context, st *partition, msgs []engine.St
 				dead[from[r.index]] = fmt.Errorf("PostgreSQL refused the event: %w", r.err)
 			}
 			written = append(written, events[next:]...)
-		}
-		if st.epoch != "" && len(written) > 0 {
-			if now := p.readyEpoch(ctx, st.id); now != "" && now != st.epoch {
-				if err := p.healAfterRebuild(ctx, st.id, written); err != nil {
-					log.Warn("restore items a rebuild missed; the reconciler will", zap.Error(err))
-				}
-			}
 		}
 		if p.cfg.AfterCommit != nil {
 			if err := p.cfg.AfterCommit(ctx, st.id, written); err != nil {

@@ -311,7 +311,14 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 		}
 		return nil
 	}
-	drained, err := r.drain(ctx, p, renew)
+	// The fence goes up before anything here reads the ledger: a persister
+	// batch read from the Redis that lost its data either commits before
+	// this (the UPDATE waits for it) or never (fence.go).
+	f, err := bumpFence(ctx, r.pool, p)
+	if err != nil {
+		return fmt.Errorf("rebuild partition %d: %w", p, err)
+	}
+	drained, err := r.drain(ctx, p, f, renew)
 	if err != nil {
 		return err
 	}
@@ -344,15 +351,16 @@ func (r *Rebuilder) RebuildPartition(ctx context.Context, p int) (err error) {
 // drainChunk is how many stream entries one drain transaction writes.
 const drainChunk = 2000
 
-// drain writes to the ledger every entry of p's stream from the persister's
-// floor on (the whole stream when the group is gone), so versions continue
+// drain writes to the ledger, under the rebuild's fence f, every entry of
+// p's stream from the persister's floor on (the whole stream when the group
+// is gone), so versions continue
 // without a fork. Writes are refused while the marker is missing, so the
 // stream does not grow meanwhile. Entries that do not parse, and those
 // PostgreSQL refuses for their content, are passed over and left to the
 // persister, which dead-letters each once, through its consumer group; the
 // partition is rebuilt without them (the reconciler closes the versions
 // they leave out).
-func (r *Rebuilder) drain(ctx context.Context, p int, renew func() error) (int, error) {
+func (r *Rebuilder) drain(ctx context.Context, p int, f *fence, renew func() error) (int, error) {
 	gs, _, err := r.e.GroupState(ctx, p, r.cfg.Group)
 	if err != nil {
 		return 0, fmt.Errorf("rebuild partition %d: %w", p, err)
@@ -369,7 +377,7 @@ func (r *Rebuilder) drain(ctx context.Context, p int, renew func() error) (int, 
 			}
 		}
 		if len(events) > 0 {
-			_, refused, err := writeEvents(ctx, r.pool, p, events, nil)
+			_, refused, err := writeEvents(ctx, r.pool, p, events, f, nil)
 			if err != nil {
 				failed = fmt.Errorf("rebuild partition %d: persist stream: %w", p, err)
 				return failed

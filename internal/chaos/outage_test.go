@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,8 +81,9 @@ func failFastClient(o *redis.Options) {
 	o.MaxRetries = -1
 }
 
-// Scenario 4: SCRIPT FLUSH mid-traffic is transparent: the engine reloads
-// its scripts on NOSCRIPT and no client sees an error.
+// Scenario 4: SCRIPT FLUSH and deleting the engine's function libraries
+// mid-traffic are transparent: the engine reloads its scripts on NOSCRIPT
+// and its libraries on "Function not found", and no client sees an error.
 func TestScriptFlushTransparent(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, worldOpts{})
@@ -92,7 +94,7 @@ func TestScriptFlushTransparent(t *testing.T) {
 	stop := background(t, "script flush loop", func(ctx context.Context) error {
 		for i := 0; i < 10000 && ctx.Err() == nil; i++ { // bounded; stops with the traffic
 			sleepCtx(ctx, 100*time.Millisecond)
-			if err := w.direct.ScriptFlush(context.Background()).Err(); err != nil {
+			if err := flushScripts(w); err != nil {
 				return err
 			}
 			flushes++
@@ -104,9 +106,24 @@ func TestScriptFlushTransparent(t *testing.T) {
 	require.Greater(t, flushes, 5)
 	require.Zero(t, tr.retries.Load()+tr.unknown.Load(), "no client saw the flushes: %s", tr.summary())
 	// Reads fan out over every partition through a pipeline: also transparent.
-	require.NoError(t, w.direct.ScriptFlush(context.Background()).Err())
+	require.NoError(t, flushScripts(w))
 	a, err := w.e.Availability(context.Background(), "sofa")
 	require.NoError(t, err)
 	require.Len(t, a.Stores, 2)
 	w.checkAll(tr)
+}
+
+// flushScripts empties the script cache and deletes the engine's function
+// libraries, as a restart would.
+func flushScripts(w *world) error {
+	ctx := context.Background()
+	if err := w.direct.ScriptFlush(ctx).Err(); err != nil {
+		return err
+	}
+	for _, name := range w.e.Scripts().FunctionNames() {
+		if err := w.direct.FunctionDelete(ctx, name).Err(); err != nil && !strings.Contains(err.Error(), "not found") {
+			return err
+		}
+	}
+	return nil
 }

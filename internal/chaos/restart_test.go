@@ -45,8 +45,10 @@ func TestRedisRestartedEmpty(t *testing.T) {
 	require.ErrorIs(t, err, engine.ErrPartitionNotReady, "a read of a lost item is unavailable, not 404")
 	// A persister batch read from the old Redis may still be committing:
 	// let the ledger settle before rebuilding from it, so this test compares
-	// with a fixed ledger. (A batch that commits after the rebuild is healed
-	// by the persister: TestRebuildRacingAnInFlightBatchIsHealed.)
+	// with a fixed ledger. (A batch still in its transaction makes the
+	// rebuild wait for it, and one not yet in it never commits:
+	// TestRebuildWaitsForABatchInItsTransaction,
+	// TestRebuildFencesOutABatchReadBefore.)
 	settled, last, lastChange := time.Now().Add(10*time.Second), int64(-1), time.Now()
 	for time.Now().Before(settled) && time.Since(lastChange) < 500*time.Millisecond {
 		if n := w.count(`SELECT count(*) FROM inventory_events`); n != last {
