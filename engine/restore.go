@@ -81,21 +81,40 @@ func (e *Engine) RestoreItems(ctx context.Context, states []ItemState) error {
 	if len(states) > MaxRestoreBatch {
 		return invalid("items", "at most %d per call, got %d", MaxRestoreBatch, len(states))
 	}
+	// The packed form of restore.lua: '#', then 15 fields per item and its
+	// customers' units, numbers as they are (no JSON to encode or decode).
 	byPart := map[int][]any{}
+	count := map[int]int{}
 	var order []int
+	now := e.Now()
 	for _, s := range states {
 		if err := validStoreSKU(s.Store, s.SKU); err != nil {
 			return err
 		}
-		b, err := e.restoreRequestOf(s, -1)
-		if err != nil {
-			return err
-		}
 		p := e.Partition(s.Store)
-		if _, ok := byPart[p]; !ok {
+		args, ok := byPart[p]
+		if !ok {
 			order = append(order, p)
+			args = make([]any, 0, 1+15*len(states))
+			args = append(args, "#")
 		}
-		byPart[p] = append(byPart[p], b)
+		ua := s.UpdatedAt
+		if ua.IsZero() {
+			ua = now
+		}
+		args = append(args, s.Store, s.SKU, s.OnHand, s.Reserved, s.Version, s.ReorderPoint, s.MaxPerCustomer,
+			ua.UnixMilli(), s.Committed, s.Damaged, s.QualityControl, s.Display, s.Incoming, unsetAsMinus1(s.SafetyStock))
+		switch {
+		case s.KeepCustomerUnits:
+			args = append(args, -1)
+		default:
+			args = append(args, len(s.CustomerUnits))
+			for c, n := range s.CustomerUnits {
+				args = append(args, c, n)
+			}
+		}
+		byPart[p] = args
+		count[p]++
 	}
 	for _, p := range order {
 		v, err := e.run(ctx, e.scripts.Restore, p, byPart[p]...)
@@ -103,7 +122,7 @@ func (e *Engine) RestoreItems(ctx context.Context, states []ItemState) error {
 			_, err = decodeResult(v)
 		}
 		if err != nil {
-			return fmt.Errorf("restore %d items of partition %d: %w", len(byPart[p]), p, err)
+			return fmt.Errorf("restore %d items of partition %d: %w", count[p], p, err)
 		}
 	}
 	return nil

@@ -87,7 +87,7 @@ func TestWebhookRoutes(t *testing.T) {
 	requireProblem(t, ts.req("GET", "/v1/webhooks/wh_nope", tokAdmin, ""), 404)
 	requireProblem(t, ts.req("GET", "/v1/webhooks/wh_nope/deliveries", tokAdmin, ""), 404)
 
-	d, err := webhook.NewDispatcher(ts.e, pool, webhook.Config{AllowPrivate: true, Block: 50 * time.Millisecond, Poll: 20 * time.Millisecond, Refresh: 50 * time.Millisecond})
+	d, err := webhook.NewDispatcher(ts.e, pool, webhook.Config{AllowPrivate: true, Source: webhook.Source{Block: 50 * time.Millisecond}, Poll: 20 * time.Millisecond, Refresh: 50 * time.Millisecond})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

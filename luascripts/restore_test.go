@@ -139,3 +139,56 @@ func TestRestoreReservation(t *testing.T) {
 		},
 	})
 }
+
+// TestRestorePacked covers the rebuild's packed form of restore (ARGV[6] is
+// '#', 15 fields per item, then its customers' units).
+func TestRestorePacked(t *testing.T) {
+	t.Parallel()
+	// item: store, sku, on_hand, reserved, version, reorder_point,
+	// max_per_customer, updated_at_ms, committed, damaged, quality_control,
+	// display, incoming, safety_stock, then customer units
+	item := func(store, sku string, more ...any) []any {
+		return append([]any{store, sku, 7, 1, 9, 2, 5, int64(1762000000000), 0, 0, 0, 0, 0, -1}, more...)
+	}
+	args := func(items ...[]any) []any {
+		out := []any{"#"}
+		for _, it := range items {
+			out = append(out, it...)
+		}
+		return out
+	}
+	seed := keys{"st:s1": hash{"sofa": "10,4,4," + UA}, "cu:s1:sofa": hash{"bob": "3"}, "cu:s1:lamp": hash{"cy": "1"}}
+	states := []any{"s1", "vase", 9, 1, 3, -1, -1, int64(1762000000000), 2, 1, 1, 1, 4, 3, 0}
+	runRows(t, scripts.Restore, []row{
+		{
+			name: "many items: items, states, customer units replaced, kept or deleted",
+			seed: seed,
+			args: args(item("s1", "sofa", 2, "ann", 2, "cy", 0), item("s1", "lamp", -1), item("s2", "sofa", 0), states),
+			want: []any{"restored", "1"},
+			after: keys{
+				"st:s1":      hash{"sofa": "7,1,9,1762000000000,2,5", "lamp": "7,1,9,1762000000000,2,5", "vase": "9,1,3,1762000000000,-1,-1,2,1,1,1,4,3"},
+				"st:s2":      hash{"sofa": "7,1,9,1762000000000,2,5"},
+				"stores":     set{"s1", "s2"},
+				"cu:s1:sofa": hash{"ann": "2"},
+			},
+		},
+		{
+			name:  "no customer units deletes them",
+			seed:  seed,
+			args:  args(item("s1", "sofa", 0)),
+			want:  []any{"restored", "1"},
+			after: keys{"st:s1": hash{"sofa": "7,1,9,1762000000000,2,5"}, "stores": set{"s1"}, "cu:s1:sofa": gone{}},
+		},
+		{name: "an invalid last item refuses the call", seed: seed, args: args(item("s1", "lamp", 0), item("s1", "so fa", 0)), err: "INVALID id"},
+		{name: "INVALID state reserved above on_hand", seed: seed, args: args([]any{"s1", "sofa", 1, 2, 9, 2, 5, 1, 0, 0, 0, 0, 0, -1, 0}), err: "INVALID state"},
+		{name: "INVALID state held above on_hand", seed: seed, args: args([]any{"s1", "sofa", 3, 1, 9, 2, 5, 1, 1, 1, 1, 0, 0, -1, 0}), err: "INVALID state"},
+		{name: "INVALID state version 0", seed: seed, args: args([]any{"s1", "sofa", 7, 1, 0, 2, 5, 1, 0, 0, 0, 0, 0, -1, 0}), err: "INVALID state"},
+		{name: "INVALID state not a number", seed: seed, args: args([]any{"s1", "sofa", 7, 1, 9, 2, 5, "x", 0, 0, 0, 0, 0, -1, 0}), err: "INVALID state"},
+		{name: "INVALID state fraction", seed: seed, args: args([]any{"s1", "sofa", 7, "1.5", 9, 2, 5, 1, 0, 0, 0, 0, 0, -1, 0}), err: "INVALID state"},
+		{name: "INVALID request short item", seed: seed, args: args([]any{"s1", "sofa", 7, 1, 9}), err: "INVALID request"},
+		{name: "INVALID customer units missing pairs", seed: seed, args: args(item("s1", "sofa", 2, "ann", 1)), err: "INVALID customer units"},
+		{name: "INVALID customer units id", seed: seed, args: args(item("s1", "sofa", 1, "a b", 1)), err: "INVALID customer units"},
+		{name: "INVALID customer units negative", seed: seed, args: args(item("s1", "sofa", 1, "ann", -1)), err: "INVALID customer units"},
+		{name: "INVALID customer units count", seed: seed, args: args(item("s1", "sofa", -2)), err: "INVALID customer units"},
+	})
+}

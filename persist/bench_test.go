@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shelfline/inventory/engine"
 	"github.com/shelfline/inventory/persist"
 )
 
@@ -87,6 +88,44 @@ func fillStreams(b testing.TB, v *env, n, itemsPerPartition int) {
 			done++
 		}
 		_, err := pipe.Exec(ctx)
+		require.NoError(b, err)
+	}
+}
+
+// BenchmarkRestoreItems measures the item restore of a rebuild: ledger
+// states of 30 stores written into one partition's Redis in calls of 500
+// items, 4 in flight, as Rebuilder.restore sends them. Its per-item Redis
+// cost is best read with callgrind on a private redis-server
+// (INVENTORY_TEST_REDIS_URL):
+//
+//	go test -run '^$' -bench RestoreItems -benchtime 20000x ./persist/
+func BenchmarkRestoreItems(b *testing.B) {
+	v := newEnv(b, envOpt{partitions: 1})
+	const batch, inflight = 500, 4
+	states := make([]engine.ItemState, b.N)
+	now := time.Now()
+	for i := range states {
+		states[i] = engine.ItemState{Store: "store" + strconv.Itoa(i%3), SKU: "sku-" + strconv.Itoa(i/3),
+			OnHand: int64(100 + i%500), Reserved: int64(i % 3), Version: int64(1 + i%97), ReorderPoint: -1, MaxPerCustomer: -1,
+			UpdatedAt: now.Add(-time.Duration(i) * time.Millisecond)}
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	sem := make(chan struct{}, inflight)
+	errs := make(chan error, b.N/batch+1)
+	for i := 0; i < b.N; i += batch {
+		sem <- struct{}{}
+		go func(s []engine.ItemState) {
+			defer func() { <-sem }()
+			errs <- v.e.RestoreItems(ctx, s)
+		}(states[i:min(i+batch, b.N)])
+	}
+	for i := 0; i < inflight; i++ {
+		sem <- struct{}{}
+	}
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
 		require.NoError(b, err)
 	}
 }

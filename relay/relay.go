@@ -40,6 +40,10 @@ const (
 	HeaderStreamID = "stream_id"
 )
 
+// Source is the stream-reading part of Config, shared with the webhook
+// workers (webhook.Source is the same type).
+type Source = groupread.Source
+
 // Config configures a Relay. The zero value of every field but Brokers
 // selects its documented default.
 type Config struct {
@@ -47,22 +51,10 @@ type Config struct {
 	Brokers []string
 	// Topic receives the events. Defaults to DefaultTopic.
 	Topic string
-	// Partitions lists the stream partitions this relay reads. Defaults to
-	// all of the engine's.
-	Partitions []int
-	// Group is the consumer group. Defaults to DefaultGroup.
-	Group string
-	// Consumer names this relay in the group. Defaults to
-	// "<hostname>-<pid>".
-	Consumer string
-	// BatchSize is the most entries read and produced at once. Defaults to
-	// 500.
-	BatchSize int
-	// Block is how long one read waits for new entries. Defaults to 1s.
-	Block time.Duration
-	// ClaimIdle is how long an entry must sit unacknowledged on another
-	// relay before this one takes it over. Defaults to 10s.
-	ClaimIdle time.Duration
+	// Source is which partitions the relay reads through which consumer
+	// group (DefaultGroup unless set), and how; BatchSize is also the most
+	// records produced at once.
+	Source
 	// Options are more franz-go client options (tests: short timeouts).
 	Options []kgo.Opt
 	// Logger receives the relay's logs. Defaults to zap.NewNop().
@@ -74,20 +66,7 @@ func (c Config) withDefaults(e *engine.Engine) Config {
 	if c.Topic == "" {
 		c.Topic = DefaultTopic
 	}
-	c.Partitions = groupread.Partitions(e, c.Partitions)
-	if c.Group == "" {
-		c.Group = DefaultGroup
-	}
-	c.Consumer = groupread.ConsumerName(c.Consumer, "relay")
-	if c.BatchSize == 0 {
-		c.BatchSize = 500
-	}
-	if c.Block == 0 {
-		c.Block = time.Second
-	}
-	if c.ClaimIdle == 0 {
-		c.ClaimIdle = 10 * time.Second
-	}
+	c.Source = c.Source.WithDefaults(e, DefaultGroup, "relay")
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -98,15 +77,7 @@ func (c Config) validate(e *engine.Engine) error {
 	if len(c.Brokers) == 0 {
 		return errors.New("relay config: Brokers must name at least one broker")
 	}
-	for _, p := range c.Partitions {
-		if p < 0 || p >= e.Partitions() {
-			return fmt.Errorf("relay config: Partitions: %d outside 0..%d", p, e.Partitions()-1)
-		}
-	}
-	if c.BatchSize < 1 || c.Block < time.Millisecond {
-		return errors.New("relay config: BatchSize must be positive and Block at least 1ms")
-	}
-	return nil
+	return c.Source.Validate(e, "relay config")
 }
 
 // Stats are a Relay's counters since it was made.
@@ -202,10 +173,7 @@ func (r *Relay) Run(ctx context.Context) error {
 
 func (r *Relay) runPartition(ctx context.Context, p int) {
 	log := r.log.With(zap.Int("partition", p))
-	rd := groupread.New(r.e, p, groupread.Config{
-		Consumer: engine.Consumer{Group: r.cfg.Group, Name: r.cfg.Consumer},
-		Count:    r.cfg.BatchSize, Block: r.cfg.Block, ClaimIdle: r.cfg.ClaimIdle, TakeOver: true,
-	})
+	rd := r.cfg.Source.Reader(r.e, p, true)
 	backoff := 100 * time.Millisecond
 	fail := func(what string, err error) {
 		log.Warn(what+", retrying", zap.Error(err), zap.Duration("backoff", backoff))

@@ -42,7 +42,7 @@ func newCluster(t *testing.T) *kfake.Cluster {
 // it at whatever point it is, as a kill would, and closes its client.
 func start(t *testing.T, e *engine.Engine, c *kfake.Cluster, consumer string) (*relay.Relay, func()) {
 	t.Helper()
-	r, err := relay.New(e, relay.Config{Brokers: c.ListenAddrs(), Consumer: consumer, Block: 20 * time.Millisecond, BatchSize: 50})
+	r, err := relay.New(e, relay.Config{Brokers: c.ListenAddrs(), Source: relay.Source{Consumer: consumer, Block: 20 * time.Millisecond, BatchSize: 50}})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -3,7 +3,6 @@ package webhook
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -27,25 +26,16 @@ const (
 // partition streams; the persister's trimming waits for it.
 const DefaultGroup = "webhooks"
 
+// Source is the stream-reading part of Config, shared with the Kafka relay
+// (relay.Source is the same type).
+type Source = groupread.Source
+
 // Config configures a Dispatcher. The zero value of every field selects its
 // documented default.
 type Config struct {
-	// Partitions lists the partitions whose streams this worker reads.
-	// Defaults to all of the engine's partitions.
-	Partitions []int
-	// Group is the consumer group. Defaults to DefaultGroup.
-	Group string
-	// Consumer names this worker in the group. Defaults to
-	// "<hostname>-<pid>".
-	Consumer string
-	// BatchSize is the most stream entries read at once. Defaults to 500.
-	BatchSize int
-	// Block is how long one read waits for new entries; stopping takes up
-	// to this long. Defaults to 1s.
-	Block time.Duration
-	// ClaimIdle is how long an entry must sit unacknowledged on another
-	// worker before this one takes it over. Defaults to 10s.
-	ClaimIdle time.Duration
+	// Source is which partitions the workers read through which consumer
+	// group (DefaultGroup unless set), and how.
+	Source
 	// Timeout bounds one delivery attempt: no answer within it is a
 	// failure. Defaults to 5s.
 	Timeout time.Duration
@@ -89,20 +79,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults(e *engine.Engine) Config {
-	c.Partitions = groupread.Partitions(e, c.Partitions)
-	if c.Group == "" {
-		c.Group = DefaultGroup
-	}
-	c.Consumer = groupread.ConsumerName(c.Consumer, "webhooks")
-	if c.BatchSize == 0 {
-		c.BatchSize = 500
-	}
-	if c.Block == 0 {
-		c.Block = time.Second
-	}
-	if c.ClaimIdle == 0 {
-		c.ClaimIdle = 10 * time.Second
-	}
+	c.Source = c.Source.WithDefaults(e, DefaultGroup, "webhooks")
 	if c.Timeout == 0 {
 		c.Timeout = 5 * time.Second
 	}
@@ -143,16 +120,10 @@ func (c Config) withDefaults(e *engine.Engine) Config {
 }
 
 func (c Config) validate(e *engine.Engine) error {
-	for _, p := range c.Partitions {
-		if p < 0 || p >= e.Partitions() {
-			return fmt.Errorf("webhook config: Partitions: %d outside 0..%d", p, e.Partitions()-1)
-		}
+	if err := c.Source.Validate(e, "webhook config"); err != nil {
+		return err
 	}
 	switch {
-	case c.BatchSize < 1:
-		return errors.New("webhook config: BatchSize must be positive")
-	case c.Block < time.Millisecond:
-		return errors.New("webhook config: Block must be at least 1ms")
 	case c.Timeout <= 0:
 		return errors.New("webhook config: Timeout must be positive")
 	case c.RetryMin <= 0 || c.RetryMax < c.RetryMin:
@@ -314,10 +285,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // acknowledges them once the rows are committed.
 func (d *Dispatcher) intake(ctx context.Context, p int) {
 	log := d.log.With(zap.Int(logPartition, p))
-	r := groupread.New(d.e, p, groupread.Config{
-		Consumer: engine.Consumer{Group: d.cfg.Group, Name: d.cfg.Consumer},
-		Count:    d.cfg.BatchSize, Block: d.cfg.Block, ClaimIdle: d.cfg.ClaimIdle,
-	})
+	r := d.cfg.Source.Reader(d.e, p, false)
 	backoff := 100 * time.Millisecond
 	fail := func(what string, err error) {
 		log.Warn(what+", retrying", zap.Error(err), zap.Duration("backoff", backoff))

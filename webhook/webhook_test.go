@@ -413,7 +413,7 @@ func TestStoppedMidDeliveryLosesNothing(t *testing.T) {
 		return 200
 	})
 	sub := v.subscribe(t, r.srv.URL, "stock_changed")
-	cfg := webhook.Config{Consumer: "w1", Lease: 1500 * time.Millisecond, Timeout: time.Second}
+	cfg := webhook.Config{Source: webhook.Source{Consumer: "w1"}, Lease: 1500 * time.Millisecond, Timeout: time.Second}
 	_, stop := v.start(t, cfg)
 	v.set(t, "s1", "lamp", 1, nil)
 	<-entered
@@ -446,7 +446,7 @@ func TestUnreadEntriesOfAStoppedWorkerAreTakenOver(t *testing.T) {
 	got, err := v.e.ReadNew(t.Context(), p, engine.Consumer{Group: webhook.DefaultGroup, Name: "dead"}, 10, 0)
 	require.NoError(t, err)
 	require.Len(t, got, 2)
-	v.start(t, webhook.Config{Consumer: "alive", ClaimIdle: 100 * time.Millisecond})
+	v.start(t, webhook.Config{Source: webhook.Source{Consumer: "alive", ClaimIdle: 100 * time.Millisecond}})
 	testsupport.WaitFor(t, 20*time.Second, "the taken-over events", func() bool { return len(r.accepted()) == 2 })
 	require.Equal(t, int64(1), r.accepted()[0].payload.Event.Version)
 	require.Equal(t, int64(2), r.accepted()[1].payload.Event.Version)

@@ -6,7 +6,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/shelfline/inventory/internal/admin"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shelfline/inventory/relay"
 )
 
@@ -36,54 +37,13 @@ func runRelay(ctx context.Context, args []string, _, stderr *os.File) error {
 	if len(bs) == 0 {
 		return fmt.Errorf("INVENTORY_KAFKA_BROKERS / --kafka-brokers is required")
 	}
-	parts, err := parseParts(*own, cfg.Partitions)
-	if err != nil {
-		return fmt.Errorf("--own: %w", err)
-	}
-	adm, err := listenAdmin(*adminAddr)
-	if err != nil {
-		return err
-	}
-	defer adm.close() //nolint:errcheck // closed below; this is for the early returns
-	d, stop, err := start(ctx, &cfg)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	log := d.log
-	r, err := relay.New(d.e, relay.Config{Brokers: bs, Topic: *topic, Partitions: parts, Consumer: *consumer, Logger: log.Named("relay")})
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	reg := newRegistry()
-	if err := admin.Register(reg, r.Collector(), admin.StreamCollector(d.e)); err != nil {
-		return err
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var adminErr error
-	checks := admin.Checks{Engine: d.e}
-	if d.pool != nil {
-		checks.Ledger = d.pool
-	}
-	if err := adm.serve(admin.Config{Registry: reg, Checks: checks, Build: ptr(build())}, log, func(err error) {
-		adminErr = err
-		cancel()
-	}); err != nil {
-		return err
-	}
-	go func() {
-		<-runCtx.Done()
-		adm.beginShutdown()
-	}()
-	log.Info("relay started")
-	err = r.Run(runCtx)
-	if cerr := adm.close(); err == nil {
-		err = cerr
-	}
-	if err == nil && adminErr != nil {
-		err = adminErr
-	}
-	return err
+	return runRole(ctx, &cfg, *own, *adminAddr, role{started: "relay started",
+		build: func(d *deps, parts []int) (*running, error) {
+			r, err := relay.New(d.e, relay.Config{Brokers: bs, Topic: *topic,
+				Source: relay.Source{Partitions: parts, Consumer: *consumer}, Logger: d.log.Named("relay")})
+			if err != nil {
+				return nil, err
+			}
+			return &running{run: r.Run, collectors: []prometheus.Collector{r.Collector()}, close: r.Close}, nil
+		}})
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shelfline/inventory/internal/admin"
 	"github.com/shelfline/inventory/persist"
 	"github.com/shelfline/inventory/webhook"
@@ -76,61 +78,17 @@ func runPersist(ctx context.Context, args []string, _, stderr *os.File) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	if cfg.ledgerOff() {
-		return errNeedLedger
-	}
-	parts, err := parseParts(*own, cfg.Partitions)
-	if err != nil {
-		return fmt.Errorf("--own: %w", err)
-	}
-	adm, err := listenAdmin(*adminAddr)
-	if err != nil {
-		return err
-	}
-	defer adm.close() //nolint:errcheck // closed below; this is for the early returns
-	d, stop, err := start(ctx, &cfg)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	log := d.log
-	if err := persist.Migrate(ctx, d.pool); err != nil {
-		return err
-	}
-	p, err := persist.NewPersister(d.e, d.pool, persist.PersisterConfig{Partitions: parts, Consumer: *consumer,
-		DownstreamMaxLag: downstreamMaxLag(*maxLag), Logger: log.Named("persister")})
-	if err != nil {
-		return err
-	}
-	reg := newRegistry()
-	stats := persisterStats(p)
-	if err := admin.Register(reg, admin.PersisterCollector(stats), admin.StreamCollector(d.e)); err != nil {
-		return err
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var adminErr error
-	checks := admin.Checks{Engine: d.e, Ledger: d.pool, Persister: stats}
-	if err := adm.serve(admin.Config{Registry: reg, Checks: checks, Build: ptr(build())}, log, func(err error) {
-		adminErr = err
-		cancel()
-	}); err != nil {
-		return err
-	}
-	// /readyz answers 503 as soon as the shutdown begins.
-	go func() {
-		<-runCtx.Done()
-		adm.beginShutdown()
-	}()
-	log.Info("persister started")
-	err = p.Run(runCtx)
-	if cerr := adm.close(); err == nil {
-		err = cerr
-	}
-	if err == nil && adminErr != nil {
-		err = adminErr
-	}
-	return err
+	return runRole(ctx, &cfg, *own, *adminAddr, role{started: "persister started", ledger: true,
+		build: func(d *deps, parts []int) (*running, error) {
+			p, err := persist.NewPersister(d.e, d.pool, persist.PersisterConfig{Partitions: parts, Consumer: *consumer,
+				DownstreamMaxLag: downstreamMaxLag(*maxLag), Logger: d.log.Named("persister")})
+			if err != nil {
+				return nil, err
+			}
+			stats := persisterStats(p)
+			return &running{run: p.Run, collectors: []prometheus.Collector{admin.PersisterCollector(stats)},
+				checks: admin.Checks{Persister: stats}}, nil
+		}})
 }
 
 func runReconcile(ctx context.Context, args []string, stdout, stderr *os.File) error {

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"time"
 
-	"github.com/shelfline/inventory/internal/admin"
-	"github.com/shelfline/inventory/persist"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shelfline/inventory/webhook"
 )
 
@@ -49,57 +48,13 @@ func runWebhooks(ctx context.Context, args []string, _, stderr *os.File) error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
-	if cfg.ledgerOff() {
-		return errNeedLedger
-	}
-	parts, err := parseParts(*own, cfg.Partitions)
-	if err != nil {
-		return fmt.Errorf("--own: %w", err)
-	}
-	adm, err := listenAdmin(*adminAddr)
-	if err != nil {
-		return err
-	}
-	defer adm.close() //nolint:errcheck // closed below; this is for the early returns
-	d, stop, err := start(ctx, &cfg)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	log := d.log
-	if err := persist.Migrate(ctx, d.pool); err != nil {
-		return err
-	}
-	w, err := webhook.NewDispatcher(d.e, d.pool, webhook.Config{Partitions: parts, Consumer: *consumer,
-		AllowPrivate: *allowPrivate, Retention: webhookRetention(*retention), Logger: log.Named("webhooks")})
-	if err != nil {
-		return err
-	}
-	reg := newRegistry()
-	if err := admin.Register(reg, w.Collector(), admin.StreamCollector(d.e)); err != nil {
-		return err
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var adminErr error
-	checks := admin.Checks{Engine: d.e, Ledger: d.pool}
-	if err := adm.serve(admin.Config{Registry: reg, Checks: checks, Build: ptr(build())}, log, func(err error) {
-		adminErr = err
-		cancel()
-	}); err != nil {
-		return err
-	}
-	go func() {
-		<-runCtx.Done()
-		adm.beginShutdown()
-	}()
-	log.Info("webhook workers started")
-	err = w.Run(runCtx)
-	if cerr := adm.close(); err == nil {
-		err = cerr
-	}
-	if err == nil && adminErr != nil {
-		err = adminErr
-	}
-	return err
+	return runRole(ctx, &cfg, *own, *adminAddr, role{started: "webhook workers started", ledger: true,
+		build: func(d *deps, parts []int) (*running, error) {
+			w, err := webhook.NewDispatcher(d.e, d.pool, webhook.Config{Source: webhook.Source{Partitions: parts, Consumer: *consumer},
+				AllowPrivate: *allowPrivate, Retention: webhookRetention(*retention), Logger: d.log.Named("webhooks")})
+			if err != nil {
+				return nil, err
+			}
+			return &running{run: w.Run, collectors: []prometheus.Collector{w.Collector()}}, nil
+		}})
 }

@@ -10,6 +10,7 @@ package groupread
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -41,6 +42,75 @@ func ConsumerName(name, fallback string) string {
 		host = fallback
 	}
 	return host + "-" + strconv.Itoa(os.Getpid())
+}
+
+// Source says which partitions' streams a worker follows through which
+// consumer group, and how it reads them: the settings the Kafka relay and
+// the webhook workers share (their Configs embed it).
+type Source struct {
+	// Partitions lists the partitions whose streams the worker reads.
+	// Defaults to all of the engine's.
+	Partitions []int
+	// Group is the consumer group. Defaults to the worker's own group.
+	Group string
+	// Consumer names this worker in the group. Defaults to
+	// "<hostname>-<pid>".
+	Consumer string
+	// BatchSize is the most stream entries read at once. Defaults to 500.
+	BatchSize int
+	// Block is how long one read waits for new entries; stopping takes up
+	// to this long. Defaults to 1s.
+	Block time.Duration
+	// ClaimIdle is how long an entry must sit unacknowledged on another
+	// consumer of the group before this one takes it over. Defaults to 10s.
+	ClaimIdle time.Duration
+}
+
+// WithDefaults returns s with its defaults filled in: every partition of
+// e, group, and "<hostname>-<pid>" (fallback for a host without a name).
+func (s Source) WithDefaults(e *engine.Engine, group, fallback string) Source {
+	s.Partitions = Partitions(e, s.Partitions)
+	if s.Group == "" {
+		s.Group = group
+	}
+	s.Consumer = ConsumerName(s.Consumer, fallback)
+	if s.BatchSize == 0 {
+		s.BatchSize = 500
+	}
+	if s.Block == 0 {
+		s.Block = time.Second
+	}
+	if s.ClaimIdle == 0 {
+		s.ClaimIdle = 10 * time.Second
+	}
+	return s
+}
+
+// Validate checks a Source with its defaults filled in, against e's
+// partitions; its errors start with what ("relay config") and name the
+// field.
+func (s Source) Validate(e *engine.Engine, what string) error {
+	for _, p := range s.Partitions {
+		if p < 0 || p >= e.Partitions() {
+			return fmt.Errorf("%s: Partitions: %d outside 0..%d", what, p, e.Partitions()-1)
+		}
+	}
+	switch {
+	case s.BatchSize < 1:
+		return fmt.Errorf("%s: BatchSize must be positive", what)
+	case s.Block < time.Millisecond:
+		return fmt.Errorf("%s: Block must be at least 1ms", what)
+	}
+	return nil
+}
+
+// Reader returns a reader of partition p's stream as s says; takeOver is
+// Config.TakeOver.
+func (s Source) Reader(e *engine.Engine, p int, takeOver bool) *Reader {
+	return New(e, p, Config{
+		Consumer: engine.Consumer{Group: s.Group, Name: s.Consumer},
+		Count:    s.BatchSize, Block: s.Block, ClaimIdle: s.ClaimIdle, TakeOver: takeOver,
+	})
 }
 
 // Config configures a Reader.
