@@ -479,7 +479,14 @@ func (p *Persister) runPartition(ctx context.Context, part int) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				p.failed(ctx, st, err, log)
+				if gs, ok, gerr := p.e.GroupState(ctx, part, p.cfg.Group); gerr == nil && ok && gs.Unacked == 0 {
+					// Nothing to write: PostgreSQL being out of reach
+					// fails no write yet (as before the fence was read).
+					p.setLag(st, 0)
+					p.succeeded(ctx, st, log)
+				} else {
+					p.failed(ctx, st, err, log)
+				}
 				log.Warn("read the rebuild fence, retrying", zap.Error(err))
 				p.wait(ctx, st, backoff)
 				backoff = nextBackoff(backoff, p.cfg.RetryMax)
