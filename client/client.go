@@ -57,6 +57,7 @@ type Client struct {
 	hc          *http.Client
 	maxAttempts int
 	backoffCap  time.Duration
+	feedIdle    time.Duration
 }
 
 // Option configures a Client.
@@ -85,7 +86,7 @@ func WithBackoffCap(d time.Duration) Option { return func(c *Client) { c.backoff
 // /v1) that authenticates with token.
 func New(baseURL, token string, opts ...Option) *Client {
 	c := &Client{base: strings.TrimRight(baseURL, "/"), token: token, hc: http.DefaultClient,
-		maxAttempts: DefaultMaxAttempts, backoffCap: DefaultBackoffCap}
+		maxAttempts: DefaultMaxAttempts, backoffCap: DefaultBackoffCap, feedIdle: DefaultFeedIdleTimeout}
 	for _, o := range opts {
 		o(c)
 	}

@@ -38,6 +38,10 @@ type EventStream struct {
 	lastID string
 	body   io.ReadCloser
 	rd     *bufio.Reader
+	// watch ends the connection (connCancel) when the feed stays silent
+	// (idle.go).
+	watch      *idleWatch
+	connCancel context.CancelFunc
 }
 
 // Events opens the event feed. Cancel ctx or call Close to end it.
@@ -58,10 +62,20 @@ func (s *EventStream) LastEventID() string { return s.lastID }
 // Close ends the stream.
 func (s *EventStream) Close() error {
 	s.cancel()
+	s.endConn()
 	if s.body != nil {
 		return s.body.Close()
 	}
 	return nil
+}
+
+// endConn stops the idle watch and ends the connection's context.
+func (s *EventStream) endConn() {
+	s.watch.done()
+	if s.connCancel != nil {
+		s.connCancel()
+		s.connCancel = nil
+	}
 }
 
 func (s *EventStream) connect() error {
@@ -73,17 +87,26 @@ func (s *EventStream) connect() error {
 	if s.lastID != "" {
 		hdr.Set("Last-Event-ID", s.lastID)
 	}
-	res, err := s.c.send(s.ctx, http.MethodGet, "/v1/events", q, nil, hdr, nil)
+	// The connection's own context: cancelling it aborts a read that
+	// waits on a silent connection.
+	cctx, ccancel := context.WithCancel(s.ctx)
+	res, err := s.c.send(cctx, http.MethodGet, "/v1/events", q, nil, hdr, nil)
 	if err != nil {
+		ccancel()
 		return err
 	}
 	if res.StatusCode != http.StatusOK {
+		defer ccancel()
 		defer res.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
 		return problemFrom(&response{status: res.StatusCode, header: res.Header, body: b})
 	}
 	s.body = res.Body
-	s.rd = bufio.NewReader(res.Body)
+	// A feed silent past the idle timeout has its connection ended, so the
+	// read fails and Next reconnects from the last position.
+	s.connCancel = ccancel
+	s.watch = newIdleWatch(s.c.feedIdle, ccancel)
+	s.rd = bufio.NewReader(watchedReader{r: res.Body, w: s.watch})
 	return nil
 }
 
@@ -108,6 +131,7 @@ func (s *EventStream) Next() (FeedMessage, error) {
 		if failures >= s.c.maxAttempts {
 			return FeedMessage{}, fmt.Errorf("inventory API: event feed: %w", err)
 		}
+		s.endConn()
 		if s.body != nil {
 			s.body.Close()
 			s.body, s.rd = nil, nil

@@ -40,7 +40,10 @@ type WebSocketStream struct {
 	mu     sync.Mutex
 	conn   *websocket.Conn // nil while disconnected
 	closed bool            // Close was called
-	stop   func() bool     // ends the context watch
+	// watch closes conn when a read waits past the idle timeout with
+	// nothing arriving, not even the server's ping (idle.go).
+	watch *idleWatch
+	stop  func() bool // ends the context watch
 }
 
 // WebSocketEvents opens the event feed over WebSocket (GET /v1/ws), with
@@ -73,6 +76,7 @@ func (s *WebSocketStream) Close() error {
 	s.mu.Lock()
 	conn := s.conn
 	s.conn, s.closed = nil, true
+	s.watch.done()
 	s.mu.Unlock()
 	var err error
 	if conn != nil {
@@ -90,6 +94,7 @@ func (s *WebSocketStream) closeConn() {
 		_ = s.conn.CloseNow()
 		s.conn = nil
 	}
+	s.watch.done()
 }
 
 // ended returns the reason the stream ended (its context's error; Close
@@ -162,7 +167,15 @@ func (s *WebSocketStream) connect() error {
 	if s.c.token != "" {
 		hdr.Set("Authorization", "Bearer "+s.c.token)
 	}
-	conn, res, err := websocket.Dial(s.ctx, u, &websocket.DialOptions{HTTPClient: s.c.hc, HTTPHeader: hdr})
+	// The server pings every heartbeat; a ping, like a message, shows the
+	// connection alive. The watch is set before the first read, which is
+	// where the library calls OnPingReceived.
+	var watch *idleWatch
+	conn, res, err := websocket.Dial(s.ctx, u, &websocket.DialOptions{HTTPClient: s.c.hc, HTTPHeader: hdr,
+		OnPingReceived: func(context.Context, []byte) bool {
+			watch.wait()
+			return true
+		}})
 	if err != nil {
 		if res != nil && res.StatusCode != http.StatusSwitchingProtocols {
 			// The library keeps the first KiB of the body: enough for a
@@ -180,6 +193,9 @@ func (s *WebSocketStream) connect() error {
 		return context.Canceled
 	}
 	s.conn = conn
+	s.watch.done()
+	watch = newIdleWatch(s.c.feedIdle, func() { _ = conn.CloseNow() })
+	s.watch = watch
 	s.mu.Unlock()
 	// The server opens every feed with its position (or the gap); until it
 	// is read, a reconnect would start over from lastID.
@@ -199,6 +215,7 @@ func (s *WebSocketStream) drop(conn *websocket.Conn) {
 	s.mu.Lock()
 	if s.conn == conn {
 		s.conn = nil
+		s.watch.done()
 	}
 	s.mu.Unlock()
 	_ = conn.CloseNow()
@@ -268,7 +285,12 @@ type wsMessage struct {
 // read reads one message from conn and moves the position past it.
 // position is true for a message that carries the position alone.
 func (s *WebSocketStream) read(conn *websocket.Conn) (m FeedMessage, position bool, err error) {
+	s.mu.Lock()
+	watch := s.watch
+	s.mu.Unlock()
+	watch.wait()
 	typ, b, err := conn.Read(s.ctx)
+	watch.done()
 	if err != nil {
 		return FeedMessage{}, false, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -27,6 +26,10 @@ type tcpProxy struct {
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
 	accepted int
+	// frozen: the connections accepted up to this count forward nothing
+	// any more, yet stay open, as behind a network device that dropped
+	// them silently.
+	frozen int
 	// requests are the first lines of the requests it carried.
 	requests []string
 }
@@ -69,6 +72,7 @@ func (p *tcpProxy) forward(c net.Conn) {
 	}
 	p.mu.Lock()
 	p.accepted++
+	idx := p.accepted
 	p.conns[c], p.conns[up] = true, true
 	p.mu.Unlock()
 	defer func() {
@@ -81,7 +85,7 @@ func (p *tcpProxy) forward(c net.Conn) {
 	}()
 	done := make(chan struct{}, 2)
 	go func() {
-		_, _ = io.Copy(c, up)
+		_ = p.copy(c, up, idx)
 		done <- struct{}{}
 	}()
 	go func() {
@@ -96,11 +100,48 @@ func (p *tcpProxy) forward(c net.Conn) {
 			_, _ = up.Write(b[:n])
 		}
 		if err == nil {
-			_, _ = io.Copy(up, c)
+			_ = p.copy(up, c, idx)
 		}
 		done <- struct{}{}
 	}()
 	<-done
+}
+
+// copy forwards src to dst, dropping what arrives once connection idx is
+// frozen.
+func (p *tcpProxy) copy(dst, src net.Conn, idx int) error {
+	b := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(b)
+		if n > 0 {
+			p.mu.Lock()
+			frozen := idx <= p.frozen
+			p.mu.Unlock()
+			if !frozen {
+				if _, werr := dst.Write(b[:n]); werr != nil {
+					return werr
+				}
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// freeze makes every connection it carries now forward nothing more, in
+// either direction, without closing it; later connections forward as
+// usual.
+func (p *tcpProxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.frozen = p.accepted
+}
+
+func (p *tcpProxy) connections() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
 }
 
 // cut closes every connection it carries.
