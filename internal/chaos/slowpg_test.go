@@ -29,7 +29,10 @@ func TestSlowPostgresLag(t *testing.T) {
 		}
 		return n
 	}
-	slow := pick(3*time.Second, 30*time.Second)
+	// The worker updates its lag between batches, and with 300 ms per
+	// round trip one batch transaction takes about 3 s: the slow window
+	// must hold more than one batch for a sample to show the growth.
+	slow := pick(7*time.Second, 30*time.Second)
 	tr := newTraffic(t, w.e, trafficCfg{stores: []string{"s1", "s2"}, skus: []string{"sofa", "lamp"}, initial: 100000,
 		workers: 4, ops: pick(4000, 100000), dur: slow + pick(3*time.Second, 15*time.Second),
 		// about 2,000 operations a second in all: the traffic lasts through
