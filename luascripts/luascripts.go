@@ -65,7 +65,7 @@ for i = 7, #ARGV do
   local ok, res = pcall(run_one, ARGV[i])
   if not ok then
     local msg = string.gsub(tostring(res), '[\t\n]', ' ')
-    local code = string.match(msg, 'CORRUPT.*$') or string.match(msg, 'OOM .*$')
+    local code = string.match(msg, 'CORRUPT.*$')
     out[#out + 1] = { 'error', code or ('INVALID request: ' .. msg) }
   elseif res.err then
     out[#out + 1] = { 'error', res.err .. ' ' .. res.detail }

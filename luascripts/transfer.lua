@@ -403,18 +403,24 @@ TREADS.transfer_get = function(req)
   return t_reply(r)
 end
 
--- transfer_get_many answers the records of req.ids found here.
-TREADS.transfer_get_many = function(req)
-  if type(req.ids) ~= 'table' or #req.ids > 1000 then return fail('INVALID', 'ids') end
+-- t_records answers the records of ids found here, in order, as
+-- 'transfer', json pairs.
+local function t_records(ids)
   local out = {}
-  for i = 1, #req.ids do
-    local r = t_load(transfer_key(req.ids[i]), req.ids[i])
+  for i = 1, #ids do
+    local r = t_load(transfer_key(ids[i]), ids[i])
     if r then
       out[#out + 1] = 'transfer'
       out[#out + 1] = t_json(r)
     end
   end
   return out
+end
+
+-- transfer_get_many answers the records of req.ids found here.
+TREADS.transfer_get_many = function(req)
+  if type(req.ids) ~= 'table' or #req.ids > 1000 then return fail('INVALID', 'ids') end
+  return t_records(req.ids)
 end
 
 -- Upkeep (no events: no stock changes). transfer_forget deletes, at the
@@ -454,15 +460,7 @@ TREADS.transfer_open = function(req)
   if not is_id(req.store) then return fail('INVALID', 'store') end
   local ids = redis.call('SMEMBERS', store_incoming_key(req.store))
   table.sort(ids)
-  local out = {}
-  for i = 1, #ids do
-    local r = t_load(transfer_key(ids[i]), ids[i])
-    if r then
-      out[#out + 1] = 'transfer'
-      out[#out + 1] = t_json(r)
-    end
-  end
-  return out
+  return t_records(ids)
 end
 
 -- transfer_list answers up to limit ids after the cursor "<created ms>:<id>"
